@@ -1,0 +1,1 @@
+//! bpfman-api (work in progress).

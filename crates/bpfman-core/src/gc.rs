@@ -1,0 +1,279 @@
+//! Garbage collection: which recorded or pinned things are stale, and why.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::action::Action;
+use crate::model::{LinkRecord, MapRecord, ProgramRecord};
+use crate::{LinkId, ProgramId};
+
+/// A bpffs entry found under `<fs>` (top two levels).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsEntry {
+    /// Absolute path.
+    pub path: String,
+    /// True for directories.
+    pub is_dir: bool,
+}
+
+/// Facts gathered by the manager for `plan_gc`.
+#[derive(Debug, Clone, Default)]
+pub struct GcSnapshot {
+    /// Program rows.
+    pub programs: Vec<ProgramRecord>,
+    /// Map rows.
+    pub maps: Vec<MapRecord>,
+    /// Link rows.
+    pub links: Vec<LinkRecord>,
+    /// Kernel program ids alive now.
+    pub live_programs: BTreeSet<u32>,
+    /// Kernel link ids alive now.
+    pub live_links: BTreeSet<u32>,
+    /// Pin files that exist (absolute paths).
+    pub pins: BTreeSet<String>,
+    /// Numbered directories directly under `<fs>` (program id → path), and whether each is empty.
+    pub program_dirs: BTreeMap<ProgramId, (String, bool)>,
+    /// Pins directly under `<fs>/links`, by link id.
+    pub link_pins: BTreeMap<LinkId, String>,
+}
+
+/// One stale item, why it is stale, and what pruning does about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcItem {
+    /// What kind of thing (`program`, `link`, `map`, `pin`, `directory`).
+    pub kind: String,
+    /// Which one (an id or a path).
+    pub subject: String,
+    /// Why it is stale.
+    pub reason: String,
+    /// The effects that remove it, in order.
+    pub actions: Vec<Action>,
+}
+
+/// Computes the stale items of a snapshot. Live programs, and anything not
+/// created by bpfman (non-numeric entries under `<fs>`), are never touched.
+pub fn plan_gc(s: &GcSnapshot) -> Vec<GcItem> {
+    let mut items = Vec::new();
+    let mut dead_programs: BTreeSet<ProgramId> = BTreeSet::new();
+
+    for p in &s.programs {
+        let reason = if !s.live_programs.contains(&p.id) {
+            Some("its kernel program is gone")
+        } else if !s.pins.contains(&p.pin_path) {
+            Some("its pin is gone")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            dead_programs.insert(p.id);
+            let mut actions = Vec::new();
+            if s.pins.contains(&p.pin_path) {
+                actions.push(Action::Unpin {
+                    path: p.pin_path.clone(),
+                });
+            }
+            actions.push(Action::DeleteProgram { id: p.id });
+            items.push(GcItem {
+                kind: "program".into(),
+                subject: format!("{} ({})", p.id, p.name),
+                reason: format!("program row {} '{}': {reason}", p.id, p.name),
+                actions,
+            });
+        }
+    }
+
+    // Links: a row whose pin or kernel link is gone, or whose program is being removed.
+    let mut dead_links = BTreeSet::new();
+    for l in &s.links {
+        let reason = if dead_programs.contains(&l.program_id) {
+            Some("its program is stale")
+        } else if !s.pins.contains(&l.pin_path) {
+            Some("its pin is gone")
+        } else if l.kernel_link_id.is_some_and(|k| !s.live_links.contains(&k)) {
+            Some("its kernel link is gone")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            dead_links.insert(l.id);
+            let mut actions = Vec::new();
+            if s.pins.contains(&l.pin_path) {
+                actions.push(Action::Unpin {
+                    path: l.pin_path.clone(),
+                });
+            }
+            actions.push(Action::DeleteLink { id: l.id });
+            items.push(GcItem {
+                kind: "link".into(),
+                subject: l.id.to_string(),
+                reason: format!("link row {} of program {}: {reason}", l.id, l.program_id),
+                actions,
+            });
+        }
+    }
+
+    // Link pins with no row.
+    let link_rows: BTreeSet<LinkId> = s.links.iter().map(|l| l.id).collect();
+    for (id, path) in &s.link_pins {
+        if !link_rows.contains(id) {
+            items.push(GcItem {
+                kind: "pin".into(),
+                subject: path.clone(),
+                reason: format!("link pin {path} has no link row"),
+                actions: vec![Action::Unpin { path: path.clone() }],
+            });
+        }
+    }
+
+    // Owner directories still in use by a live program row.
+    let live_rows: Vec<&ProgramRecord> = s
+        .programs
+        .iter()
+        .filter(|p| !dead_programs.contains(&p.id))
+        .collect();
+    let dir_in_use = |dir_id: ProgramId| {
+        live_rows
+            .iter()
+            .any(|p| p.id == dir_id || p.map_owner_id == dir_id)
+    };
+
+    // Map rows whose owner directory is no longer used by any live program.
+    let mut owners_with_rows: BTreeSet<ProgramId> = BTreeSet::new();
+    for m in &s.maps {
+        owners_with_rows.insert(m.owner_id);
+    }
+    for owner in &owners_with_rows {
+        if !dir_in_use(*owner) {
+            items.push(GcItem {
+                kind: "map".into(),
+                subject: format!("maps of {owner}"),
+                reason: format!("map rows of directory {owner}: no live program uses them"),
+                actions: vec![Action::DeleteMaps { owner_id: *owner }],
+            });
+        }
+    }
+
+    // Numbered directories with no live program using them.
+    for (id, (path, empty)) in &s.program_dirs {
+        if dir_in_use(*id) {
+            continue;
+        }
+        let reason = if *empty {
+            format!("directory {path} is empty and no program uses it")
+        } else {
+            format!("pin directory {path} has no program row using it")
+        };
+        items.push(GcItem {
+            kind: "directory".into(),
+            subject: path.clone(),
+            reason,
+            actions: vec![Action::RemoveTree { path: path.clone() }],
+        });
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kind::ProgramKind;
+    use crate::spec::{AttachSpec, BytecodeSource};
+
+    fn prog(id: u32, owner: u32) -> ProgramRecord {
+        ProgramRecord {
+            id,
+            name: format!("p{id}"),
+            kind: ProgramKind::Tracepoint,
+            section: "tracepoint/a/b".into(),
+            attach_fn: None,
+            source: BytecodeSource::File {
+                path: "/x.o".into(),
+            },
+            metadata: Default::default(),
+            global_data: Default::default(),
+            map_owner_id: owner,
+            map_pin_path: format!("/fs/{owner}"),
+            pin_path: format!("/fs/{id}/p{id}"),
+            created_at: 0,
+        }
+    }
+
+    fn link(id: u32, prog: u32, klink: u32) -> LinkRecord {
+        LinkRecord {
+            id,
+            program_id: prog,
+            spec: AttachSpec::Tracepoint {
+                tracepoint: Some("a/b".into()),
+            },
+            pin_path: format!("/fs/links/{id}"),
+            kernel_link_id: Some(klink),
+            metadata: Default::default(),
+            created_at: 0,
+        }
+    }
+
+    fn healthy() -> GcSnapshot {
+        let mut s = GcSnapshot::default();
+        s.programs.push(prog(10, 10));
+        s.live_programs.insert(10);
+        s.pins.insert("/fs/10/p10".into());
+        s.program_dirs.insert(10, ("/fs/10".into(), false));
+        s.links.push(link(1, 10, 55));
+        s.live_links.insert(55);
+        s.pins.insert("/fs/links/1".into());
+        s.link_pins.insert(1, "/fs/links/1".into());
+        s
+    }
+
+    #[test]
+    fn clean_state_has_nothing_to_collect() {
+        assert!(plan_gc(&healthy()).is_empty());
+    }
+
+    #[test]
+    fn dead_program_takes_its_links_and_dir() {
+        let mut s = healthy();
+        s.live_programs.clear();
+        let items = plan_gc(&s);
+        let kinds: Vec<_> = items.iter().map(|i| i.kind.as_str()).collect();
+        assert_eq!(kinds, ["program", "link", "directory"]);
+        assert!(items[0].actions.contains(&Action::DeleteProgram { id: 10 }));
+    }
+
+    #[test]
+    fn orphan_pins_and_dirs_are_found() {
+        let mut s = healthy();
+        s.link_pins.insert(7, "/fs/links/7".into());
+        s.program_dirs.insert(99, ("/fs/99".into(), true));
+        let items = plan_gc(&s);
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[0].actions,
+            vec![Action::Unpin {
+                path: "/fs/links/7".into()
+            }]
+        );
+        assert!(items[1].reason.contains("empty"));
+    }
+
+    #[test]
+    fn shared_map_dir_survives_owner_unload() {
+        let mut s = GcSnapshot::default();
+        // Program 11 uses the maps of 10, which was unloaded.
+        s.programs.push(prog(11, 10));
+        s.live_programs.insert(11);
+        s.pins.insert("/fs/11/p11".into());
+        s.program_dirs.insert(10, ("/fs/10".into(), false));
+        s.program_dirs.insert(11, ("/fs/11".into(), false));
+        assert!(plan_gc(&s).is_empty());
+    }
+
+    #[test]
+    fn link_with_dead_kernel_link_is_stale() {
+        let mut s = healthy();
+        s.live_links.clear();
+        let items = plan_gc(&s);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].kind, "link");
+    }
+}

@@ -1,0 +1,36 @@
+//! bpfman-core: the pure heart of bpfman.
+//!
+//! Domain types (programs, maps, links, volumes), parsing and validation of
+//! user input, and planners that turn a snapshot of facts into decisions
+//! (`plan_gc`, `plan_volume`, `plan_load`). Nothing here performs I/O: the
+//! manager fetches facts, calls a planner, and executes the returned actions.
+
+pub mod action;
+pub mod error;
+pub mod gc;
+pub mod kind;
+pub mod metadata;
+pub mod model;
+pub mod paths;
+pub mod section;
+pub mod spec;
+pub mod volume;
+
+pub use error::CoreError;
+pub use kind::ProgramKind;
+pub use metadata::{Metadata, Selector};
+pub use model::{
+    KernelMapInfo, KernelProgramInfo, LinkRecord, LinkView, MapRecord, MapView, ProgramRecord,
+    ProgramView, VolumeRecord,
+};
+pub use paths::RuntimePaths;
+pub use spec::{AttachSpec, BytecodeSource, LoadSpec, ProgramRequest};
+
+/// A kernel program id. bpfman uses the kernel's id as the program's id.
+pub type ProgramId = u32;
+/// A bpfman link id: allocated by bpfman, stable across restarts.
+pub type LinkId = u32;
+/// Metadata key that names the application a program belongs to.
+pub const APPLICATION_KEY: &str = "bpfman.io/application";
+/// Metadata key that upstream's `csi.bpfman.io/program` attribute matches.
+pub const PROGRAM_NAME_KEY: &str = "bpfman.io/ProgramName";

@@ -1,0 +1,586 @@
+//! What a user asks for: load and attach specifications, validated purely.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::ProgramId;
+use crate::error::{CoreError, invalid};
+use crate::kind::ProgramKind;
+use crate::metadata::{self, Metadata};
+use crate::section::parse_section;
+
+/// Where bytecode comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BytecodeSource {
+    /// An ELF object on the node.
+    File {
+        /// Absolute path of the object.
+        path: String,
+    },
+    /// An OCI image (reference and the digest it resolved to).
+    Image {
+        /// Image reference as given.
+        url: String,
+        /// Manifest digest, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+    },
+}
+
+/// One program to load from the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramRequest {
+    /// Function name in the object.
+    pub name: String,
+    /// Kind, when the user gave one; otherwise taken from the ELF section.
+    pub kind: Option<ProgramKind>,
+    /// fentry/fexit target function, when given (else from the section).
+    pub attach_fn: Option<String>,
+}
+
+/// Global variable overrides: name → raw bytes.
+pub type GlobalData = BTreeMap<String, Vec<u8>>;
+
+/// A load request: one object, one or more programs, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadSpec {
+    /// Where the object comes from.
+    pub source: BytecodeSource,
+    /// Programs to load; empty means every program the object holds.
+    pub programs: Vec<ProgramRequest>,
+    /// Labels stored with every program of the load.
+    pub metadata: Metadata,
+    /// Global variable overrides.
+    pub global_data: GlobalData,
+    /// Share the maps of this already-loaded program.
+    pub map_owner_id: Option<ProgramId>,
+}
+
+impl LoadSpec {
+    /// Validates everything that can be checked without the system.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        metadata::validate(&self.metadata)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.programs {
+            validate_symbol("program name", &p.name)?;
+            if !seen.insert(&p.name) {
+                return Err(invalid(format!("program '{}' is named twice", p.name)));
+            }
+            if let Some(f) = &p.attach_fn {
+                validate_symbol("attach function", f)?;
+            }
+        }
+        for (name, bytes) in &self.global_data {
+            validate_global_name(name)?;
+            if bytes.is_empty() {
+                return Err(invalid(format!("global data for '{name}' is empty")));
+            }
+        }
+        if let BytecodeSource::File { path } = &self.source {
+            if path.is_empty() {
+                return Err(invalid("bytecode path is empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a C identifier-like symbol (program, function) name.
+pub fn validate_symbol(what: &str, s: &str) -> Result<(), CoreError> {
+    if s.is_empty() {
+        return Err(invalid(format!("{what} is empty")));
+    }
+    if s.len() > 255 {
+        return Err(invalid(format!("{what} '{s}' is longer than 255 bytes")));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$'))
+    {
+        return Err(invalid(format!(
+            "{what} '{s}' may hold only letters, digits, '_', '.' and '$'"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_global_name(s: &str) -> Result<(), CoreError> {
+    validate_symbol("global variable name", s)
+}
+
+/// Parses `NAME=HEX` (hex digits, even count, optional `0x`) into a global override.
+pub fn parse_global(s: &str) -> Result<(String, Vec<u8>), CoreError> {
+    let (name, hex) = s
+        .split_once('=')
+        .ok_or_else(|| invalid(format!("'{s}' is not NAME=HEX")))?;
+    validate_global_name(name)?;
+    let bytes = parse_hex(hex).map_err(|why| invalid(format!("global data '{name}': {why}")))?;
+    Ok((name.to_string(), bytes))
+}
+
+/// Decodes a hex string (`0x` prefix allowed) into bytes.
+pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
+    let h = hex
+        .strip_prefix("0x")
+        .or_else(|| hex.strip_prefix("0X"))
+        .unwrap_or(hex);
+    if h.is_empty() {
+        return Err("hex value is empty".into());
+    }
+    if h.len() % 2 != 0 {
+        return Err(format!("hex value '{hex}' has an odd number of digits"));
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| format!("'{hex}' is not hexadecimal"))
+        })
+        .collect()
+}
+
+/// Encodes bytes as lowercase hex (for display and JSON).
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// XDP attach mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Driver (native) mode.
+    #[default]
+    Native,
+    /// Generic (skb) mode.
+    Skb,
+}
+
+/// Traffic direction for TC and TCX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Ingress hook.
+    Ingress,
+    /// Egress hook.
+    Egress,
+}
+
+impl std::str::FromStr for Direction {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        match s {
+            "ingress" => Ok(Direction::Ingress),
+            "egress" => Ok(Direction::Egress),
+            _ => Err(invalid(format!(
+                "direction '{s}' must be 'ingress' or 'egress'"
+            ))),
+        }
+    }
+}
+
+/// Where and how to attach a program. Optional targets are filled from the
+/// program's ELF section by [`AttachSpec::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum AttachSpec {
+    /// A tracepoint, `GROUP/NAME`.
+    Tracepoint {
+        /// `GROUP/NAME`; `None` = from the section.
+        tracepoint: Option<String>,
+    },
+    /// kprobe or kretprobe.
+    Kprobe {
+        /// Kernel function; `None` = from the section.
+        fn_name: Option<String>,
+        /// Offset into the function.
+        offset: u64,
+        /// Return probe.
+        retprobe: bool,
+        /// Container pid recorded with the link.
+        container_pid: Option<i32>,
+    },
+    /// uprobe or uretprobe.
+    Uprobe {
+        /// Binary or library.
+        target: String,
+        /// Symbol (may be absent when the offset alone locates the probe).
+        fn_name: Option<String>,
+        /// Offset (from the symbol, or from the start of the file).
+        offset: u64,
+        /// Only this process.
+        pid: Option<i32>,
+        /// Return probe.
+        retprobe: bool,
+        /// Container pid whose view of the target is used.
+        container_pid: Option<i32>,
+    },
+    /// fentry: target fixed at load.
+    Fentry,
+    /// fexit: target fixed at load.
+    Fexit,
+    /// XDP through the dispatcher.
+    Xdp {
+        /// Interface name.
+        iface: String,
+        /// 1..=1000, lower runs first.
+        priority: i32,
+        /// Actions after which the chain continues.
+        proceed_on: Vec<i32>,
+        /// Network namespace file.
+        netns: Option<String>,
+        /// Attach mode.
+        mode: XdpMode,
+    },
+    /// TC through the dispatcher.
+    Tc {
+        /// Interface name.
+        iface: String,
+        /// Hook direction.
+        direction: Direction,
+        /// 1..=1000, lower runs first.
+        priority: i32,
+        /// Actions after which the chain continues.
+        proceed_on: Vec<i32>,
+        /// Network namespace file.
+        netns: Option<String>,
+    },
+    /// TCX multi-attach.
+    Tcx {
+        /// Interface name.
+        iface: String,
+        /// Hook direction.
+        direction: Direction,
+        /// 1..=1000, lower runs first.
+        priority: i32,
+        /// Network namespace file.
+        netns: Option<String>,
+    },
+}
+
+impl AttachSpec {
+    /// The program kinds this attach type accepts.
+    pub fn accepts(&self, kind: ProgramKind) -> bool {
+        match self {
+            AttachSpec::Tracepoint { .. } => kind == ProgramKind::Tracepoint,
+            AttachSpec::Kprobe { .. } => {
+                matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe)
+            }
+            AttachSpec::Uprobe { .. } => {
+                matches!(kind, ProgramKind::Uprobe | ProgramKind::Uretprobe)
+            }
+            AttachSpec::Fentry => kind == ProgramKind::Fentry,
+            AttachSpec::Fexit => kind == ProgramKind::Fexit,
+            AttachSpec::Xdp { .. } => kind == ProgramKind::Xdp,
+            AttachSpec::Tc { .. } => kind == ProgramKind::Tc,
+            AttachSpec::Tcx { .. } => kind == ProgramKind::Tcx,
+        }
+    }
+
+    /// Short name of the attach type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AttachSpec::Tracepoint { .. } => "tracepoint",
+            AttachSpec::Kprobe {
+                retprobe: false, ..
+            } => "kprobe",
+            AttachSpec::Kprobe { retprobe: true, .. } => "kretprobe",
+            AttachSpec::Uprobe {
+                retprobe: false, ..
+            } => "uprobe",
+            AttachSpec::Uprobe { retprobe: true, .. } => "uretprobe",
+            AttachSpec::Fentry => "fentry",
+            AttachSpec::Fexit => "fexit",
+            AttachSpec::Xdp { .. } => "xdp",
+            AttachSpec::Tc { .. } => "tc",
+            AttachSpec::Tcx { .. } => "tcx",
+        }
+    }
+
+    /// Checks the request against the program and fills defaults from its ELF section.
+    pub fn resolve(
+        self,
+        kind: ProgramKind,
+        section: &str,
+        program_name: &str,
+    ) -> Result<AttachSpec, CoreError> {
+        if !self.accepts(kind) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "program '{program_name}' is a {kind} program and cannot be attached as {}",
+                self.type_name()
+            )));
+        }
+        let from_section = parse_section(section).and_then(|s| s.target);
+        Ok(match self {
+            AttachSpec::Tracepoint { tracepoint } => {
+                let tp = tracepoint.or(from_section).ok_or_else(|| {
+                    invalid(format!(
+                        "program '{program_name}' (section '{section}') names no tracepoint: pass --tracepoint GROUP/NAME"
+                    ))
+                })?;
+                validate_tracepoint(&tp)?;
+                AttachSpec::Tracepoint {
+                    tracepoint: Some(tp),
+                }
+            }
+            AttachSpec::Kprobe {
+                fn_name,
+                offset,
+                container_pid,
+                ..
+            } => {
+                let f = fn_name.or(from_section).ok_or_else(|| {
+                    invalid(format!(
+                        "program '{program_name}' (section '{section}') names no function: pass --fn-name SYM"
+                    ))
+                })?;
+                validate_symbol("function name", &f)?;
+                AttachSpec::Kprobe {
+                    fn_name: Some(f),
+                    offset,
+                    retprobe: kind == ProgramKind::Kretprobe,
+                    container_pid,
+                }
+            }
+            AttachSpec::Uprobe {
+                target,
+                fn_name,
+                offset,
+                pid,
+                container_pid,
+                ..
+            } => {
+                if target.is_empty() {
+                    return Err(invalid("uprobe needs --target PATH"));
+                }
+                if target.contains('\0') {
+                    return Err(invalid("uprobe target contains a NUL byte"));
+                }
+                if let Some(f) = &fn_name {
+                    validate_symbol("function name", f)?;
+                }
+                if fn_name.is_none() && offset == 0 {
+                    return Err(invalid("uprobe needs --fn-name SYM or a non-zero --offset"));
+                }
+                if let Some(p) = pid.filter(|p| *p <= 0) {
+                    return Err(invalid(format!("pid {p} is not a process id")));
+                }
+                AttachSpec::Uprobe {
+                    target,
+                    fn_name,
+                    offset,
+                    pid,
+                    retprobe: kind == ProgramKind::Uretprobe,
+                    container_pid,
+                }
+            }
+            AttachSpec::Xdp {
+                ref iface,
+                priority,
+                ..
+            }
+            | AttachSpec::Tc {
+                ref iface,
+                priority,
+                ..
+            }
+            | AttachSpec::Tcx {
+                ref iface,
+                priority,
+                ..
+            } => {
+                validate_iface(iface)?;
+                if !(1..=1000).contains(&priority) {
+                    return Err(invalid(format!("priority {priority} is outside 1..=1000")));
+                }
+                self
+            }
+            other => other,
+        })
+    }
+
+    /// Human description of the attach point, e.g. `tracepoint sched/sched_switch`.
+    pub fn describe(&self) -> String {
+        match self {
+            AttachSpec::Tracepoint { tracepoint } => {
+                format!("tracepoint {}", tracepoint.as_deref().unwrap_or("?"))
+            }
+            AttachSpec::Kprobe {
+                fn_name, offset, ..
+            } => {
+                format!(
+                    "{} {}+{offset}",
+                    self.type_name(),
+                    fn_name.as_deref().unwrap_or("?")
+                )
+            }
+            AttachSpec::Uprobe {
+                target,
+                fn_name,
+                offset,
+                pid,
+                ..
+            } => {
+                let mut s = format!(
+                    "{} {target}:{}+{offset}",
+                    self.type_name(),
+                    fn_name.as_deref().unwrap_or("")
+                );
+                if let Some(p) = pid {
+                    s.push_str(&format!(" pid {p}"));
+                }
+                s
+            }
+            AttachSpec::Fentry => "fentry".into(),
+            AttachSpec::Fexit => "fexit".into(),
+            AttachSpec::Xdp {
+                iface, priority, ..
+            } => format!("xdp {iface} priority {priority}"),
+            AttachSpec::Tc {
+                iface,
+                direction,
+                priority,
+                ..
+            } => format!("tc {iface} {direction:?} priority {priority}").to_lowercase(),
+            AttachSpec::Tcx {
+                iface,
+                direction,
+                priority,
+                ..
+            } => format!("tcx {iface} {direction:?} priority {priority}").to_lowercase(),
+        }
+    }
+}
+
+/// Checks `GROUP/NAME` for a tracepoint (both parts identifier-like, so they are safe as path parts).
+pub fn validate_tracepoint(tp: &str) -> Result<(), CoreError> {
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && p != "."
+            && p != ".."
+    };
+    match tp.split_once('/') {
+        Some((g, n)) if ok_part(g) && ok_part(n) => Ok(()),
+        _ => Err(invalid(format!(
+            "tracepoint '{tp}' is not GROUP/NAME (e.g. sched/sched_switch)"
+        ))),
+    }
+}
+
+/// Checks an interface name (Linux IFNAMSIZ rules).
+pub fn validate_iface(iface: &str) -> Result<(), CoreError> {
+    if iface.is_empty()
+        || iface.len() > 15
+        || iface.contains('/')
+        || iface.chars().any(|c| c.is_whitespace() || c.is_control())
+        || iface == "."
+        || iface == ".."
+    {
+        return Err(invalid(format!("'{iface}' is not a valid interface name")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_parsing() {
+        assert_eq!(parse_hex("0x0102").unwrap(), vec![1, 2]);
+        assert_eq!(parse_hex("ff").unwrap(), vec![255]);
+        assert!(parse_hex("abc").is_err());
+        assert!(parse_hex("zz").is_err());
+        assert!(parse_hex("").is_err());
+        assert_eq!(
+            parse_global("GLOBAL_u8=01").unwrap(),
+            ("GLOBAL_u8".into(), vec![1])
+        );
+        assert!(parse_global("nohex").is_err());
+        assert_eq!(to_hex(&[1, 0xab]), "01ab");
+    }
+
+    #[test]
+    fn tracepoint_defaults_from_section() {
+        let spec = AttachSpec::Tracepoint { tracepoint: None }
+            .resolve(
+                ProgramKind::Tracepoint,
+                "tracepoint/sched/sched_switch",
+                "p",
+            )
+            .unwrap();
+        assert_eq!(
+            spec,
+            AttachSpec::Tracepoint {
+                tracepoint: Some("sched/sched_switch".into())
+            }
+        );
+        assert!(
+            AttachSpec::Tracepoint { tracepoint: None }
+                .resolve(ProgramKind::Tracepoint, "tracepoint", "p")
+                .is_err()
+        );
+        assert!(
+            AttachSpec::Tracepoint {
+                tracepoint: Some("../x".into())
+            }
+            .resolve(ProgramKind::Tracepoint, "tracepoint", "p")
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn kind_mismatch_is_refused() {
+        let e = AttachSpec::Tracepoint {
+            tracepoint: Some("a/b".into()),
+        }
+        .resolve(ProgramKind::Uprobe, "uprobe", "p")
+        .unwrap_err();
+        assert!(matches!(e, CoreError::FailedPrecondition(_)));
+    }
+
+    #[test]
+    fn retprobe_follows_program_kind() {
+        let s = AttachSpec::Uprobe {
+            target: "/bin/true".into(),
+            fn_name: Some("main".into()),
+            offset: 0,
+            pid: None,
+            retprobe: false,
+            container_pid: None,
+        }
+        .resolve(ProgramKind::Uretprobe, "uretprobe", "p")
+        .unwrap();
+        assert_eq!(s.type_name(), "uretprobe");
+    }
+
+    #[test]
+    fn load_spec_validation() {
+        let mut spec = LoadSpec {
+            source: BytecodeSource::File {
+                path: "/x.o".into(),
+            },
+            programs: vec![
+                ProgramRequest {
+                    name: "a".into(),
+                    kind: None,
+                    attach_fn: None,
+                },
+                ProgramRequest {
+                    name: "a".into(),
+                    kind: None,
+                    attach_fn: None,
+                },
+            ],
+            metadata: Metadata::new(),
+            global_data: GlobalData::new(),
+            map_owner_id: None,
+        };
+        assert!(spec.validate().is_err());
+        spec.programs.pop();
+        assert!(spec.validate().is_ok());
+        spec.programs[0].name = "a/../b".into();
+        assert!(spec.validate().is_err());
+    }
+}

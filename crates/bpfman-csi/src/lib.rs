@@ -1,0 +1,1 @@
+//! bpfman-csi (work in progress).

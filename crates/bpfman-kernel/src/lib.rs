@@ -1,0 +1,1 @@
+//! bpfman-kernel (work in progress).

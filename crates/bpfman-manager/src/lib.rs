@@ -1,0 +1,1 @@
+//! bpfman-manager (work in progress).

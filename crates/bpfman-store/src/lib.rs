@@ -1,0 +1,1 @@
+//! bpfman-store (work in progress).
