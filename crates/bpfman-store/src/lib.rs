@@ -1,1 +1,325 @@
-//! bpfman-store (work in progress).
+//! bpfman-store: SQLite persistence for bpfman's records.
+//!
+//! One database file (`<runtime>/db/store.db`) holds the programs bpfman
+//! loaded (with their metadata labels), the maps pinned for them, the links it
+//! made, and the CSI volumes it published. Reads go through [`Store`]; every
+//! write goes through [`Store::write`], which runs a closure inside one
+//! IMMEDIATE transaction so a manager operation commits all of its rows or none.
+//!
+//! The schema is versioned with `PRAGMA user_version` and migrated on open.
+//! Several connections (several processes) may share the file: WAL mode lets
+//! readers run beside the writer, and writers queue behind a 30 s busy timeout.
+
+mod error;
+mod queries;
+mod schema;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bpfman_core::action::Action;
+use bpfman_core::{LinkRecord, MapRecord, ProgramKind, ProgramRecord, Selector, VolumeRecord};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use error::{Result, StoreError};
+pub use schema::SCHEMA_VERSION;
+
+/// How long a writer waits for another connection's write transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Retries `f` while SQLite reports the database busy, up to [`BUSY_TIMEOUT`].
+///
+/// Switching the journal mode of a fresh file needs an exclusive lock, and
+/// SQLite answers BUSY at once (without its busy handler, to avoid deadlock)
+/// when another connection is opening the same file at that moment.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(e) if error::is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A connection to bpfman's database. Not `Sync`: share it behind a lock, or
+/// open one `Store` per thread (they coordinate through SQLite's locks).
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the database at `path` (creating the file, not its directory) and
+    /// migrates it to [`SCHEMA_VERSION`]. Uses WAL mode, a 30 s busy timeout,
+    /// foreign keys ON and synchronous NORMAL.
+    pub fn open(path: &Path) -> Result<Store> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        // Set before anything else touches the file, so the first statement
+        // already waits instead of failing when another process holds a lock.
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // The first real read happens here, so a file that is not a database
+        // fails as an open error. The mode SQLite reports back is not checked:
+        // where WAL is unavailable it keeps a rollback journal, which is slower
+        // but still correct with the busy timeout.
+        let _mode: String =
+            retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)))
+                .map_err(open_err)?;
+        Self::configure(conn)
+    }
+
+    /// Opens a private in-memory database (for tests and dry runs).
+    pub fn open_in_memory() -> Result<Store> {
+        Self::configure(Connection::open_in_memory()?)
+    }
+
+    fn configure(mut conn: Connection) -> Result<Store> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        // With WAL, NORMAL only risks the last commits on power loss, never
+        // corruption; a lost commit is repaired by gc like a crash mid-operation.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// The schema version of the open database (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<u32> {
+        schema::user_version(&self.conn)
+    }
+
+    /// Runs `f` inside one IMMEDIATE transaction: commits when `f` returns
+    /// `Ok`, rolls back (nothing persisted) when it returns `Err`.
+    ///
+    /// IMMEDIATE takes the write lock up front, so two writers never both read
+    /// and then collide on upgrade; the second one waits (busy timeout).
+    pub fn write<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&StoreTx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| E::from(e.into()))?;
+        let stx = StoreTx { tx };
+        match f(&stx) {
+            Ok(v) => {
+                stx.tx.commit().map_err(|e| E::from(e.into()))?;
+                Ok(v)
+            }
+            Err(e) => {
+                // The caller's error is the one worth reporting; if the
+                // rollback itself fails SQLite rolls back on close anyway.
+                let _ = stx.tx.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// The program recorded under `id`.
+    pub fn get_program(&self, id: u32) -> Result<Option<ProgramRecord>> {
+        queries::get_program(&self.conn, id)
+    }
+
+    /// Programs of `kind` (any kind when `None`) whose metadata carries every
+    /// pair of `selector` (an empty selector matches all), ordered by id.
+    pub fn list_programs(
+        &self,
+        kind: Option<ProgramKind>,
+        selector: &Selector,
+    ) -> Result<Vec<ProgramRecord>> {
+        queries::list_programs(&self.conn, kind, selector)
+    }
+
+    /// Ids of the programs whose `map_owner_id` is `owner` (the owner itself
+    /// included while it is recorded), ordered.
+    pub fn programs_using_maps_of(&self, owner: u32) -> Result<Vec<u32>> {
+        queries::programs_using_maps_of(&self.conn, owner)
+    }
+
+    /// Map rows of the directory of program `owner`, ordered by name.
+    pub fn maps_of(&self, owner: u32) -> Result<Vec<MapRecord>> {
+        queries::maps_of(&self.conn, owner)
+    }
+
+    /// Every map row, ordered by owner then name.
+    pub fn all_maps(&self) -> Result<Vec<MapRecord>> {
+        queries::all_maps(&self.conn)
+    }
+
+    /// The link recorded under `id`.
+    pub fn get_link(&self, id: u32) -> Result<Option<LinkRecord>> {
+        queries::get_link(&self.conn, id)
+    }
+
+    /// Links of one program, ordered by id.
+    pub fn links_of(&self, program_id: u32) -> Result<Vec<LinkRecord>> {
+        queries::links_of(&self.conn, program_id)
+    }
+
+    /// Every link, ordered by id.
+    pub fn list_links(&self) -> Result<Vec<LinkRecord>> {
+        queries::list_links(&self.conn)
+    }
+
+    /// The volume recorded under `volume_id`.
+    pub fn get_volume(&self, volume_id: &str) -> Result<Option<VolumeRecord>> {
+        queries::get_volume(&self.conn, volume_id)
+    }
+
+    /// The volume published at `target_path`.
+    pub fn volume_by_target(&self, target_path: &str) -> Result<Option<VolumeRecord>> {
+        queries::volume_by_target(&self.conn, target_path)
+    }
+
+    /// Every volume, ordered by volume id.
+    pub fn list_volumes(&self) -> Result<Vec<VolumeRecord>> {
+        queries::list_volumes(&self.conn)
+    }
+
+    /// Number of recorded programs.
+    pub fn program_count(&self) -> Result<u64> {
+        queries::program_count(&self.conn)
+    }
+}
+
+/// A write transaction handed to the closure of [`Store::write`]. Reads made
+/// through it see the transaction's own uncommitted writes.
+pub struct StoreTx<'a> {
+    tx: Transaction<'a>,
+}
+
+impl StoreTx<'_> {
+    /// Records a program and its metadata rows. A program already recorded
+    /// under the same id is refused with [`StoreError::AlreadyExists`].
+    pub fn insert_program(&self, p: &ProgramRecord) -> Result<()> {
+        queries::insert_program(&self.tx, p)
+    }
+
+    /// Records a map row. The key is `(owner_id, name)`; a duplicate is
+    /// refused with [`StoreError::AlreadyExists`] (never silently replaced).
+    pub fn insert_map(&self, m: &MapRecord) -> Result<()> {
+        queries::insert_map(&self.tx, m)
+    }
+
+    /// Allocates the next link id: starts at 1, monotonic, never reused even
+    /// after deletes or across restarts.
+    pub fn next_link_id(&self) -> Result<u32> {
+        queries::next_link_id(&self.tx)
+    }
+
+    /// Records a link. Its program must be recorded ([`StoreError::NotFound`]
+    /// otherwise); a duplicate id is refused with [`StoreError::AlreadyExists`].
+    pub fn insert_link(&self, l: &LinkRecord) -> Result<()> {
+        queries::insert_link(&self.tx, l)
+    }
+
+    /// Deletes a program with its metadata and link rows (map rows stay: other
+    /// programs may share them). Returns whether the program was recorded.
+    pub fn delete_program(&self, id: u32) -> Result<bool> {
+        queries::delete_program(&self.tx, id)
+    }
+
+    /// Deletes a link row. Returns whether it was recorded.
+    pub fn delete_link(&self, id: u32) -> Result<bool> {
+        queries::delete_link(&self.tx, id)
+    }
+
+    /// Deletes the map rows of an owner directory. Returns how many went.
+    pub fn delete_maps(&self, owner: u32) -> Result<usize> {
+        queries::delete_maps(&self.tx, owner)
+    }
+
+    /// Records a volume. Both the volume id and the target path must be unused
+    /// ([`StoreError::AlreadyExists`] names the one that is not).
+    pub fn insert_volume(&self, v: &VolumeRecord) -> Result<()> {
+        queries::insert_volume(&self.tx, v)
+    }
+
+    /// Deletes a volume row. Returns whether it was recorded.
+    pub fn delete_volume(&self, volume_id: &str) -> Result<bool> {
+        queries::delete_volume(&self.tx, volume_id)
+    }
+
+    /// Applies the store side of a gc plan step (`DeleteProgram`, `DeleteLink`,
+    /// `DeleteMaps`, `DeleteVolume`); filesystem actions are ignored. Rows
+    /// already gone are not an error, so a re-run converges.
+    pub fn apply(&self, action: &Action) -> Result<()> {
+        queries::apply(&self.tx, action)
+    }
+
+    /// See [`Store::get_program`].
+    pub fn get_program(&self, id: u32) -> Result<Option<ProgramRecord>> {
+        queries::get_program(&self.tx, id)
+    }
+
+    /// See [`Store::list_programs`].
+    pub fn list_programs(
+        &self,
+        kind: Option<ProgramKind>,
+        selector: &Selector,
+    ) -> Result<Vec<ProgramRecord>> {
+        queries::list_programs(&self.tx, kind, selector)
+    }
+
+    /// See [`Store::programs_using_maps_of`].
+    pub fn programs_using_maps_of(&self, owner: u32) -> Result<Vec<u32>> {
+        queries::programs_using_maps_of(&self.tx, owner)
+    }
+
+    /// See [`Store::maps_of`].
+    pub fn maps_of(&self, owner: u32) -> Result<Vec<MapRecord>> {
+        queries::maps_of(&self.tx, owner)
+    }
+
+    /// See [`Store::get_link`].
+    pub fn get_link(&self, id: u32) -> Result<Option<LinkRecord>> {
+        queries::get_link(&self.tx, id)
+    }
+
+    /// See [`Store::links_of`].
+    pub fn links_of(&self, program_id: u32) -> Result<Vec<LinkRecord>> {
+        queries::links_of(&self.tx, program_id)
+    }
+
+    /// See [`Store::list_links`].
+    pub fn list_links(&self) -> Result<Vec<LinkRecord>> {
+        queries::list_links(&self.tx)
+    }
+
+    /// See [`Store::get_volume`].
+    pub fn get_volume(&self, volume_id: &str) -> Result<Option<VolumeRecord>> {
+        queries::get_volume(&self.tx, volume_id)
+    }
+
+    /// See [`Store::volume_by_target`].
+    pub fn volume_by_target(&self, target_path: &str) -> Result<Option<VolumeRecord>> {
+        queries::volume_by_target(&self.tx, target_path)
+    }
+
+    /// See [`Store::program_count`].
+    pub fn program_count(&self) -> Result<u64> {
+        queries::program_count(&self.tx)
+    }
+}

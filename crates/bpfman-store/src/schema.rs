@@ -1,0 +1,127 @@
+//! Schema and versioned migrations.
+//!
+//! `PRAGMA user_version` holds the number of steps applied. Each step runs in
+//! its own IMMEDIATE transaction together with the version bump, so a crash
+//! leaves the database at a whole version and two processes opening the same
+//! file at once cannot apply a step twice. Steps are append-only: never edit
+//! one that has shipped, add a new one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Result, StoreError};
+
+/// Version 1: programs, their metadata, maps, links, the link id counter, volumes.
+const V1: &str = r#"
+CREATE TABLE programs (
+    id           INTEGER PRIMARY KEY,   -- kernel program id
+    name         TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,      -- ProgramKind::as_str
+    section      TEXT    NOT NULL,
+    attach_fn    TEXT,
+    source       TEXT    NOT NULL,      -- JSON BytecodeSource
+    global_data  TEXT    NOT NULL,      -- JSON {name: "hex"}
+    map_owner_id INTEGER NOT NULL,
+    map_pin_path TEXT    NOT NULL,
+    pin_path     TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX programs_kind ON programs(kind);
+CREATE INDEX programs_map_owner ON programs(map_owner_id);
+
+CREATE TABLE program_metadata (
+    program_id INTEGER NOT NULL REFERENCES programs(id) ON DELETE CASCADE,
+    key        TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    PRIMARY KEY (program_id, key)
+) STRICT, WITHOUT ROWID;
+-- Selectors look up (key, value) pairs: this index makes each pair a range scan
+-- (and covers program_id, the table's primary key, so no table lookup is needed).
+CREATE INDEX program_metadata_kv ON program_metadata(key, value);
+
+-- No foreign key to programs: map rows outlive their owner while other
+-- programs still share the directory; gc removes them explicitly.
+CREATE TABLE maps (
+    owner_id  INTEGER NOT NULL,
+    name      TEXT    NOT NULL,
+    kernel_id INTEGER NOT NULL,
+    pin_path  TEXT    NOT NULL,
+    PRIMARY KEY (owner_id, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE links (
+    id             INTEGER PRIMARY KEY,  -- bpfman link id (from the counter)
+    program_id     INTEGER NOT NULL REFERENCES programs(id) ON DELETE CASCADE,
+    spec           TEXT    NOT NULL,     -- JSON AttachSpec
+    pin_path       TEXT    NOT NULL,
+    kernel_link_id INTEGER,
+    metadata       TEXT    NOT NULL,     -- JSON {key: value}
+    created_at     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX links_program ON links(program_id);
+
+-- Named monotonic counters; ids handed out are never reused, even after deletes.
+CREATE TABLE counters (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO counters (name, value) VALUES ('link_id', 0);
+
+CREATE TABLE volumes (
+    volume_id   TEXT    PRIMARY KEY,
+    target_path TEXT    NOT NULL UNIQUE,
+    bpffs_path  TEXT    NOT NULL,
+    attributes  TEXT    NOT NULL,        -- JSON {key: value}
+    maps        TEXT    NOT NULL,        -- JSON [VolumeMap]
+    readonly    INTEGER NOT NULL,
+    fs_group    INTEGER,
+    created_at  INTEGER NOT NULL
+) STRICT;
+"#;
+
+/// Every migration step, in order; step `i` takes the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Reads `PRAGMA user_version`.
+pub(crate) fn user_version(conn: &Connection) -> Result<u32> {
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    u32::try_from(v).map_err(|_| StoreError::Migration(format!("invalid schema version {v}")))
+}
+
+/// Applies the missing steps. Refuses a database written by a newer bpfman
+/// rather than guessing how to read it.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        // Cheap check outside a transaction: the common case is "up to date".
+        let current = user_version(conn)?;
+        if current == SCHEMA_VERSION {
+            return Ok(());
+        }
+        check_not_newer(current)?;
+
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-read under the write lock: another process may have migrated meanwhile.
+        let current = user_version(&tx)?;
+        check_not_newer(current)?;
+        let Some(step) = MIGRATIONS.get(current as usize) else {
+            return Ok(());
+        };
+        let next = current + 1;
+        tx.execute_batch(step)
+            .map_err(|e| StoreError::Migration(format!("step to version {next}: {e}")))?;
+        tx.pragma_update(None, "user_version", next)?;
+        tx.commit()?;
+    }
+}
+
+fn check_not_newer(current: u32) -> Result<()> {
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Migration(format!(
+            "database schema version {current} is newer than this bpfman supports \
+             ({SCHEMA_VERSION}); upgrade bpfman or move the database aside"
+        )));
+    }
+    Ok(())
+}

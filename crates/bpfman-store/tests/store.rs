@@ -1,0 +1,755 @@
+//! Store tests against real SQLite files in temporary directories.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Barrier;
+
+use bpfman_core::action::Action;
+use bpfman_core::spec::{Direction, XdpMode};
+use bpfman_core::volume::VolumeMap;
+use bpfman_core::{
+    AttachSpec, BytecodeSource, LinkRecord, MapRecord, Metadata, ProgramKind, ProgramRecord,
+    Selector, VolumeRecord,
+};
+use bpfman_store::{SCHEMA_VERSION, Store, StoreError};
+
+fn md(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn program(id: u32, owner: u32, kind: ProgramKind, pairs: &[(&str, &str)]) -> ProgramRecord {
+    ProgramRecord {
+        id,
+        name: format!("prog_{id}"),
+        kind,
+        section: kind.as_str().to_string(),
+        attach_fn: None,
+        source: BytecodeSource::File {
+            path: "/obj/prog.o".into(),
+        },
+        metadata: md(pairs),
+        global_data: BTreeMap::new(),
+        map_owner_id: owner,
+        map_pin_path: format!("/run/bpfman/fs/{owner}"),
+        pin_path: format!("/run/bpfman/fs/{id}/prog_{id}"),
+        created_at: 1_700_000_000 + i64::from(id),
+    }
+}
+
+fn map(owner: u32, name: &str, kernel_id: u32) -> MapRecord {
+    MapRecord {
+        owner_id: owner,
+        name: name.into(),
+        kernel_id,
+        pin_path: format!("/run/bpfman/fs/{owner}/{name}"),
+    }
+}
+
+fn link(id: u32, program_id: u32) -> LinkRecord {
+    LinkRecord {
+        id,
+        program_id,
+        spec: AttachSpec::Tracepoint {
+            tracepoint: Some("sched/sched_switch".into()),
+        },
+        pin_path: format!("/run/bpfman/fs/links/{id}"),
+        kernel_link_id: Some(100 + id),
+        metadata: Metadata::new(),
+        created_at: 1_700_000_500,
+    }
+}
+
+fn volume(id: &str, target: &str) -> VolumeRecord {
+    VolumeRecord {
+        volume_id: id.into(),
+        target_path: target.into(),
+        bpffs_path: format!("/run/bpfman/csi/{id}"),
+        attributes: [("bpfman.io/application".to_string(), "stats".to_string())].into(),
+        maps: vec![VolumeMap {
+            name: "stats_map".into(),
+            source_pin: "/run/bpfman/fs/7/stats_map".into(),
+        }],
+        readonly: true,
+        fs_group: Some(2000),
+        created_at: 1_700_000_900,
+    }
+}
+
+fn db(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("store.db")
+}
+
+fn sel(items: &[&str]) -> Selector {
+    Selector::parse(items).unwrap()
+}
+
+fn ids(ps: &[ProgramRecord]) -> Vec<u32> {
+    ps.iter().map(|p| p.id).collect()
+}
+
+/// The error a caller of `write` might use: anything plus store errors.
+#[derive(Debug)]
+enum TestError {
+    Store(StoreError),
+    Abort,
+}
+
+impl From<StoreError> for TestError {
+    fn from(e: StoreError) -> Self {
+        TestError::Store(e)
+    }
+}
+
+#[test]
+fn every_record_type_round_trips_through_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = program(
+        7,
+        7,
+        ProgramKind::Uprobe,
+        &[("bpfman.io/application", "stats")],
+    );
+    p.attach_fn = Some("do_unlinkat".into());
+    p.source = BytecodeSource::Image {
+        url: "quay.io/bpfman-bytecode/go-app-counter:latest".into(),
+        digest: Some("sha256:abcd".into()),
+    };
+    p.global_data = [("sampling".to_string(), vec![0x01, 0x00, 0xff])].into();
+    let sharer = program(8, 7, ProgramKind::Xdp, &[]);
+    let maps = [map(7, "stats_map", 41), map(7, "config", 42)];
+    let mut l1 = link(0, 7);
+    let mut l2 = LinkRecord {
+        spec: AttachSpec::Uprobe {
+            target: "/usr/bin/bash".into(),
+            fn_name: Some("readline".into()),
+            offset: 16,
+            pid: Some(1234),
+            retprobe: true,
+            container_pid: None,
+        },
+        kernel_link_id: None,
+        metadata: md(&[("owner", "me")]),
+        ..link(0, 7)
+    };
+    let l3 = LinkRecord {
+        spec: AttachSpec::Xdp {
+            iface: "eth0".into(),
+            priority: 50,
+            proceed_on: vec![2, 31],
+            netns: Some("/var/run/netns/x".into()),
+            mode: XdpMode::Skb,
+        },
+        ..link(0, 8)
+    };
+    let l4 = LinkRecord {
+        spec: AttachSpec::Tc {
+            iface: "eth1".into(),
+            direction: Direction::Egress,
+            priority: 10,
+            proceed_on: vec![],
+            netns: None,
+        },
+        ..link(0, 8)
+    };
+    let v = volume("vol-1", "/var/lib/kubelet/pods/x/volumes/bpf");
+
+    let (l3, l4) = {
+        let mut store = Store::open(&db(&dir)).unwrap();
+        store
+            .write(|tx| -> Result<_, StoreError> {
+                tx.insert_program(&p)?;
+                tx.insert_program(&sharer)?;
+                for m in &maps {
+                    tx.insert_map(m)?;
+                }
+                l1.id = tx.next_link_id()?;
+                l2.id = tx.next_link_id()?;
+                let l3 = LinkRecord {
+                    id: tx.next_link_id()?,
+                    ..l3
+                };
+                let l4 = LinkRecord {
+                    id: tx.next_link_id()?,
+                    ..l4
+                };
+                for l in [&l1, &l2, &l3, &l4] {
+                    tx.insert_link(l)?;
+                }
+                tx.insert_volume(&v)?;
+                // Reads inside the transaction see its own writes.
+                assert_eq!(tx.get_program(7)?.as_ref(), Some(&p));
+                assert_eq!(tx.links_of(7)?.len(), 2);
+                Ok((l3, l4))
+            })
+            .unwrap()
+    };
+
+    let store = Store::open(&db(&dir)).unwrap();
+    assert_eq!(store.get_program(7).unwrap(), Some(p.clone()));
+    assert_eq!(store.get_program(8).unwrap(), Some(sharer.clone()));
+    assert_eq!(store.get_program(9).unwrap(), None);
+    assert_eq!(store.program_count().unwrap(), 2);
+    assert_eq!(
+        store.list_programs(None, &Selector::default()).unwrap(),
+        vec![p, sharer]
+    );
+    // maps_of is ordered by name.
+    assert_eq!(
+        store.maps_of(7).unwrap(),
+        vec![maps[1].clone(), maps[0].clone()]
+    );
+    assert_eq!(store.all_maps().unwrap().len(), 2);
+    assert!(store.maps_of(8).unwrap().is_empty());
+    assert_eq!((l1.id, l2.id, l3.id, l4.id), (1, 2, 3, 4));
+    assert_eq!(store.get_link(2).unwrap(), Some(l2.clone()));
+    assert_eq!(store.get_link(5).unwrap(), None);
+    assert_eq!(store.links_of(7).unwrap(), vec![l1.clone(), l2.clone()]);
+    assert_eq!(store.links_of(8).unwrap(), vec![l3.clone(), l4.clone()]);
+    assert_eq!(store.list_links().unwrap(), vec![l1, l2, l3, l4]);
+    assert_eq!(store.get_volume("vol-1").unwrap(), Some(v.clone()));
+    assert_eq!(
+        store.volume_by_target(&v.target_path).unwrap(),
+        Some(v.clone())
+    );
+    assert_eq!(store.volume_by_target("/elsewhere").unwrap(), None);
+    assert_eq!(store.list_volumes().unwrap(), vec![v]);
+}
+
+#[test]
+fn open_sets_pragmas_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    {
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store
+            .write(|tx| tx.insert_program(&program(1, 1, ProgramKind::Xdp, &[("a", "1")])))
+            .unwrap();
+    }
+    for _ in 0..3 {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.program_count().unwrap(), 1);
+        assert_eq!(
+            ids(&store.list_programs(None, &sel(&["a=1"])).unwrap()),
+            [1]
+        );
+    }
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let version: u32 = raw
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let mode: String = raw
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+
+    let mem = Store::open_in_memory().unwrap();
+    assert_eq!(mem.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn a_database_from_a_newer_bpfman_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    drop(Store::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(raw);
+    match Store::open(&path) {
+        Err(StoreError::Migration(msg)) => assert!(msg.contains("newer"), "{msg}"),
+        other => panic!("expected a migration error, got {other:?}"),
+    }
+}
+
+#[test]
+fn open_creates_the_file_but_not_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("db").join("store.db");
+    match Store::open(&missing) {
+        Err(e @ StoreError::Open { .. }) => assert!(e.to_string().contains("store.db"), "{e}"),
+        other => panic!("expected an open error, got {other:?}"),
+    }
+    assert!(!dir.path().join("db").exists());
+
+    let not_a_db = dir.path().join("garbage.db");
+    std::fs::write(&not_a_db, vec![0x5a; 4096]).unwrap();
+    assert!(matches!(
+        Store::open(&not_a_db),
+        Err(StoreError::Open { .. })
+    ));
+}
+
+#[test]
+fn an_undecodable_row_is_reported_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    store
+        .write(|tx| tx.insert_program(&program(42, 42, ProgramKind::Tc, &[])))
+        .unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("UPDATE programs SET source = 'not json' WHERE id = 42", [])
+        .unwrap();
+    match store.get_program(42) {
+        Err(StoreError::Corrupt(msg)) => {
+            assert!(
+                msg.contains("programs row 42") && msg.contains("source"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected a corrupt-row error, got {other:?}"),
+    }
+    raw.execute(
+        "UPDATE programs SET source = '{\"type\":\"file\",\"path\":\"/x\"}', kind = 'bogus' \
+         WHERE id = 42",
+        [],
+    )
+    .unwrap();
+    assert!(matches!(
+        store.list_programs(None, &Selector::default()),
+        Err(StoreError::Corrupt(msg)) if msg.contains("programs row 42") && msg.contains("kind")
+    ));
+}
+
+#[test]
+fn selectors_require_every_pair_and_none_means_all() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.insert_program(&program(
+                1,
+                1,
+                ProgramKind::Xdp,
+                &[("app", "a"), ("tier", "x")],
+            ))?;
+            tx.insert_program(&program(
+                2,
+                2,
+                ProgramKind::Tc,
+                &[("app", "a"), ("tier", "y")],
+            ))?;
+            tx.insert_program(&program(
+                3,
+                3,
+                ProgramKind::Xdp,
+                &[("app", "b"), ("tier", "x")],
+            ))?;
+            tx.insert_program(&program(4, 4, ProgramKind::Xdp, &[]))?;
+            tx.insert_program(&program(5, 5, ProgramKind::Xdp, &[("app", "a")]))?;
+            Ok(())
+        })
+        .unwrap();
+    let all = Selector::default();
+    assert_eq!(
+        ids(&store.list_programs(None, &all).unwrap()),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        ids(&store.list_programs(Some(ProgramKind::Xdp), &all).unwrap()),
+        [1, 3, 4, 5]
+    );
+    assert!(
+        store
+            .list_programs(Some(ProgramKind::Kprobe), &all)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(&store.list_programs(None, &sel(&["app=a"])).unwrap()),
+        [1, 2, 5]
+    );
+    assert_eq!(
+        ids(&store
+            .list_programs(None, &sel(&["app=a", "tier=x"]))
+            .unwrap()),
+        [1]
+    );
+    assert_eq!(
+        ids(&store.list_programs(None, &sel(&["tier=x"])).unwrap()),
+        [1, 3]
+    );
+    assert_eq!(
+        ids(&store
+            .list_programs(Some(ProgramKind::Tc), &sel(&["app=a"]))
+            .unwrap()),
+        [2]
+    );
+    // Key present with another value, and a key nobody has.
+    assert!(
+        store
+            .list_programs(None, &sel(&["app=c"]))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_programs(None, &sel(&["app=a", "zone=1"]))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn delete_program_takes_metadata_and_links_but_not_maps() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.insert_program(&program(10, 10, ProgramKind::Tracepoint, &[("app", "s")]))?;
+            tx.insert_program(&program(11, 10, ProgramKind::Tracepoint, &[("app", "s")]))?;
+            tx.insert_map(&map(10, "counts", 5))?;
+            let a = tx.next_link_id()?;
+            tx.insert_link(&link(a, 10))?;
+            let b = tx.next_link_id()?;
+            tx.insert_link(&link(b, 11))?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.programs_using_maps_of(10).unwrap(), [10, 11]);
+
+    let deleted = store.write(|tx| tx.delete_program(10)).unwrap();
+    assert!(deleted);
+    assert!(!store.write(|tx| tx.delete_program(10)).unwrap());
+    assert_eq!(store.get_program(10).unwrap(), None);
+    assert!(store.links_of(10).unwrap().is_empty());
+    assert_eq!(store.get_link(1).unwrap(), None);
+    assert_eq!(
+        ids(&store.list_programs(None, &sel(&["app=s"])).unwrap()),
+        [11]
+    );
+    assert_eq!(store.list_links().unwrap().len(), 1);
+    // The sharer still uses directory 10: its map rows stay.
+    assert_eq!(store.maps_of(10).unwrap(), vec![map(10, "counts", 5)]);
+    assert_eq!(store.programs_using_maps_of(10).unwrap(), [11]);
+
+    assert_eq!(store.write(|tx| tx.delete_maps(10)).unwrap(), 1);
+    assert!(store.all_maps().unwrap().is_empty());
+    assert!(store.write(|tx| tx.delete_link(2)).unwrap());
+    assert!(!store.write(|tx| tx.delete_link(2)).unwrap());
+}
+
+#[test]
+fn link_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    {
+        let mut store = Store::open(&path).unwrap();
+        let got = store
+            .write(|tx| -> Result<Vec<u32>, StoreError> {
+                tx.insert_program(&program(1, 1, ProgramKind::Tracepoint, &[]))?;
+                let mut got = Vec::new();
+                for _ in 0..3 {
+                    let id = tx.next_link_id()?;
+                    tx.insert_link(&link(id, 1))?;
+                    got.push(id);
+                }
+                Ok(got)
+            })
+            .unwrap();
+        assert_eq!(got, [1, 2, 3]);
+        store.write(|tx| tx.delete_link(3)).unwrap();
+        assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 4);
+        // Deleting the program (and so every link) does not reset the counter.
+        store.write(|tx| tx.delete_program(1)).unwrap();
+        assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 5);
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 6);
+    // A link recorded under an explicit id pushes the counter past it.
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.insert_program(&program(2, 2, ProgramKind::Tracepoint, &[]))?;
+            tx.insert_link(&link(100, 2))
+        })
+        .unwrap();
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 101);
+}
+
+#[test]
+fn write_rolls_back_everything_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    let res: Result<(), TestError> = store.write(|tx| {
+        tx.insert_program(&program(1, 1, ProgramKind::Xdp, &[("app", "x")]))?;
+        tx.insert_map(&map(1, "m", 9))?;
+        let id = tx.next_link_id()?;
+        tx.insert_link(&link(id, 1))?;
+        tx.insert_volume(&volume("v", "/t"))?;
+        assert_eq!(tx.program_count()?, 1);
+        Err(TestError::Abort)
+    });
+    assert!(matches!(res, Err(TestError::Abort)));
+
+    // A store error raised inside also rolls back what came before it.
+    let res: Result<(), TestError> = store.write(|tx| {
+        tx.insert_program(&program(2, 2, ProgramKind::Xdp, &[]))?;
+        tx.insert_program(&program(2, 2, ProgramKind::Xdp, &[]))?;
+        Ok(())
+    });
+    assert!(matches!(
+        res,
+        Err(TestError::Store(StoreError::AlreadyExists(_)))
+    ));
+    drop(store);
+
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.program_count().unwrap(), 0);
+    assert!(store.all_maps().unwrap().is_empty());
+    assert!(store.list_links().unwrap().is_empty());
+    assert!(store.list_volumes().unwrap().is_empty());
+    assert!(
+        store
+            .list_programs(None, &sel(&["app=x"]))
+            .unwrap()
+            .is_empty()
+    );
+    // The rolled-back allocation was never handed out, so 1 is still next.
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 1);
+}
+
+#[test]
+fn duplicates_and_dangling_links_are_refused() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.insert_program(&program(1, 1, ProgramKind::Xdp, &[("k", "original")]))?;
+            tx.insert_map(&map(1, "m", 9))?;
+            tx.insert_link(&link(1, 1))?;
+            tx.insert_volume(&volume("v1", "/target/1"))
+        })
+        .unwrap();
+
+    let dup_program = program(1, 1, ProgramKind::Tc, &[("k", "replacement")]);
+    match store.write(|tx| tx.insert_program(&dup_program)) {
+        Err(StoreError::AlreadyExists(msg)) => assert!(msg.contains("program 1"), "{msg}"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    let mut other_map = map(1, "m", 77);
+    other_map.pin_path = "/elsewhere".into();
+    assert!(matches!(
+        store.write(|tx| tx.insert_map(&other_map)),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.write(|tx| tx.insert_link(&link(1, 1))),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    match store.write(|tx| tx.insert_link(&link(2, 99))) {
+        Err(StoreError::NotFound(msg)) => assert!(msg.contains("program 99"), "{msg}"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    match store.write(|tx| tx.insert_volume(&volume("v1", "/target/2"))) {
+        Err(StoreError::AlreadyExists(msg)) => assert!(msg.contains("v1"), "{msg}"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    match store.write(|tx| tx.insert_volume(&volume("v2", "/target/1"))) {
+        Err(StoreError::AlreadyExists(msg)) => assert!(msg.contains("/target/1"), "{msg}"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+
+    // Nothing was overwritten.
+    let p = store.get_program(1).unwrap().unwrap();
+    assert_eq!(p.kind, ProgramKind::Xdp);
+    assert_eq!(p.metadata, md(&[("k", "original")]));
+    assert_eq!(store.maps_of(1).unwrap(), vec![map(1, "m", 9)]);
+    assert_eq!(
+        store.list_volumes().unwrap(),
+        vec![volume("v1", "/target/1")]
+    );
+    assert_eq!(store.list_links().unwrap().len(), 1);
+
+    // Once deleted, the ids are free again (program ids are the kernel's).
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.delete_volume("v1")?;
+            tx.insert_volume(&volume("v2", "/target/1"))?;
+            tx.delete_program(1)?;
+            tx.insert_program(&dup_program)
+        })
+        .unwrap();
+    assert_eq!(store.get_program(1).unwrap(), Some(dup_program));
+}
+
+#[test]
+fn gc_actions_apply_to_the_store_and_ignore_the_filesystem() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.insert_program(&program(1, 1, ProgramKind::Xdp, &[("a", "1")]))?;
+            tx.insert_program(&program(2, 2, ProgramKind::Xdp, &[]))?;
+            tx.insert_map(&map(1, "m", 9))?;
+            tx.insert_map(&map(2, "m", 10))?;
+            tx.insert_link(&link(1, 2))?;
+            tx.insert_link(&link(2, 2))?;
+            tx.insert_volume(&volume("v", "/t"))
+        })
+        .unwrap();
+    let plan = [
+        Action::Unpin {
+            path: "/run/bpfman/fs/1/prog_1".into(),
+        },
+        Action::RemoveTree {
+            path: "/run/bpfman/fs/1".into(),
+        },
+        Action::RemoveDir {
+            path: "/run/bpfman/fs/1".into(),
+        },
+        Action::DeleteProgram { id: 1 },
+        Action::DeleteMaps { owner_id: 1 },
+        Action::DeleteLink { id: 2 },
+        Action::DeleteVolume {
+            volume_id: "v".into(),
+        },
+        // Already gone: converges instead of failing.
+        Action::DeleteProgram { id: 1 },
+        Action::DeleteLink { id: 77 },
+    ];
+    store
+        .write(|tx| plan.iter().try_for_each(|a| tx.apply(a)))
+        .unwrap();
+    assert_eq!(
+        ids(&store.list_programs(None, &Selector::default()).unwrap()),
+        [2]
+    );
+    assert_eq!(store.all_maps().unwrap(), vec![map(2, "m", 10)]);
+    assert_eq!(store.list_links().unwrap(), vec![link(1, 2)]);
+    assert!(store.list_volumes().unwrap().is_empty());
+}
+
+/// Two connections in two threads write at once: the busy timeout makes the
+/// second writer wait for the first, and every row lands.
+#[test]
+fn concurrent_writers_on_one_file_lose_nothing() {
+    const PER_THREAD: u32 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let barrier = Barrier::new(2);
+
+    let link_ids: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2u32)
+            .map(|t| {
+                let (path, barrier) = (&path, &barrier);
+                s.spawn(move || writer(path, barrier, t, PER_THREAD))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.program_count().unwrap(), u64::from(2 * PER_THREAD));
+    let mut all: Vec<u32> = link_ids.concat();
+    all.sort_unstable();
+    let expected: Vec<u32> = (1..=2 * PER_THREAD).collect();
+    assert_eq!(all, expected, "link ids must be unique and gap-free");
+    assert_eq!(store.list_links().unwrap().len(), (2 * PER_THREAD) as usize);
+    for t in 0..2 {
+        let tagged = store
+            .list_programs(None, &sel(&[&format!("thread={t}")]))
+            .unwrap();
+        assert_eq!(tagged.len(), PER_THREAD as usize);
+    }
+}
+
+fn writer(path: &Path, barrier: &Barrier, thread: u32, count: u32) -> Vec<u32> {
+    barrier.wait();
+    // Both threads open (and so check the schema) at the same moment too.
+    let mut store = Store::open(path).unwrap();
+    let tag = thread.to_string();
+    (0..count)
+        .map(|i| {
+            let id = thread * 100_000 + i + 1;
+            store
+                .write(|tx| -> Result<u32, StoreError> {
+                    tx.insert_program(&program(
+                        id,
+                        id,
+                        ProgramKind::Tracepoint,
+                        &[("thread", &tag)],
+                    ))?;
+                    let l = tx.next_link_id()?;
+                    tx.insert_link(&link(l, id))?;
+                    Ok(l)
+                })
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn two_thousand_programs_select_correctly() {
+    const N: u32 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            for i in 1..=N {
+                let app = format!("app{}", i % 10);
+                let tier = format!("t{}", i % 3);
+                let kind = if i % 2 == 0 {
+                    ProgramKind::Xdp
+                } else {
+                    ProgramKind::Tc
+                };
+                tx.insert_program(&program(
+                    i,
+                    i,
+                    kind,
+                    &[("app", &app), ("tier", &tier), ("id", &i.to_string())],
+                ))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.program_count().unwrap(), u64::from(N));
+
+    let got = store
+        .list_programs(None, &sel(&["app=app3", "tier=t1"]))
+        .unwrap();
+    let want: Vec<u32> = (1..=N).filter(|i| i % 10 == 3 && i % 3 == 1).collect();
+    assert!(!want.is_empty());
+    assert_eq!(ids(&got), want);
+    assert!(got.iter().all(|p| p.metadata["app"] == "app3"));
+
+    let got = store
+        .list_programs(Some(ProgramKind::Xdp), &sel(&["tier=t2"]))
+        .unwrap();
+    let want: Vec<u32> = (1..=N).filter(|i| i % 2 == 0 && i % 3 == 2).collect();
+    assert_eq!(ids(&got), want);
+
+    let one = store.list_programs(None, &sel(&["id=1234"])).unwrap();
+    assert_eq!(ids(&one), [1234]);
+    assert_eq!(
+        store
+            .list_programs(None, &Selector::default())
+            .unwrap()
+            .len(),
+        N as usize
+    );
+}
+
+/// Several processes (here threads) may open a fresh file at the same moment,
+/// e.g. the daemon and a CLI: each must end up with a migrated store.
+#[test]
+fn simultaneous_first_opens_all_succeed() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let barrier = Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let (path, barrier) = (&path, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let store = Store::open(path).unwrap();
+                    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+                });
+            }
+        });
+    }
+}
