@@ -23,7 +23,12 @@ pub enum Action {
         /// Directory path.
         path: String,
     },
-    /// Delete a program row (and its metadata, map and link rows).
+    /// Unmount a mount bpfman made (a CSI volume's bpffs or bind mount).
+    Unmount {
+        /// Mount point.
+        path: String,
+    },
+    /// Delete a program row (and its metadata and link rows; map rows go with `DeleteMaps`).
     DeleteProgram {
         /// Program id.
         id: ProgramId,

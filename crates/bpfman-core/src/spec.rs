@@ -77,10 +77,10 @@ impl LoadSpec {
                 return Err(invalid(format!("global data for '{name}' is empty")));
             }
         }
-        if let BytecodeSource::File { path } = &self.source {
-            if path.is_empty() {
-                return Err(invalid("bytecode path is empty"));
-            }
+        if let BytecodeSource::File { path } = &self.source
+            && path.is_empty()
+        {
+            return Err(invalid("bytecode path is empty"));
         }
         Ok(())
     }
@@ -128,7 +128,7 @@ pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
     if h.is_empty() {
         return Err("hex value is empty".into());
     }
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return Err(format!("hex value '{hex}' has an odd number of digits"));
     }
     (0..h.len())

@@ -97,10 +97,10 @@ pub fn plan_volume(
             if m.name.starts_with('.') {
                 continue; // .rodata/.data/.bss: internal to the program
             }
-            if let Some(w) = &wanted_maps {
-                if !w.contains(&m.name) {
-                    continue;
-                }
+            if let Some(w) = &wanted_maps
+                && !w.contains(&m.name)
+            {
+                continue;
             }
             match by_name.get(&m.name) {
                 Some(existing) if existing != &m.pin_path => {
