@@ -6,6 +6,7 @@
 //! manager fetches facts, calls a planner, and executes the returned actions.
 
 pub mod action;
+pub mod actions;
 pub mod error;
 pub mod gc;
 pub mod kind;
