@@ -1,1 +1,114 @@
-//! bpfman-manager (work in progress).
+//! bpfman-manager: one orchestration layer for the CLI, the gRPC daemon and
+//! the CSI driver. Every operation fetches facts (store, kernel, bpffs), asks
+//! the pure core what to do, and executes it with an undo log, under the
+//! cross-process writer lock. Mutations are kernel effects first, then one
+//! store transaction; a failure anywhere unwinds the kernel effects.
+
+pub mod error;
+pub mod fault;
+mod gc;
+mod load;
+pub mod lock;
+mod modify;
+mod query;
+pub mod undo;
+mod volume;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bpfman_core::RuntimePaths;
+use bpfman_store::Store;
+
+pub use error::{Code, ManagerError, Result};
+pub use fault::Fault;
+pub use query::ListFilter;
+pub use volume::PublishRequest;
+
+/// How to open a manager.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Runtime directory (default `/run/bpfman`).
+    pub runtime_dir: PathBuf,
+    /// Injected fault for tests (normally from the environment).
+    pub fault: Option<Fault>,
+}
+
+impl Config {
+    /// Config for a runtime dir, with the fault hook read from the environment.
+    pub fn new(runtime_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            runtime_dir: runtime_dir.into(),
+            fault: Fault::from_env(),
+        }
+    }
+}
+
+/// The manager. Cheap to share behind an `Arc`; operations serialise on an
+/// in-process mutex and the cross-process lock file.
+pub struct Manager {
+    paths: RuntimePaths,
+    store: Mutex<Store>,
+    lock: lock::RuntimeLock,
+    fault: Option<Fault>,
+}
+
+impl Manager {
+    /// Opens the runtime dir: creates it (0755), mounts bpffs at `<runtime>/fs`
+    /// unless it already is one, opens and migrates the store.
+    pub fn open(cfg: Config) -> Result<Manager> {
+        let paths = RuntimePaths::new(&cfg.runtime_dir);
+        create_dir(paths.root())?;
+        create_dir(&paths.db_dir())?;
+        let lock = lock::RuntimeLock::open(&paths.lock())?;
+        {
+            let _g = lock.exclusive()?;
+            if bpfman_kernel::ensure_bpffs(&paths.fs())? {
+                tracing::info!("mounted bpffs at {}", paths.fs().display());
+            }
+        }
+        let store = Store::open(&paths.db())?;
+        Ok(Manager {
+            paths,
+            store: Mutex::new(store),
+            lock,
+            fault: cfg.fault,
+        })
+    }
+
+    /// The runtime layout in use.
+    pub fn paths(&self) -> &RuntimePaths {
+        &self.paths
+    }
+
+    fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>> {
+        self.store
+            .lock()
+            .map_err(|_| ManagerError::internal("store mutex poisoned by an earlier panic"))
+    }
+
+    fn fault(&self, point: &str) -> Result<()> {
+        fault::check(&self.fault, point)
+    }
+}
+
+fn create_dir(p: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(p)
+        .map_err(|e| ManagerError::internal(format!("cannot create {}: {e}", p.display())))
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

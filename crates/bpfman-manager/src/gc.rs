@@ -1,0 +1,110 @@
+//! Garbage collection: snapshot the facts, let the core plan, execute.
+
+use std::path::Path;
+
+use bpfman_core::action::Action;
+use bpfman_core::gc::{GcItem, GcSnapshot, plan_gc};
+use bpfman_core::metadata::Selector;
+
+use crate::error::{ManagerError, Result};
+use crate::{Manager, path_str};
+
+impl Manager {
+    /// Finds stale items; with `prune`, removes exactly those and returns them.
+    pub fn gc(&self, prune: bool) -> Result<Vec<GcItem>> {
+        let _lock = if prune {
+            self.lock.exclusive()?
+        } else {
+            self.lock.shared()?
+        };
+        let mut store = self.store()?;
+        let snap = self.snapshot(&store)?;
+        let mut items = plan_gc(&snap);
+        items.extend(self.stale_volumes(&store)?);
+        if prune {
+            for item in &items {
+                for a in &item.actions {
+                    execute_fs(a)?;
+                }
+            }
+            store.write(|tx| -> Result<()> {
+                for item in &items {
+                    for a in &item.actions {
+                        tx.apply(a)?;
+                    }
+                }
+                Ok(())
+            })?;
+            for item in &items {
+                tracing::info!(kind = %item.kind, subject = %item.subject, "gc removed: {}", item.reason);
+            }
+        }
+        Ok(items)
+    }
+
+    fn snapshot(&self, store: &bpfman_store::Store) -> Result<GcSnapshot> {
+        let mut s = GcSnapshot {
+            programs: store.list_programs(None, &Selector::default())?,
+            maps: store.all_maps()?,
+            links: store.list_links()?,
+            live_programs: bpfman_kernel::live_program_ids()?,
+            live_links: bpfman_kernel::live_link_ids()?,
+            ..Default::default()
+        };
+        let fs = self.paths.fs();
+        for entry in read_dir(&fs)? {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if name == "links" && is_dir {
+                for l in read_dir(&path)? {
+                    let lp = path_str(&l.path());
+                    if let Ok(id) = l.file_name().to_string_lossy().parse::<u32>() {
+                        s.link_pins.insert(id, lp.clone());
+                    }
+                    s.pins.insert(lp);
+                }
+            } else if let (true, Ok(id)) = (is_dir, name.parse::<u32>()) {
+                let mut empty = true;
+                for f in read_dir(&path)? {
+                    empty = false;
+                    s.pins.insert(path_str(&f.path()));
+                }
+                s.program_dirs.insert(id, (path_str(&path), empty));
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn read_dir(p: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(p) {
+        Ok(rd) => rd
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| ManagerError::internal(format!("cannot read {}: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ManagerError::internal(format!(
+            "cannot read {}: {e}",
+            p.display()
+        ))),
+    }
+}
+
+/// Executes the bpffs side of an action (store actions are applied in one transaction).
+pub(crate) fn execute_fs(a: &Action) -> Result<()> {
+    let io = |p: &str, e: std::io::Error| ManagerError::internal(format!("cannot remove {p}: {e}"));
+    match a {
+        Action::Unpin { path } => bpfman_kernel::unpin(Path::new(path))?,
+        Action::RemoveTree { path } => match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
+            _ => {}
+        },
+        Action::RemoveDir { path } => match std::fs::remove_dir(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
+            _ => {}
+        },
+        Action::Unmount { path } => bpfman_kernel::unmount(Path::new(path))?,
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Attach, detach and unload: kernel effects with undo, then one store commit.
+
+use std::path::{Path, PathBuf};
+
+use bpfman_core::metadata::{self, Metadata};
+use bpfman_core::model::{LinkRecord, LinkView};
+use bpfman_core::{AttachSpec, LinkId, ProgramId};
+
+use crate::error::{ManagerError, Result};
+use crate::undo::{Undo, UndoLog};
+use crate::{Manager, create_dir, now, path_str};
+
+impl Manager {
+    /// Attaches a managed program; returns the new link.
+    pub fn attach(&self, id: ProgramId, spec: AttachSpec, md: Metadata) -> Result<LinkView> {
+        metadata::validate(&md)?;
+        let _lock = self.lock.exclusive()?;
+        let mut store = self.store()?;
+        let prog = store.get_program(id)?.ok_or_else(|| {
+            ManagerError::not_found(format!("program {id} is not managed by bpfman"))
+        })?;
+        let spec = spec.resolve(prog.kind, &prog.section, &prog.name)?;
+        let link_id = store.write(|tx| tx.next_link_id().map_err(ManagerError::from))?;
+        let links_dir = self.paths.links_dir();
+        create_dir(&links_dir)?;
+        let pin = self.paths.link_pin(link_id);
+
+        let mut undo = UndoLog::default();
+        let result = (|| -> Result<LinkRecord> {
+            let kernel_link_id =
+                bpfman_kernel::attach(Path::new(&prog.pin_path), prog.kind, &spec, &pin)?;
+            undo.push(Undo::RemovePin(pin.clone()));
+            self.fault("attach:attached")?;
+            let rec = LinkRecord {
+                id: link_id,
+                program_id: id,
+                spec: spec.clone(),
+                pin_path: path_str(&pin),
+                kernel_link_id,
+                metadata: md.clone(),
+                created_at: now(),
+            };
+            store.write(|tx| -> Result<()> {
+                tx.insert_link(&rec)?;
+                self.fault("attach:before_commit")
+            })?;
+            Ok(rec)
+        })();
+        match result {
+            Ok(rec) => {
+                undo.commit();
+                tracing::info!(link = rec.id, program = id, at = %rec.spec.describe(), "attached");
+                Ok(crate::query::link_view(&rec, &prog.name))
+            }
+            Err(e) => {
+                undo.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Detaches one link.
+    pub fn detach(&self, link_id: LinkId) -> Result<()> {
+        let _lock = self.lock.exclusive()?;
+        let mut store = self.store()?;
+        let link = store
+            .get_link(link_id)?
+            .ok_or_else(|| ManagerError::not_found(format!("link {link_id} does not exist")))?;
+        let mut undo = UndoLog::default();
+        let result = (|| -> Result<()> {
+            release_pin(Path::new(&link.pin_path), &mut undo)?;
+            self.fault("detach:unpinned_link")?;
+            store.write(|tx| -> Result<()> {
+                tx.delete_link(link_id)?;
+                self.fault("detach:before_commit")
+            })
+        })();
+        finish(undo, result)?;
+        tracing::info!(link = link_id, "detached");
+        Ok(())
+    }
+
+    /// Unloads a program: detaches its links, unpins it, removes its maps when
+    /// no other program uses them, deletes its rows.
+    pub fn unload(&self, id: ProgramId) -> Result<()> {
+        let _lock = self.lock.exclusive()?;
+        let mut store = self.store()?;
+        let prog = store.get_program(id)?.ok_or_else(|| {
+            ManagerError::not_found(format!("program {id} is not managed by bpfman"))
+        })?;
+        let links = store.links_of(id)?;
+        let owner = prog.map_owner_id;
+        let other_users: Vec<ProgramId> = store
+            .programs_using_maps_of(owner)?
+            .into_iter()
+            .filter(|p| *p != id)
+            .collect();
+        let owner_maps = store.maps_of(owner)?;
+        // The owner's directory goes when its last user goes, unless the owner
+        // itself is still recorded (then its own unload removes it).
+        let remove_maps = other_users.is_empty();
+
+        let mut undo = UndoLog::default();
+        let result = (|| -> Result<()> {
+            for l in &links {
+                release_pin(Path::new(&l.pin_path), &mut undo)?;
+            }
+            self.fault("unload:detached_links")?;
+            release_pin(Path::new(&prog.pin_path), &mut undo)?;
+            self.fault("unload:unpinned_program")?;
+            if remove_maps {
+                for m in &owner_maps {
+                    release_pin(Path::new(&m.pin_path), &mut undo)?;
+                }
+                remove_empty_dir(&self.paths.program_dir(owner), &mut undo)?;
+            }
+            if owner != id {
+                remove_empty_dir(&self.paths.program_dir(id), &mut undo)?;
+            } else if !remove_maps {
+                // Owner leaves while others still use its maps: keep the directory.
+            } else {
+                remove_empty_dir(&self.paths.program_dir(id), &mut undo)?;
+            }
+            self.fault("unload:removed_maps")?;
+            store.write(|tx| -> Result<()> {
+                tx.delete_program(id)?;
+                if remove_maps {
+                    tx.delete_maps(owner)?;
+                }
+                self.fault("unload:before_commit")
+            })
+        })();
+        finish(undo, result)?;
+        tracing::info!(id, name = %prog.name, "unloaded");
+        Ok(())
+    }
+}
+
+/// Removes a pin while holding the object, so undo can restore the pin.
+fn release_pin(pin: &Path, undo: &mut UndoLog) -> Result<()> {
+    if !pin.exists() {
+        return Ok(());
+    }
+    let held = bpfman_kernel::open_pinned(pin)?;
+    bpfman_kernel::unpin(pin)?;
+    undo.push(Undo::Repin(held, pin.to_path_buf()));
+    Ok(())
+}
+
+fn remove_empty_dir(dir: &PathBuf, undo: &mut UndoLog) -> Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => {
+            undo.push(Undo::CreateDir(dir.clone()));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(39) => Ok(()), // ENOTEMPTY: something else lives there
+        Err(e) => Err(ManagerError::internal(format!(
+            "cannot remove {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+fn finish(undo: UndoLog, result: Result<()>) -> Result<()> {
+    match result {
+        Ok(()) => {
+            undo.commit();
+            Ok(())
+        }
+        Err(e) => {
+            let left = undo.rollback();
+            if !left.is_empty() {
+                tracing::error!(
+                    "rollback left {} item(s); run `bpfman gc --prune`",
+                    left.len()
+                );
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Read-only views: list, get, links. These take the shared lock so they never
+//! see a half-done mutation of another process.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bpfman_core::metadata::Selector;
+use bpfman_core::model::{LinkRecord, LinkView, MapView, ProgramRecord, ProgramView};
+use bpfman_core::{KernelProgramInfo, LinkId, ProgramId, ProgramKind};
+
+use crate::Manager;
+use crate::error::{ManagerError, Result};
+
+/// Filters for `list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this bpfman kind (managed) / its kernel type (unmanaged).
+    pub kind: Option<ProgramKind>,
+    /// Only this kernel `bpf_prog_type` number (gRPC List).
+    pub kernel_type: Option<u32>,
+    /// All pairs must match; a non-empty selector drops unmanaged programs.
+    pub selector: Selector,
+    /// Include programs bpfman did not load.
+    pub all: bool,
+}
+
+/// A link as shown to users.
+pub(crate) fn link_view(l: &LinkRecord, program_name: &str) -> LinkView {
+    LinkView {
+        id: l.id,
+        program_id: l.program_id,
+        program_name: program_name.to_string(),
+        link_type: l.spec.type_name().to_string(),
+        attach_point: l.spec.describe(),
+        spec: l.spec.clone(),
+        pin_path: l.pin_path.clone(),
+        kernel_link_id: l.kernel_link_id,
+        metadata: l.metadata.clone(),
+        created_at: l.created_at,
+    }
+}
+
+fn kernel_type_name(t: u32) -> String {
+    // Kernel enum bpf_prog_type names for the types people meet most.
+    let name = match t {
+        1 => "socket_filter",
+        2 => "kprobe",
+        3 => "sched_cls",
+        4 => "sched_act",
+        5 => "tracepoint",
+        6 => "xdp",
+        7 => "perf_event",
+        8 => "cgroup_skb",
+        9 => "cgroup_sock",
+        13 => "sock_ops",
+        17 => "raw_tracepoint",
+        18 => "cgroup_sock_addr",
+        26 => "tracing",
+        27 => "struct_ops",
+        28 => "ext",
+        29 => "lsm",
+        30 => "sk_lookup",
+        31 => "syscall",
+        32 => "netfilter",
+        _ => return format!("type {t}"),
+    };
+    name.to_string()
+}
+
+fn managed_view(
+    p: ProgramRecord,
+    links: &[LinkRecord],
+    used_by: Vec<ProgramId>,
+    kernel: Option<KernelProgramInfo>,
+) -> ProgramView {
+    let links = links.iter().map(|l| link_view(l, &p.name)).collect();
+    let mut kernel = kernel;
+    if let Some(k) = kernel.as_mut() {
+        // Report the logical type, as upstream does (dispatcher-attached programs are EXT in the kernel).
+        k.program_type = p.kind.kernel_prog_type();
+    }
+    ProgramView {
+        id: p.id,
+        managed: true,
+        name: p.name.clone(),
+        program_type: p.kind.to_string(),
+        map_used_by: used_by,
+        maps: Vec::new(),
+        links,
+        kernel,
+        record: Some(p),
+    }
+}
+
+fn unmanaged_view(k: KernelProgramInfo) -> ProgramView {
+    ProgramView {
+        id: k.id,
+        managed: false,
+        name: k.name.clone(),
+        program_type: kernel_type_name(k.program_type),
+        record: None,
+        map_used_by: Vec::new(),
+        maps: Vec::new(),
+        links: Vec::new(),
+        kernel: Some(k),
+    }
+}
+
+impl Manager {
+    /// Programs, managed first (by id), then with `all` the kernel's others.
+    pub fn list(&self, f: &ListFilter) -> Result<Vec<ProgramView>> {
+        let _lock = self.lock.shared()?;
+        let store = self.store()?;
+        let records = store.list_programs(f.kind, &f.selector)?;
+        let mut links_by_prog: BTreeMap<ProgramId, Vec<LinkRecord>> = BTreeMap::new();
+        for l in store.list_links()? {
+            links_by_prog.entry(l.program_id).or_default().push(l);
+        }
+        let mut users: BTreeMap<ProgramId, Vec<ProgramId>> = BTreeMap::new();
+        for p in store.list_programs(None, &Selector::default())? {
+            users.entry(p.map_owner_id).or_default().push(p.id);
+        }
+        drop(store);
+        let kernel_all: BTreeMap<u32, KernelProgramInfo> = bpfman_kernel::loaded_programs()?
+            .into_iter()
+            .map(|k| (k.id, k))
+            .collect();
+        let mut out = Vec::new();
+        for p in records {
+            if f.kernel_type
+                .is_some_and(|t| t != p.kind.kernel_prog_type())
+            {
+                continue;
+            }
+            let links = links_by_prog.remove(&p.id).unwrap_or_default();
+            let used = users.get(&p.map_owner_id).cloned().unwrap_or_default();
+            let k = kernel_all.get(&p.id).cloned();
+            out.push(managed_view(p, &links, used, k));
+        }
+        if f.all && f.selector.is_empty() {
+            let managed: std::collections::BTreeSet<u32> = out.iter().map(|v| v.id).collect();
+            let all_records: std::collections::BTreeSet<u32> =
+                users.values().flatten().copied().collect();
+            for (id, k) in kernel_all {
+                if managed.contains(&id) || all_records.contains(&id) {
+                    continue;
+                }
+                if let Some(kind) = f.kind {
+                    if k.program_type != kind.kernel_prog_type() {
+                        continue;
+                    }
+                }
+                if f.kernel_type.is_some_and(|t| t != k.program_type) {
+                    continue;
+                }
+                out.push(unmanaged_view(k));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One program (managed or not) with maps, links and kernel facts.
+    pub fn get(&self, id: ProgramId) -> Result<ProgramView> {
+        let _lock = self.lock.shared()?;
+        let store = self.store()?;
+        let Some(p) = store.get_program(id)? else {
+            drop(store);
+            return match bpfman_kernel::program_info(id)? {
+                Some(k) => Ok(unmanaged_view(k)),
+                None => Err(ManagerError::not_found(format!(
+                    "program {id} does not exist"
+                ))),
+            };
+        };
+        let links = store.links_of(id)?;
+        let used = store.programs_using_maps_of(p.map_owner_id)?;
+        let maps = store.maps_of(p.map_owner_id)?;
+        drop(store);
+        let kernel = bpfman_kernel::program_info(id)?;
+        let mut v = managed_view(p, &links, used, kernel);
+        v.maps = maps
+            .into_iter()
+            .map(|m| MapView {
+                kernel: bpfman_kernel::map_info_by_pin(Path::new(&m.pin_path)).ok(),
+                name: m.name,
+                pin_path: m.pin_path,
+            })
+            .collect();
+        Ok(v)
+    }
+
+    /// Links, optionally of one program, by id.
+    pub fn list_links(&self, program: Option<ProgramId>) -> Result<Vec<LinkView>> {
+        let _lock = self.lock.shared()?;
+        let store = self.store()?;
+        let links = match program {
+            Some(p) => store.links_of(p)?,
+            None => store.list_links()?,
+        };
+        let mut names: BTreeMap<ProgramId, String> = BTreeMap::new();
+        let mut out = Vec::with_capacity(links.len());
+        for l in &links {
+            if !names.contains_key(&l.program_id) {
+                let n = store
+                    .get_program(l.program_id)?
+                    .map(|p| p.name)
+                    .unwrap_or_default();
+                names.insert(l.program_id, n);
+            }
+            out.push(link_view(l, &names[&l.program_id]));
+        }
+        Ok(out)
+    }
+
+    /// One link.
+    pub fn get_link(&self, id: LinkId) -> Result<LinkView> {
+        let _lock = self.lock.shared()?;
+        let store = self.store()?;
+        let l = store
+            .get_link(id)?
+            .ok_or_else(|| ManagerError::not_found(format!("link {id} does not exist")))?;
+        let name = store
+            .get_program(l.program_id)?
+            .map(|p| p.name)
+            .unwrap_or_default();
+        Ok(link_view(&l, &name))
+    }
+}

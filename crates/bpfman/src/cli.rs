@@ -1,0 +1,284 @@
+//! Command-line arguments (clap). Parsing only: no effects here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// bpfman: load, attach and manage BPF programs; serve them over gRPC and CSI.
+#[derive(Debug, Parser)]
+#[command(name = "bpfman", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Runtime directory (bpffs at <dir>/fs, store at <dir>/db/store.db).
+    #[arg(
+        long,
+        global = true,
+        env = "BPFMAN_RUNTIME_DIR",
+        default_value = "/run/bpfman"
+    )]
+    pub runtime_dir: PathBuf,
+    /// Send the command to the daemon on this socket instead of running it here.
+    #[arg(long, global = true, env = "BPFMAN_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable tables.
+    Table,
+    /// Stable JSON (see docs/json.md).
+    Json,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load BPF programs.
+    #[command(subcommand)]
+    Load(LoadCommand),
+    /// Unload a program (detaches its links, removes its pins and, when unused, its maps).
+    Unload {
+        /// Program id.
+        id: u32,
+    },
+    /// Attach a loaded program.
+    Attach(AttachArgs),
+    /// Detach a link.
+    Detach {
+        /// Link id.
+        link_id: u32,
+    },
+    /// List programs (or links: `list links`).
+    List(ListArgs),
+    /// Show one program (or a link: `get link ID`).
+    Get(GetArgs),
+    /// Find (and with --prune remove) stale state.
+    Gc {
+        /// Remove what is found.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Run the daemon: gRPC API and optionally the CSI node plugin.
+    Serve(ServeArgs),
+    /// Check the daemon's health over its socket (exit 0 when serving).
+    Health {
+        /// Daemon socket.
+        #[arg(long = "listen", default_value = "/run/bpfman-sock/bpfman.sock")]
+        socket: PathBuf,
+    },
+}
+
+/// `load` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LoadCommand {
+    /// Load from an ELF object file.
+    File(LoadFileArgs),
+    /// Load from an OCI image (not supported yet).
+    Image(LoadImageArgs),
+}
+
+/// Options shared by every load form.
+#[derive(Debug, Args)]
+pub struct LoadCommon {
+    /// Metadata KEY=VALUE stored with every program (repeatable).
+    #[arg(short = 'm', long = "metadata", value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+    /// Global variable override NAME=HEX (repeatable).
+    #[arg(short = 'g', long = "global-data", value_name = "NAME=HEX")]
+    pub global_data: Vec<String>,
+    /// Application name (sets metadata bpfman.io/application).
+    #[arg(long)]
+    pub application: Option<String>,
+    /// Share the maps of this already-loaded program.
+    #[arg(long, value_name = "ID")]
+    pub map_owner_id: Option<u32>,
+}
+
+/// `load file`.
+#[derive(Debug, Args)]
+pub struct LoadFileArgs {
+    /// Object file, then the programs to load (none = every program).
+    #[arg(value_name = "PATH [PROGRAM]...")]
+    pub positional: Vec<String>,
+    /// Object file (upstream form).
+    #[arg(short = 'p', long = "path", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// Program as TYPE:NAME[:ATTACH_FN] (upstream form, repeatable).
+    #[arg(long = "programs", value_name = "TYPE:NAME[:ATTACH_FN]")]
+    pub programs: Vec<String>,
+    #[command(flatten)]
+    pub common: LoadCommon,
+}
+
+/// `load image`.
+#[derive(Debug, Args)]
+pub struct LoadImageArgs {
+    /// Image reference.
+    #[arg(short = 'i', long)]
+    pub image_url: String,
+    /// Programs to load.
+    pub programs: Vec<String>,
+    #[command(flatten)]
+    pub common: LoadCommon,
+}
+
+/// `attach ID TYPE ...`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Program id.
+    pub id: u32,
+    /// Attach type.
+    #[arg(value_enum)]
+    pub attach_type: AttachType,
+    /// Tracepoint GROUP/NAME (default: from the program's ELF section).
+    #[arg(long)]
+    pub tracepoint: Option<String>,
+    /// Function name (kprobe, uprobe).
+    #[arg(short = 'f', long)]
+    pub fn_name: Option<String>,
+    /// Offset (kprobe, uprobe).
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Binary or library to probe (uprobe).
+    #[arg(short = 't', long)]
+    pub target: Option<String>,
+    /// Only this process (uprobe).
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Container pid (recorded with the link).
+    #[arg(long)]
+    pub container_pid: Option<i32>,
+    /// Interface (xdp, tc, tcx).
+    #[arg(short = 'i', long)]
+    pub iface: Option<String>,
+    /// Direction (tc, tcx).
+    #[arg(short = 'd', long)]
+    pub direction: Option<String>,
+    /// Priority 1..=1000, lower runs first (xdp, tc, tcx).
+    #[arg(long, default_value_t = 1000)]
+    pub priority: i32,
+    /// Continue the chain after these actions (xdp, tc; repeatable).
+    #[arg(long = "proceed-on")]
+    pub proceed_on: Vec<String>,
+    /// Network namespace file (xdp, tc, tcx).
+    #[arg(short = 'n', long)]
+    pub netns: Option<String>,
+    /// XDP mode.
+    #[arg(long, default_value = "native")]
+    pub mode: String,
+    /// Metadata KEY=VALUE stored with the link (repeatable).
+    #[arg(short = 'm', long = "metadata", value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+}
+
+/// Attach types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachType {
+    /// Tracepoint.
+    Tracepoint,
+    /// kprobe.
+    Kprobe,
+    /// kretprobe.
+    Kretprobe,
+    /// uprobe.
+    Uprobe,
+    /// uretprobe.
+    Uretprobe,
+    /// fentry.
+    Fentry,
+    /// fexit.
+    Fexit,
+    /// XDP.
+    Xdp,
+    /// TC.
+    Tc,
+    /// TCX.
+    Tcx,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ListArgs {
+    /// Links instead of programs.
+    #[command(subcommand)]
+    pub sub: Option<ListSub>,
+    /// Include programs bpfman did not load.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only this program type.
+    #[arg(short = 't', long = "program-type")]
+    pub program_type: Option<String>,
+    /// Only programs carrying KEY=VALUE (repeatable, all must match).
+    #[arg(short = 'm', long = "metadata-selector", value_name = "KEY=VALUE")]
+    pub selector: Vec<String>,
+}
+
+/// `list links`.
+#[derive(Debug, Subcommand)]
+pub enum ListSub {
+    /// List links.
+    Links {
+        /// Only links of this program.
+        #[arg(long)]
+        program_id: Option<u32>,
+    },
+}
+
+/// `get`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GetArgs {
+    /// Link instead of program.
+    #[command(subcommand)]
+    pub sub: Option<GetSub>,
+    /// Program id.
+    pub id: Option<u32>,
+}
+
+/// `get link`.
+#[derive(Debug, Subcommand)]
+pub enum GetSub {
+    /// Show one link.
+    Link {
+        /// Link id.
+        id: u32,
+    },
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// gRPC socket to listen on.
+    #[arg(
+        long,
+        env = "BPFMAN_LISTEN",
+        default_value = "/run/bpfman-sock/bpfman.sock"
+    )]
+    pub listen: PathBuf,
+    /// Also serve the CSI node plugin.
+    #[arg(long)]
+    pub csi_support: bool,
+    /// CSI socket.
+    #[arg(
+        long,
+        env = "CSI_ENDPOINT",
+        default_value = "/var/lib/kubelet/plugins/csi.go-bpfman.io/csi.sock"
+    )]
+    pub csi_endpoint: String,
+    /// CSI driver name.
+    #[arg(long, default_value = "csi.go-bpfman.io")]
+    pub csi_driver_name: String,
+    /// CSI node id (default: the host name).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_id: Option<String>,
+    /// Kubelet pods directory: CSI target paths must lie under it.
+    #[arg(long, default_value = "/var/lib/kubelet/pods")]
+    pub pods_dir: PathBuf,
+}

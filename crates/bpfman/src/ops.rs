@@ -1,0 +1,60 @@
+//! The operations the CLI runs, either here (embedded: this process opens the
+//! store and the kernel under the shared lock) or in the daemon (remote).
+
+use bpfman_core::gc::GcItem;
+use bpfman_core::metadata::Metadata;
+use bpfman_core::model::{LinkView, ProgramView};
+use bpfman_core::spec::{AttachSpec, LoadSpec};
+use bpfman_manager::{ListFilter, Manager, ManagerError};
+
+/// What every backend offers.
+pub trait Ops {
+    /// Load programs.
+    fn load(&self, spec: LoadSpec) -> Result<Vec<ProgramView>, ManagerError>;
+    /// Unload a program.
+    fn unload(&self, id: u32) -> Result<(), ManagerError>;
+    /// Attach a program.
+    fn attach(&self, id: u32, spec: AttachSpec, md: Metadata) -> Result<LinkView, ManagerError>;
+    /// Detach a link.
+    fn detach(&self, link_id: u32) -> Result<(), ManagerError>;
+    /// List programs.
+    fn list(&self, f: &ListFilter) -> Result<Vec<ProgramView>, ManagerError>;
+    /// Get a program.
+    fn get(&self, id: u32) -> Result<ProgramView, ManagerError>;
+    /// List links.
+    fn list_links(&self, program: Option<u32>) -> Result<Vec<LinkView>, ManagerError>;
+    /// Get a link.
+    fn get_link(&self, id: u32) -> Result<LinkView, ManagerError>;
+    /// Garbage-collect.
+    fn gc(&self, prune: bool) -> Result<Vec<GcItem>, ManagerError>;
+}
+
+impl Ops for Manager {
+    fn load(&self, spec: LoadSpec) -> Result<Vec<ProgramView>, ManagerError> {
+        Manager::load(self, spec)
+    }
+    fn unload(&self, id: u32) -> Result<(), ManagerError> {
+        Manager::unload(self, id)
+    }
+    fn attach(&self, id: u32, spec: AttachSpec, md: Metadata) -> Result<LinkView, ManagerError> {
+        Manager::attach(self, id, spec, md)
+    }
+    fn detach(&self, link_id: u32) -> Result<(), ManagerError> {
+        Manager::detach(self, link_id)
+    }
+    fn list(&self, f: &ListFilter) -> Result<Vec<ProgramView>, ManagerError> {
+        Manager::list(self, f)
+    }
+    fn get(&self, id: u32) -> Result<ProgramView, ManagerError> {
+        Manager::get(self, id)
+    }
+    fn list_links(&self, program: Option<u32>) -> Result<Vec<LinkView>, ManagerError> {
+        Manager::list_links(self, program)
+    }
+    fn get_link(&self, id: u32) -> Result<LinkView, ManagerError> {
+        Manager::get_link(self, id)
+    }
+    fn gc(&self, prune: bool) -> Result<Vec<GcItem>, ManagerError> {
+        Manager::gc(self, prune)
+    }
+}

@@ -1,0 +1,354 @@
+//! Output: tables for people, stable JSON for programs (docs/json.md).
+
+use std::fmt::Write as _;
+
+use bpfman_core::gc::GcItem;
+use bpfman_core::model::{LinkView, ProgramView};
+use bpfman_core::spec::{BytecodeSource, to_hex};
+use serde::Serialize;
+
+use crate::cli::Output;
+
+/// Renders a value as pretty JSON.
+pub fn json<T: Serialize>(v: &T) -> String {
+    // Serialising our own plain structs cannot fail; fall back to an error object just in case.
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// A simple left-aligned table.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                let _ = write!(s, "{:<w$}  ", c, w = widths[i]);
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+fn kv(pairs: &std::collections::BTreeMap<String, String>) -> String {
+    if pairs.is_empty() {
+        return "-".into();
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `list`.
+pub fn programs(out: Output, list: &[ProgramView]) -> String {
+    if out == Output::Json {
+        return json(&list);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|p| {
+            let (links, md, maps) = match &p.record {
+                Some(r) => (
+                    if p.links.is_empty() {
+                        "-".to_string()
+                    } else {
+                        p.links
+                            .iter()
+                            .map(|l| format!("{}:{}", l.id, l.attach_point))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    },
+                    kv(&r.metadata),
+                    r.map_pin_path.clone(),
+                ),
+                None => (
+                    "(not managed)".to_string(),
+                    "-".to_string(),
+                    "-".to_string(),
+                ),
+            };
+            vec![
+                p.id.to_string(),
+                p.name.clone(),
+                p.program_type.clone(),
+                links,
+                md,
+                maps,
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "NAME", "TYPE", "LINKS", "METADATA", "MAP PIN PATH"],
+        &rows,
+    )
+}
+
+/// `get` and `load`.
+pub fn program_details(out: Output, list: &[ProgramView], single: bool) -> String {
+    if out == Output::Json {
+        return if single && list.len() == 1 {
+            json(&list[0])
+        } else {
+            json(&list)
+        };
+    }
+    let mut s = String::new();
+    for (i, p) in list.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(&program_detail(p));
+    }
+    s
+}
+
+fn program_detail(p: &ProgramView) -> String {
+    let mut head = format!("Program {}\n", p.id);
+    let mut body = String::new();
+    let mut f = |k: &str, v: String| {
+        let _ = writeln!(body, "  {:<16}{}", format!("{k}:"), v);
+    };
+    f("Name", p.name.clone());
+    f("Type", p.program_type.clone());
+    f(
+        "Managed",
+        if p.managed { "yes".into() } else { "no".into() },
+    );
+    if let Some(r) = &p.record {
+        f("Section", r.section.clone());
+        if let Some(a) = &r.attach_fn {
+            f("Attach function", a.clone());
+        }
+        f(
+            "Source",
+            match &r.source {
+                BytecodeSource::File { path } => format!("file {path}"),
+                BytecodeSource::Image { url, digest } => {
+                    format!(
+                        "image {url}{}",
+                        digest
+                            .as_deref()
+                            .map(|d| format!("@{d}"))
+                            .unwrap_or_default()
+                    )
+                }
+            },
+        );
+        f("Pin", r.pin_path.clone());
+        f("Metadata", kv(&r.metadata));
+        f(
+            "Global data",
+            if r.global_data.is_empty() {
+                "-".into()
+            } else {
+                r.global_data
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", to_hex(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        );
+        f("Map pin path", r.map_pin_path.clone());
+        f("Map owner", r.map_owner_id.to_string());
+        f(
+            "Maps used by",
+            p.map_used_by
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    head.push_str(&body);
+    if let Some(k) = &p.kernel {
+        head.push_str("Kernel\n");
+        let mut b = String::new();
+        let mut f = |key: &str, v: String| {
+            let _ = writeln!(b, "  {:<16}{}", format!("{key}:"), v);
+        };
+        f("Kernel name", k.name.clone());
+        f("Tag", k.tag.clone());
+        f("Loaded at", k.loaded_at.clone());
+        f("GPL compatible", k.gpl_compatible.to_string());
+        f(
+            "Map IDs",
+            if k.map_ids.is_empty() {
+                "-".into()
+            } else {
+                k.map_ids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        );
+        f("BTF ID", k.btf_id.to_string());
+        f("Xlated bytes", k.bytes_xlated.to_string());
+        f("JITed", k.jited.to_string());
+        f("JITed bytes", k.bytes_jited.to_string());
+        f("Memlock bytes", k.bytes_memlock.to_string());
+        f("Verified insns", k.verified_insns.to_string());
+        head.push_str(&b);
+    } else {
+        head.push_str("Kernel\n  (program not found in the kernel)\n");
+    }
+    if p.record.is_some() {
+        head.push_str("Maps\n");
+        if p.maps.is_empty() {
+            head.push_str("  (none)\n");
+        } else {
+            let rows: Vec<Vec<String>> = p
+                .maps
+                .iter()
+                .map(|m| match &m.kernel {
+                    Some(k) => vec![
+                        m.name.clone(),
+                        k.id.to_string(),
+                        k.map_type.clone(),
+                        k.key_size.to_string(),
+                        k.value_size.to_string(),
+                        k.max_entries.to_string(),
+                        m.pin_path.clone(),
+                    ],
+                    None => vec![
+                        m.name.clone(),
+                        "-".into(),
+                        "?".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        m.pin_path.clone(),
+                    ],
+                })
+                .collect();
+            for l in table(
+                &[
+                    "NAME",
+                    "ID",
+                    "TYPE",
+                    "KEY",
+                    "VALUE",
+                    "MAX ENTRIES",
+                    "PIN PATH",
+                ],
+                &rows,
+            )
+            .lines()
+            {
+                let _ = writeln!(head, "  {l}");
+            }
+        }
+        head.push_str("Links\n");
+        if p.links.is_empty() {
+            head.push_str("  (none)\n");
+        } else {
+            for l in links_table(&p.links).lines() {
+                let _ = writeln!(head, "  {l}");
+            }
+        }
+    }
+    head
+}
+
+fn links_table(links: &[LinkView]) -> String {
+    let rows: Vec<Vec<String>> = links
+        .iter()
+        .map(|l| {
+            vec![
+                l.id.to_string(),
+                format!("{} ({})", l.program_id, l.program_name),
+                l.link_type.clone(),
+                l.attach_point.clone(),
+                l.pin_path.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["LINK ID", "PROGRAM", "TYPE", "ATTACH POINT", "PIN PATH"],
+        &rows,
+    )
+}
+
+/// `list links`.
+pub fn links(out: Output, links: &[LinkView]) -> String {
+    if out == Output::Json {
+        return json(&links);
+    }
+    links_table(links)
+}
+
+/// `get link` and `attach`.
+pub fn link(out: Output, l: &LinkView) -> String {
+    if out == Output::Json {
+        return json(l);
+    }
+    let mut s = format!("Link {}\n", l.id);
+    let mut f = |k: &str, v: String| {
+        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
+    };
+    f("Program", format!("{} ({})", l.program_id, l.program_name));
+    f("Type", l.link_type.clone());
+    f("Attach point", l.attach_point.clone());
+    f("Pin", l.pin_path.clone());
+    f(
+        "Kernel link ID",
+        l.kernel_link_id
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "-".into()),
+    );
+    f("Metadata", kv(&l.metadata));
+    s
+}
+
+/// `gc`.
+pub fn gc(out: Output, items: &[GcItem], pruned: bool) -> String {
+    if out == Output::Json {
+        #[derive(Serialize)]
+        struct Gc<'a> {
+            pruned: bool,
+            items: &'a [GcItem],
+        }
+        return json(&Gc { pruned, items });
+    }
+    if items.is_empty() {
+        return "Nothing to collect.\n".into();
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| vec![i.kind.clone(), i.subject.clone(), i.reason.clone()])
+        .collect();
+    let mut s = table(&["KIND", "SUBJECT", "REASON"], &rows);
+    if pruned {
+        let _ = writeln!(s, "Removed {} stale item(s).", items.len());
+    } else {
+        let _ = writeln!(
+            s,
+            "{} stale item(s); run `bpfman gc --prune` to remove them.",
+            items.len()
+        );
+    }
+    s
+}
+
+/// Confirmation for unload/detach.
+pub fn done(out: Output, what: &str, id: u32) -> String {
+    if out == Output::Json {
+        return json(&serde_json::json!({ "id": id, "result": what }));
+    }
+    format!("{} {id}\n", what)
+}

@@ -1,0 +1,393 @@
+//! CLI scenarios on the real kernel, in embedded and remote (daemon) mode.
+//! Each test has its own runtime dir and bpffs mount, unmounted on drop.
+
+mod common;
+
+use common::{Env, Mode, eventually, kernel_has_program, obj, read_u64, root_or_skip};
+use std::path::PathBuf;
+
+const STATS: &str = "examples/stats/stats.bpf.o";
+
+fn seed_flow(mode: Mode) {
+    let env = Env::new(mode);
+    let stats = obj(STATS);
+    // The seed form, exactly as documented.
+    let loaded = env.ok_json(&[
+        "load",
+        "file",
+        "-m",
+        "bpfman.io/application=stats",
+        &stats,
+        "count_sched_switch",
+    ]);
+    let p = &loaded[0];
+    let id = p["id"].as_u64().unwrap() as u32;
+    assert_eq!(p["name"], "count_sched_switch");
+    assert_eq!(p["type"], "tracepoint");
+    assert_eq!(p["record"]["metadata"]["bpfman.io/application"], "stats");
+    let map_pin = env.fs().join(id.to_string()).join("stats_map");
+    assert!(
+        env.fs()
+            .join(id.to_string())
+            .join("count_sched_switch")
+            .exists()
+    );
+    assert!(map_pin.exists());
+    assert!(kernel_has_program(id));
+
+    // Attach with the tracepoint from the ELF section.
+    let link = env.ok_json(&["attach", &id.to_string(), "tracepoint"]);
+    assert_eq!(link["spec"]["tracepoint"], "sched/sched_switch");
+    let link_id = link["id"].as_u64().unwrap().to_string();
+    let first = read_u64(&map_pin, 0);
+    eventually("counter grows", || read_u64(&map_pin, 0) > first + 2);
+
+    // list / get / links
+    let list = env.ok_json(&["list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["links"][0]["id"].to_string(), link_id);
+    let sel = env.ok_json(&[
+        "list",
+        "-m",
+        "bpfman.io/application=stats",
+        "--program-type",
+        "tracepoint",
+    ]);
+    assert_eq!(sel.as_array().unwrap().len(), 1);
+    let none = env.ok_json(&["list", "-m", "bpfman.io/application=other"]);
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    let none = env.ok_json(&["list", "--program-type", "xdp"]);
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    let got = env.ok_json(&["get", &id.to_string()]);
+    assert_eq!(got["maps"][0]["name"], "stats_map");
+    assert_eq!(got["maps"][0]["kernel"]["map_type"], "array");
+    assert_eq!(got["maps"][0]["kernel"]["value_size"], 8);
+    assert!(got["kernel"]["tag"].as_str().unwrap().len() == 16);
+    assert!(got["kernel"]["verified_insns"].as_u64().unwrap() > 0);
+    assert!(!got["kernel"]["map_ids"].as_array().unwrap().is_empty());
+    let links = env.ok_json(&["list", "links"]);
+    assert_eq!(links.as_array().unwrap().len(), 1);
+    let gl = env.ok_json(&["get", "link", &link_id]);
+    assert_eq!(gl["type"], "tracepoint");
+    // Table output works too.
+    let t = env.run(&["list"]);
+    assert!(
+        t.ok && t.stdout.contains("count_sched_switch")
+            && t.stdout.contains("bpfman.io/application=stats")
+    );
+    let t = env.run(&["get", &id.to_string()]);
+    assert!(
+        t.ok && t.stdout.contains("stats_map") && t.stdout.contains("Verified insns"),
+        "{}",
+        t.stdout
+    );
+
+    // A clean system has nothing to collect.
+    assert_eq!(env.ok_json(&["gc"])["items"].as_array().unwrap().len(), 0);
+
+    // Detach stops the counting.
+    env.ok_json(&["detach", &link_id]);
+    let after = read_u64(&map_pin, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        read_u64(&map_pin, 0),
+        after,
+        "counter still moves after detach"
+    );
+    assert_eq!(env.ok_json(&["list", "links"]).as_array().unwrap().len(), 0);
+
+    // Unload leaves nothing in the kernel or under <fs>.
+    env.ok_json(&[
+        "attach",
+        &id.to_string(),
+        "tracepoint",
+        "--tracepoint",
+        "sched/sched_switch",
+    ]);
+    env.ok_json(&["unload", &id.to_string()]);
+    assert!(!kernel_has_program(id), "program {id} still in the kernel");
+    env.assert_empty();
+}
+
+#[test]
+fn seed_flow_embedded() {
+    if root_or_skip("seed_flow_embedded") {
+        seed_flow(Mode::Embedded);
+    }
+}
+
+#[test]
+fn seed_flow_remote() {
+    if root_or_skip("seed_flow_remote") {
+        seed_flow(Mode::Remote);
+    }
+}
+
+fn uprobe_target() -> String {
+    obj("tests/bpf/uprobe-target/uprobe_target")
+}
+
+fn uprobe_counts(mode: Mode) {
+    let env = Env::new(mode);
+    let ids = env.load(&[&obj("tests/bpf/uprobe.bpf.o")]);
+    assert_eq!(ids.len(), 2, "both programs of the object load");
+    let get = env.ok_json(&["get", &ids[0].to_string()]);
+    let owner = get["record"]["map_owner_id"].as_u64().unwrap();
+    let map_pin = PathBuf::from(get["record"]["map_pin_path"].as_str().unwrap()).join("uprobe_map");
+    // Both programs share the load's one map directory.
+    let get2 = env.ok_json(&["get", &ids[1].to_string()]);
+    assert_eq!(get2["record"]["map_owner_id"].as_u64().unwrap(), owner);
+    // The probe direction follows each program's section (uprobe / uretprobe).
+    for id in &ids {
+        let r = env.run(&[
+            "attach",
+            &id.to_string(),
+            "uprobe",
+            "--target",
+            &uprobe_target(),
+            "--fn-name",
+            "bpfman_test_fn",
+        ]);
+        assert!(r.ok, "{}", r.stderr);
+    }
+    let types: Vec<String> = env
+        .ok_json(&["list", "links"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        types.contains(&"uprobe".to_string()) && types.contains(&"uretprobe".to_string()),
+        "{types:?}"
+    );
+    let out = std::process::Command::new(uprobe_target())
+        .arg("7")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    eventually("7 calls and 7 returns counted", || {
+        read_u64(&map_pin, 0) == 7 && read_u64(&map_pin, 1) == 7
+    });
+    for id in ids {
+        env.ok_json(&["unload", &id.to_string()]);
+    }
+    env.assert_empty();
+}
+
+#[test]
+fn uprobe_counts_embedded() {
+    if root_or_skip("uprobe_counts_embedded") {
+        uprobe_counts(Mode::Embedded);
+    }
+}
+
+#[test]
+fn uprobe_counts_remote() {
+    if root_or_skip("uprobe_counts_remote") {
+        uprobe_counts(Mode::Remote);
+    }
+}
+
+#[test]
+fn map_sharing_and_global_data() {
+    if !root_or_skip("map_sharing_and_global_data") {
+        return;
+    }
+    let env = Env::new(Mode::Embedded);
+    let multi = obj("tests/bpf/multi.bpf.o");
+    // GLOBAL_u32 = 10 (little endian): tp_one adds 1 + 10 per event.
+    let ids = env.load(&[
+        "--path",
+        &multi,
+        "--programs",
+        "tracepoint:tp_one",
+        "-g",
+        "GLOBAL_u32=0a000000",
+    ]);
+    let owner = ids[0];
+    let map_pin = env.fs().join(owner.to_string()).join("shared_map");
+    assert!(map_pin.exists());
+    let shared = env.load(&[&multi, "tp_two", "--map-owner-id", &owner.to_string()]);
+    let g = env.ok_json(&["get", &shared[0].to_string()]);
+    assert_eq!(g["record"]["map_owner_id"].as_u64().unwrap() as u32, owner);
+    assert_eq!(g["map_used_by"].as_array().unwrap().len(), 2);
+    // The sharer has no map pins of its own.
+    assert!(
+        !env.fs()
+            .join(shared[0].to_string())
+            .join("shared_map")
+            .exists()
+    );
+    env.ok_json(&["attach", &owner.to_string(), "tracepoint"]);
+    eventually("tp_one counts by 11", || {
+        let v = read_u64(&map_pin, 0);
+        v >= 22 && v % 11 == 0
+    });
+    // Owner goes first: the map stays for the sharer.
+    env.ok_json(&["unload", &owner.to_string()]);
+    assert!(map_pin.exists(), "shared map removed while still used");
+    env.ok_json(&["unload", &shared[0].to_string()]);
+    assert!(!map_pin.exists());
+    env.assert_empty();
+}
+
+fn bad_input(mode: Mode) {
+    let env = Env::new(mode);
+    let stats = obj(STATS);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["load".into(), "file".into(), "/nonexistent/x.o".into()],
+            "/nonexistent/x.o",
+        ),
+        (vec!["load".into(), "file".into(), obj("README.md")], "not"),
+        (
+            vec!["load".into(), "file".into(), "/bin/true".into()],
+            "BPF",
+        ),
+        (
+            vec![
+                "load".into(),
+                "file".into(),
+                stats.clone(),
+                "no_such_prog".into(),
+            ],
+            "no_such_prog",
+        ),
+        (
+            vec!["load".into(), "file".into(), obj("tests/bpf/bad.bpf.o")],
+            "verifier",
+        ),
+        (
+            vec![
+                "load".into(),
+                "file".into(),
+                stats.clone(),
+                "-m".into(),
+                "novalue".into(),
+            ],
+            "KEY=VALUE",
+        ),
+        (
+            vec![
+                "load".into(),
+                "file".into(),
+                stats.clone(),
+                "-g".into(),
+                "x=zz".into(),
+            ],
+            "hex",
+        ),
+        (vec!["unload".into(), "999999".into()], "999999"),
+        (vec!["get".into(), "4294967295".into()], "4294967295"),
+        (vec!["detach".into(), "999".into()], "999"),
+        (vec!["get".into(), "link".into(), "999".into()], "999"),
+    ];
+    for (args, needle) in &cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let line = env.fails(&a);
+        assert!(
+            line.to_lowercase().contains(&needle.to_lowercase()),
+            "error for {a:?} should mention '{needle}': {line}"
+        );
+    }
+    // A tracepoint that does not exist, and a wrong attach type.
+    let id = env.load(&[&stats])[0].to_string();
+    let line = env.fails(&[
+        "attach",
+        &id,
+        "tracepoint",
+        "--tracepoint",
+        "sched/no_such_tp",
+    ]);
+    assert!(line.contains("sched/no_such_tp"), "{line}");
+    let line = env.fails(&[
+        "attach",
+        &id,
+        "uprobe",
+        "--target",
+        "/bin/true",
+        "--fn-name",
+        "main",
+    ]);
+    assert!(line.contains("tracepoint"), "{line}");
+    env.ok_json(&["unload", &id]);
+    env.assert_empty();
+}
+
+#[test]
+fn bad_input_embedded() {
+    if root_or_skip("bad_input_embedded") {
+        bad_input(Mode::Embedded);
+    }
+}
+
+#[test]
+fn bad_input_remote() {
+    if root_or_skip("bad_input_remote") {
+        bad_input(Mode::Remote);
+    }
+}
+
+#[test]
+fn kernel_features_missing_here_say_so() {
+    if !root_or_skip("kernel_features_missing_here_say_so") {
+        return;
+    }
+    let env = Env::new(Mode::Embedded);
+    let r = env.run(&["-o", "json", "load", "file", &obj("tests/bpf/kprobe.bpf.o")]);
+    if r.ok {
+        let id = r.json()[0]["id"].to_string();
+        let a = env.run(&["attach", &id, "kprobe"]);
+        if a.ok {
+            eprintln!("note: this kernel has kprobes; kprobe attach works");
+        } else {
+            assert!(a.stderr.to_lowercase().contains("kprobe"), "{}", a.stderr);
+        }
+        env.ok_json(&["unload", &id]);
+    } else {
+        assert!(r.stderr.to_lowercase().contains("kprobe"), "{}", r.stderr);
+    }
+    let r = env.run(&["-o", "json", "load", "file", &obj("tests/bpf/fentry.bpf.o")]);
+    if r.ok {
+        eprintln!("note: this kernel allows fentry/fexit");
+        for p in r.json().as_array().unwrap() {
+            env.ok_json(&["unload", &p["id"].to_string()]);
+        }
+    } else {
+        let e = r.stderr.to_lowercase();
+        assert!(
+            e.contains("fentry") || e.contains("trampoline"),
+            "{}",
+            r.stderr
+        );
+    }
+    env.assert_empty();
+}
+
+#[test]
+fn list_all_marks_unmanaged() {
+    if !root_or_skip("list_all_marks_unmanaged") {
+        return;
+    }
+    let env = Env::new(Mode::Embedded);
+    let id = env.load(&[&obj(STATS)])[0];
+    let all = env.ok_json(&["list", "--all"]);
+    let arr = all.as_array().unwrap();
+    assert!(arr.iter().any(|p| p["id"] == id && p["managed"] == true));
+    // The kernel always has programs of its own (or of other tenants); if it
+    // has none, there is nothing unmanaged to show.
+    if arr.len() > 1 {
+        assert!(arr.iter().any(|p| p["managed"] == false));
+    }
+    // A selector drops unmanaged programs.
+    let sel = env.ok_json(&[
+        "list",
+        "--all",
+        "-m",
+        "bpfman.io/ProgramName=count_sched_switch",
+    ]);
+    assert!(sel.as_array().unwrap().iter().all(|p| p["managed"] == true));
+    env.ok_json(&["unload", &id.to_string()]);
+    env.assert_empty();
+}

@@ -1,0 +1,333 @@
+//! Test harness: a private runtime dir with its own bpffs, the real `bpfman`
+//! binary, embedded or through a daemon, and raw map reads.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A test BPF object by repo-relative path.
+pub fn obj(rel: &str) -> String {
+    repo().join(rel).to_string_lossy().into_owned()
+}
+
+/// True when running as root; otherwise prints why the test is skipped.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix_is_root() {
+        return true;
+    }
+    eprintln!("skipped {test}: needs root (BPF and mounts)");
+    false
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// How commands reach bpfman.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The CLI opens store and kernel itself.
+    Embedded,
+    /// The CLI talks to a daemon over its socket.
+    Remote,
+}
+
+/// One isolated bpfman runtime.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub mode: Mode,
+    daemon: Option<Child>,
+}
+
+/// Result of one CLI run.
+pub struct Run {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            ok: o.status.success(),
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    /// Parsed stdout JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_bpfman")
+}
+
+impl Env {
+    /// A fresh runtime dir (bpfman mounts its bpffs on first use).
+    pub fn new(mode: Mode) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("bpfman-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut env = Env {
+            dir,
+            mode,
+            daemon: None,
+        };
+        if mode == Mode::Remote {
+            env.start_daemon();
+        }
+        env
+    }
+
+    pub fn runtime(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn fs(&self) -> PathBuf {
+        self.dir.path().join("fs")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("sock/bpfman.sock")
+    }
+
+    /// Starts `bpfman serve` on a private socket and waits until it answers.
+    pub fn start_daemon(&mut self) {
+        let child = Command::new(bin())
+            .args(["--runtime-dir"])
+            .arg(self.runtime())
+            .args(["serve", "--listen"])
+            .arg(self.socket())
+            .env_remove("BPFMAN_SOCKET")
+            .env_remove("BPFMAN_FAULT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn daemon");
+        self.daemon = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            let ok = Command::new(bin())
+                .args(["health", "--listen"])
+                .arg(self.socket())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("daemon did not become healthy");
+    }
+
+    /// Stops the daemon with SIGTERM and waits.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            // SAFETY: kill with a valid pid of our child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--runtime-dir").arg(self.runtime());
+        if self.mode == Mode::Remote && self.daemon.is_some() {
+            c.arg("--socket").arg(self.socket());
+        }
+        c.args(args);
+        c.env_remove("BPFMAN_SOCKET")
+            .env_remove("BPFMAN_FAULT")
+            .env_remove("BPFMAN_FAULT_MODE");
+        c
+    }
+
+    /// Runs the CLI.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run bpfman"))
+    }
+
+    /// Runs the CLI embedded (whatever the mode) with extra environment.
+    pub fn run_embedded_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = Command::new(bin());
+        c.arg("--runtime-dir").arg(self.runtime()).args(args);
+        c.env_remove("BPFMAN_SOCKET");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Run::from(c.output().expect("run bpfman"))
+    }
+
+    /// Runs and asserts success; returns stdout JSON (adds `-o json`).
+    pub fn ok_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let r = self.run(&a);
+        assert!(r.ok, "bpfman {args:?} failed: {}", r.stderr);
+        r.json()
+    }
+
+    /// Runs and asserts failure with a one-line error; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert!(
+            !r.ok,
+            "bpfman {args:?} unexpectedly succeeded: {}",
+            r.stdout
+        );
+        assert_eq!(r.code, Some(1), "exit code for {args:?}: {}", r.stderr);
+        let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "error for {args:?} should be one line, got:\n{}",
+            r.stderr
+        );
+        assert!(lines[0].starts_with("Error: "), "{}", lines[0]);
+        lines[0].to_string()
+    }
+
+    /// Loads and returns the ids of the loaded programs.
+    pub fn load(&self, args: &[&str]) -> Vec<u32> {
+        let mut a = vec!["load", "file"];
+        a.extend(args);
+        let v = self.ok_json(&a);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    /// Numbered program directories and link pins left under `<fs>`.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.fs()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == "links" {
+                    for l in std::fs::read_dir(e.path()).unwrap().flatten() {
+                        out.push(format!("links/{}", l.file_name().to_string_lossy()));
+                    }
+                } else {
+                    out.push(name);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Asserts the runtime holds nothing: no rows, no pins, gc clean.
+    pub fn assert_empty(&self) {
+        let list = self.ok_json(&["list"]);
+        assert_eq!(list.as_array().unwrap().len(), 0, "programs left: {list}");
+        let links = self.ok_json(&["list", "links"]);
+        assert_eq!(links.as_array().unwrap().len(), 0, "links left: {links}");
+        assert_eq!(
+            self.leftovers(),
+            Vec::<String>::new(),
+            "pins left under {}",
+            self.fs().display()
+        );
+        let gc = self.ok_json(&["gc"]);
+        assert_eq!(gc["items"].as_array().unwrap().len(), 0, "gc finds: {gc}");
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop_daemon();
+        // Unmount every volume and the private bpffs: pinned objects die with it.
+        let csi = self.dir.path().join("csi");
+        if let Ok(rd) = std::fs::read_dir(&csi) {
+            for e in rd.flatten() {
+                umount(&e.path());
+            }
+        }
+        umount(&self.fs());
+    }
+}
+
+pub fn umount(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: valid C string; failure (not mounted) is fine.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+}
+
+/// True when the kernel has a program with this id.
+pub fn kernel_has_program(id: u32) -> bool {
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&id.to_ne_bytes());
+    // BPF_PROG_GET_FD_BY_ID = 13
+    // SAFETY: attr is a valid, zeroed bpf_attr-sized buffer.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 13, attr.as_ptr(), attr.len()) };
+    if fd >= 0 {
+        // SAFETY: fd was just returned to us.
+        unsafe { libc::close(fd as i32) };
+        true
+    } else {
+        false
+    }
+}
+
+/// Reads the u64 value at `key` of the array map pinned at `pin`.
+pub fn read_u64(pin: &Path, key: u32) -> u64 {
+    let path = std::ffi::CString::new(pin.as_os_str().to_string_lossy().as_bytes()).unwrap();
+    let mut attr = [0u8; 128];
+    attr[0..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+    // BPF_OBJ_GET = 7
+    // SAFETY: attr holds a valid pointer to a C string for the call's duration.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 7, attr.as_ptr(), attr.len()) };
+    assert!(
+        fd >= 0,
+        "BPF_OBJ_GET {}: {}",
+        pin.display(),
+        std::io::Error::last_os_error()
+    );
+    let mut value = [0u8; 8];
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(value.as_mut_ptr() as u64).to_ne_bytes());
+    // BPF_MAP_LOOKUP_ELEM = 1
+    // SAFETY: pointers are valid for the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 1, attr.as_ptr(), attr.len()) };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd as i32) };
+    assert_eq!(r, 0, "lookup: {}", std::io::Error::last_os_error());
+    u64::from_ne_bytes(value)
+}
+
+/// Polls until `f` is true or 10 s pass.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
