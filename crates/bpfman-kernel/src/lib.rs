@@ -1,1 +1,38 @@
-//! bpfman-kernel (work in progress).
+//! bpfman-kernel: the kernel side of bpfman, built on aya `=0.14.0`.
+//!
+//! Everything that touches the `bpf(2)` syscall, bpffs and mounts lives
+//! here, and nothing else does: no database, no policy. The manager calls
+//! these functions, keeps the undo state and decides what to do on failure.
+//!
+//! One module per concern, as in aya:
+//! - [`object`]: what an object file holds (no kernel needed);
+//! - [`load`]: loading programs all-or-nothing, pinning programs and maps;
+//! - [`attach`]: attaching pinned programs and pinning their links;
+//! - [`info`]: kernel facts about programs, maps and links;
+//! - [`pin`]: uniform open / pin / unpin of any pinned object (for undo);
+//! - [`bpffs`]: bpffs and bind mounts;
+//! - [`features`]: what this kernel can do;
+//! - `sys`: the raw syscalls aya keeps private.
+
+pub mod attach;
+pub mod bpffs;
+pub mod error;
+pub mod features;
+pub mod info;
+pub mod load;
+pub mod object;
+pub mod pin;
+mod sys;
+pub mod tracefs;
+
+pub use attach::attach;
+pub use bpffs::{bind_mount, ensure_bpffs, is_bpffs, is_mountpoint, mount_bpffs, unmount};
+pub use error::KernelError;
+pub use features::{Features, features};
+pub use info::{
+    link_id_by_pin, live_link_ids, live_map_ids, live_program_ids, loaded_programs,
+    map_info_by_pin, program_id_by_pin, program_info, rfc3339_utc,
+};
+pub use load::{LoadRequest, LoadedObject, ProgramToLoad, load};
+pub use object::{ObjectProgram, inspect_object, object_maps};
+pub use pin::{ObjectKind, PinnedObject, open_pinned, unpin};
