@@ -78,8 +78,32 @@ impl From<StoreError> for ManagerError {
     }
 }
 
+/// The verifier's reason: the last log line that is not an instruction,
+/// source annotation or statistics line.
+fn verifier_reason(tail: &str) -> &str {
+    tail.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| {
+            !l.is_empty()
+                && !l.starts_with(|c: char| c.is_ascii_digit() || c == ';')
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+                && !l.starts_with("processed ")
+                && !l.starts_with("R0 min value")
+        })
+        .unwrap_or("see the verifier log")
+}
+
 impl From<KernelError> for ManagerError {
     fn from(e: KernelError) -> Self {
+        if let KernelError::Verifier { program, log_tail } = &e {
+            // One line to act on; the log tail follows on continuation lines.
+            return ManagerError::invalid(format!(
+                "the verifier rejected program '{program}': {}\n{log_tail}",
+                verifier_reason(log_tail)
+            ));
+        }
         let code = match &e {
             KernelError::NotBpf(_) => Code::InvalidArgument,
             KernelError::ProgramNotFound { .. } => Code::NotFound,

@@ -22,7 +22,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("Error: {}", e.message);
+            // One line to act on; any detail (a verifier log) follows, marked.
+            let mut lines = e.message.lines();
+            eprintln!("Error: {}", lines.next().unwrap_or_default());
+            for l in lines {
+                eprintln!("  | {l}");
+            }
             ExitCode::FAILURE
         }
     }
