@@ -215,6 +215,19 @@ test_name() { # crate-dir/exe for cargo pairs, else the exe's name
 passed=0
 failed=0
 failed_logs=()
+# Test cases, summed over the result lines ("test result: ok. 3 passed;
+# 0 failed; 1 ignored; ..." of cargo, "N passed, M failed" of others).
+cases_passed=0
+cases_failed=0
+cases_ignored=0
+count_cases() { # count_cases LINE
+	local re='([0-9]+) passed[;,] ([0-9]+) failed([;,] ([0-9]+) ignored)?'
+	if [[ $1 =~ $re ]]; then
+		cases_passed=$((cases_passed + BASH_REMATCH[1]))
+		cases_failed=$((cases_failed + BASH_REMATCH[2]))
+		cases_ignored=$((cases_ignored + ${BASH_REMATCH[4]:-0}))
+	fi
+}
 echo
 echo "=============================== VM test summary ==============================="
 for k in "${KERNELS[@]}"; do
@@ -249,7 +262,9 @@ for k in "${KERNELS[@]}"; do
 		elif ((rc != 0)); then
 			extra="exit $rc, "
 		fi
-		printf '   %-4s %-50s %6s s  %s%s\n' "$status" "$name" "$secs" "$extra" "$(result_line "$out/test-$i.log")"
+		line="$(result_line "$out/test-$i.log")"
+		count_cases "$line"
+		printf '   %-4s %-50s %6s s  %s%s\n' "$status" "$name" "$secs" "$extra" "$line"
 	done
 	[[ -f $out/done ]] || {
 		echo "   the guest did not finish (virtme-run exit ${VM_RC[$k]}); console tail:"
@@ -263,5 +278,7 @@ for log in "${failed_logs[@]}"; do
 done
 echo
 echo "results: $RESULTS"
+echo "test cases over all kernels (from the result lines): $cases_passed passed, $cases_failed failed, $cases_ignored ignored"
+echo "test executables over all kernels, a kernel that did not boot failing all of them:"
 echo "vm: $passed passed, $failed failed"
 ((failed == 0))
