@@ -187,7 +187,7 @@ for k in "${KERNELS[@]}"; do
 	# port, which on a plain file would make the ports overwrite each other.
 	timeout -k 10 "$VM_TIMEOUT" "$VENV/bin/virtme-run" \
 		--kimg "$kdir/boot/vmlinuz-$kver" --mods=auto \
-		--disable-kvm --force-9p \
+		--disable-kvm --force-9p --show-boot-console \
 		--memory "$MEMORY" --cpus "$CPUS" \
 		--rwdir "$out" --rodir "$CACHE/kernels" \
 		--script-sh "bash $VM_DIR/guest.sh $out" \
@@ -258,12 +258,13 @@ for k in "${KERNELS[@]}"; do
 		fi
 		extra=""
 		if ((rc == 124)); then
-			extra="exit 124 (timed out after ${TEST_TIMEOUT} s), "
+			extra="exit 124 (timed out after ${TEST_TIMEOUT} s)"
 		elif ((rc != 0)); then
-			extra="exit $rc, "
+			extra="exit $rc"
 		fi
 		line="$(result_line "$out/test-$i.log")"
 		count_cases "$line"
+		[[ -n $extra && -n $line ]] && extra+=", "
 		printf '   %-4s %-50s %6s s  %s%s\n' "$status" "$name" "$secs" "$extra" "$line"
 	done
 	[[ -f $out/done ]] || {
