@@ -38,7 +38,10 @@ impl Manager {
             };
             ManagerError::new(code, format!("cannot read {}: {e}", path.display()))
         })?;
-        let in_object = bpfman_kernel::inspect_object(&bytes)?;
+        let in_object = bpfman_kernel::inspect_object(&bytes).map_err(|e| {
+            let e = ManagerError::from(e);
+            ManagerError::new(e.code, format!("{}: {}", path.display(), e.message))
+        })?;
 
         // Which programs, and of which kind.
         let mut to_load = Vec::new();

@@ -3,7 +3,10 @@
 mod args;
 mod cli;
 mod ops;
+mod remote;
 mod render;
+mod serve;
+mod server;
 
 use std::process::ExitCode;
 
@@ -50,18 +53,12 @@ fn bad(e: bpfman_core::CoreError) -> ManagerError {
 fn run(cli: Cli) -> Result<String, ManagerError> {
     let out = cli.output;
     let backend: Box<dyn Ops> = match (&cli.command, &cli.socket) {
-        (Command::Serve(_) | Command::Health { .. }, _) => {
-            return Err(ManagerError::new(
-                Code::Unimplemented,
-                "serve is not built yet",
-            ));
+        (Command::Serve(a), _) => {
+            serve::serve(&cli.runtime_dir, a)?;
+            return Ok(String::new());
         }
-        (_, Some(_sock)) => {
-            return Err(ManagerError::new(
-                Code::Unimplemented,
-                "remote mode is not built yet",
-            ));
-        }
+        (Command::Health { socket }, _) => return serve::health(socket),
+        (_, Some(sock)) => Box::new(remote::Remote::connect(sock)?),
         (_, None) => Box::new(Manager::open(Config::new(&cli.runtime_dir))?),
     };
     let cwd = std::env::current_dir()

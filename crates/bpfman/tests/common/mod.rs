@@ -47,6 +47,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub mode: Mode,
     daemon: Option<Child>,
+    /// Serve the CSI plugin too (on `csi_socket()`, pods dir `pods()`).
+    pub csi: bool,
 }
 
 /// Result of one CLI run.
@@ -92,11 +94,36 @@ impl Env {
             dir,
             mode,
             daemon: None,
+            csi: false,
         };
         if mode == Mode::Remote {
             env.start_daemon();
         }
         env
+    }
+
+    /// A runtime served by a daemon with the CSI plugin.
+    pub fn with_csi() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("bpfman-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut env = Env {
+            dir,
+            mode: Mode::Remote,
+            daemon: None,
+            csi: true,
+        };
+        std::fs::create_dir_all(env.pods()).unwrap();
+        env.start_daemon();
+        env
+    }
+
+    pub fn csi_socket(&self) -> PathBuf {
+        self.dir.path().join("csi-plugin/csi.sock")
+    }
+    pub fn pods(&self) -> PathBuf {
+        self.dir.path().join("pods")
     }
 
     pub fn runtime(&self) -> &Path {
@@ -111,11 +138,20 @@ impl Env {
 
     /// Starts `bpfman serve` on a private socket and waits until it answers.
     pub fn start_daemon(&mut self) {
-        let child = Command::new(bin())
-            .args(["--runtime-dir"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["--runtime-dir"])
             .arg(self.runtime())
             .args(["serve", "--listen"])
-            .arg(self.socket())
+            .arg(self.socket());
+        if self.csi {
+            cmd.arg("--csi-support")
+                .arg("--csi-endpoint")
+                .arg(self.csi_socket())
+                .arg("--pods-dir")
+                .arg(self.pods())
+                .args(["--node-id", "test-node"]);
+        }
+        let child = cmd
             .env_remove("BPFMAN_SOCKET")
             .env_remove("BPFMAN_FAULT")
             .stdout(Stdio::null())
@@ -263,6 +299,10 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         self.stop_daemon();
+        // Volume targets under the private pods dir first, then their bpffs.
+        for m in mounts_under(&self.pods()) {
+            umount(Path::new(&m));
+        }
         // Unmount every volume and the private bpffs: pinned objects die with it.
         let csi = self.dir.path().join("csi");
         if let Ok(rd) = std::fs::read_dir(&csi) {
@@ -301,6 +341,8 @@ pub fn read_u64(pin: &Path, key: u32) -> u64 {
     let path = std::ffi::CString::new(pin.as_os_str().to_string_lossy().as_bytes()).unwrap();
     let mut attr = [0u8; 128];
     attr[0..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+    // file_flags = BPF_F_RDONLY: reading needs no write permission (read-only volumes).
+    attr[12..16].copy_from_slice(&8u32.to_ne_bytes());
     // BPF_OBJ_GET = 7
     // SAFETY: attr holds a valid pointer to a C string for the call's duration.
     let fd = unsafe { libc::syscall(libc::SYS_bpf, 7, attr.as_ptr(), attr.len()) };
@@ -334,4 +376,18 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// Mount points at or under `dir`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = dir.to_string_lossy().into_owned();
+    let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m == &d || m.starts_with(&format!("{d}/")))
+        .collect();
+    v.sort();
+    v.reverse();
+    v
 }
