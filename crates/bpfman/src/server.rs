@@ -1,0 +1,332 @@
+//! The daemon's gRPC services over the one manager: upstream's `bpfman.v1.Bpfman`
+//! (wire-compatible, for bpfman-operator's agent and other upstream clients),
+//! our `bpfman.ext.v1.BpfmanExt` (the CLI's remote mode), and the CSI volume
+//! backend.
+//!
+//! The manager is blocking (file locks, SQLite, syscalls), so every call runs
+//! on tokio's blocking pool; a client that gives up does not cancel a
+//! half-done operation, which completes (or unwinds) on its own.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bpfman_api::{convert, ext, v1};
+use bpfman_core::metadata::Selector;
+use bpfman_core::{AttachSpec, LoadSpec, ProgramKind};
+use bpfman_manager::{Code, ListFilter, Manager, ManagerError};
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+/// The gRPC services, sharing one manager.
+#[derive(Clone)]
+pub struct BpfmanService {
+    mgr: Arc<Manager>,
+}
+
+impl BpfmanService {
+    /// Services over `mgr`.
+    pub fn new(mgr: Arc<Manager>) -> Self {
+        BpfmanService { mgr }
+    }
+
+    /// Runs `f` with the manager on the blocking pool and maps its error.
+    async fn run<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Manager) -> Result<T, ManagerError> + Send + 'static,
+    {
+        let mgr = Arc::clone(&self.mgr);
+        match tokio::task::spawn_blocking(move || f(&mgr)).await {
+            Ok(r) => r.map_err(status_from_manager),
+            Err(e) => Err(Status::internal(format!(
+                "the operation did not complete (bpfman bug): {e}; run `bpfman gc` to check for leftovers"
+            ))),
+        }
+    }
+}
+
+/// The one mapping of manager failure classes to gRPC codes; the message is
+/// passed on unchanged so remote and embedded CLI print the same line.
+pub fn status_from_manager(e: ManagerError) -> Status {
+    let code = match e.code {
+        Code::InvalidArgument => tonic::Code::InvalidArgument,
+        Code::NotFound => tonic::Code::NotFound,
+        Code::FailedPrecondition => tonic::Code::FailedPrecondition,
+        Code::AlreadyExists => tonic::Code::AlreadyExists,
+        Code::Unavailable => tonic::Code::Unavailable,
+        Code::Unimplemented => tonic::Code::Unimplemented,
+        Code::Internal => tonic::Code::Internal,
+    };
+    Status::new(code, e.message)
+}
+
+/// Serialises a view for the ext service.
+fn to_json<T: Serialize>(v: &T) -> Result<String, Status> {
+    serde_json::to_string(v)
+        .map_err(|e| Status::internal(format!("cannot encode the reply as JSON: {e}")))
+}
+
+/// Parses a JSON spec sent by a client.
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, Status> {
+    serde_json::from_str(s)
+        .map_err(|e| Status::invalid_argument(format!("{what} is not valid: {e}")))
+}
+
+#[tonic::async_trait]
+impl v1::bpfman_server::Bpfman for BpfmanService {
+    async fn load(
+        &self,
+        r: Request<v1::LoadRequest>,
+    ) -> Result<Response<v1::LoadResponse>, Status> {
+        let spec = convert::load_spec_from_v1(r.into_inner())?;
+        let views = self.run(move |m| m.load(spec)).await?;
+        Ok(Response::new(convert::load_response_from_views(&views)))
+    }
+
+    async fn unload(
+        &self,
+        r: Request<v1::UnloadRequest>,
+    ) -> Result<Response<v1::UnloadResponse>, Status> {
+        let id = r.into_inner().id;
+        self.run(move |m| m.unload(id)).await?;
+        Ok(Response::new(v1::UnloadResponse {}))
+    }
+
+    async fn attach(
+        &self,
+        r: Request<v1::AttachRequest>,
+    ) -> Result<Response<v1::AttachResponse>, Status> {
+        let (id, spec, md) = convert::attach_request_from_v1(r.into_inner())?;
+        let link = self.run(move |m| m.attach(id, spec, md)).await?;
+        Ok(Response::new(v1::AttachResponse { link_id: link.id }))
+    }
+
+    async fn detach(
+        &self,
+        r: Request<v1::DetachRequest>,
+    ) -> Result<Response<v1::DetachResponse>, Status> {
+        let link_id = r.into_inner().link_id;
+        self.run(move |m| m.detach(link_id)).await?;
+        Ok(Response::new(v1::DetachResponse {}))
+    }
+
+    async fn list(
+        &self,
+        r: Request<v1::ListRequest>,
+    ) -> Result<Response<v1::ListResponse>, Status> {
+        let r = r.into_inner();
+        // Upstream lists every kernel program unless asked for bpfman's only;
+        // `program_type` is in kernel bpf_prog_type numbering.
+        let f = ListFilter {
+            kind: None,
+            kernel_type: r.program_type,
+            selector: Selector(r.match_metadata),
+            all: !r.bpfman_programs_only.unwrap_or(false),
+        };
+        let views = self.run(move |m| m.list(&f)).await?;
+        Ok(Response::new(convert::list_response_from_views(&views)))
+    }
+
+    async fn pull_bytecode(
+        &self,
+        r: Request<v1::PullBytecodeRequest>,
+    ) -> Result<Response<v1::PullBytecodeResponse>, Status> {
+        let Some(image) = r.into_inner().image else {
+            return Err(Status::invalid_argument(
+                "pull request has no image: set image.url",
+            ));
+        };
+        Err(Status::unimplemented(format!(
+            "pulling bytecode images is not supported yet (image '{}'): load from a file with bytecode.file",
+            image.url
+        )))
+    }
+
+    async fn get(&self, r: Request<v1::GetRequest>) -> Result<Response<v1::GetResponse>, Status> {
+        let id = r.into_inner().id;
+        let view = self.run(move |m| m.get(id)).await?;
+        Ok(Response::new(convert::get_response_from_view(&view)))
+    }
+}
+
+#[tonic::async_trait]
+impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
+    async fn list_programs(
+        &self,
+        r: Request<ext::ListProgramsRequest>,
+    ) -> Result<Response<ext::ListProgramsResponse>, Status> {
+        let r = r.into_inner();
+        let kind = r
+            .program_type
+            .as_deref()
+            .map(str::parse::<ProgramKind>)
+            .transpose()
+            .map_err(convert::status_from_core)?;
+        let f = ListFilter {
+            kind,
+            kernel_type: None,
+            selector: Selector(r.selector),
+            all: r.all,
+        };
+        let views = self.run(move |m| m.list(&f)).await?;
+        Ok(Response::new(ext::ListProgramsResponse {
+            json: to_json(&views)?,
+        }))
+    }
+
+    async fn get_program(
+        &self,
+        r: Request<ext::GetProgramRequest>,
+    ) -> Result<Response<ext::GetProgramResponse>, Status> {
+        let id = r.into_inner().id;
+        let view = self.run(move |m| m.get(id)).await?;
+        Ok(Response::new(ext::GetProgramResponse {
+            json: to_json(&view)?,
+        }))
+    }
+
+    async fn list_links(
+        &self,
+        r: Request<ext::ListLinksRequest>,
+    ) -> Result<Response<ext::ListLinksResponse>, Status> {
+        let program = r.into_inner().program_id;
+        let links = self.run(move |m| m.list_links(program)).await?;
+        Ok(Response::new(ext::ListLinksResponse {
+            json: to_json(&links)?,
+        }))
+    }
+
+    async fn get_link(
+        &self,
+        r: Request<ext::GetLinkRequest>,
+    ) -> Result<Response<ext::GetLinkResponse>, Status> {
+        let id = r.into_inner().id;
+        let link = self.run(move |m| m.get_link(id)).await?;
+        Ok(Response::new(ext::GetLinkResponse {
+            json: to_json(&link)?,
+        }))
+    }
+
+    async fn gc(&self, r: Request<ext::GcRequest>) -> Result<Response<ext::GcResponse>, Status> {
+        let prune = r.into_inner().prune;
+        let items = self.run(move |m| m.gc(prune)).await?;
+        Ok(Response::new(ext::GcResponse {
+            json: to_json(&items)?,
+        }))
+    }
+
+    async fn load(
+        &self,
+        r: Request<ext::LoadRequest>,
+    ) -> Result<Response<ext::LoadResponse>, Status> {
+        let spec: LoadSpec = from_json("load spec", &r.into_inner().spec_json)?;
+        let views = self.run(move |m| m.load(spec)).await?;
+        Ok(Response::new(ext::LoadResponse {
+            json: to_json(&views)?,
+        }))
+    }
+
+    async fn attach(
+        &self,
+        r: Request<ext::AttachRequest>,
+    ) -> Result<Response<ext::AttachResponse>, Status> {
+        let r = r.into_inner();
+        let spec: AttachSpec = from_json("attach spec", &r.spec_json)?;
+        let (id, md) = (r.id, r.metadata);
+        let link = self.run(move |m| m.attach(id, spec, md)).await?;
+        Ok(Response::new(ext::AttachResponse {
+            json: to_json(&link)?,
+        }))
+    }
+}
+
+/// The CSI node plugin's volume work, done by the manager.
+pub struct ManagerVolumes {
+    mgr: Arc<Manager>,
+}
+
+impl ManagerVolumes {
+    /// A CSI backend over `mgr`.
+    pub fn new(mgr: Arc<Manager>) -> Self {
+        ManagerVolumes { mgr }
+    }
+}
+
+/// Maps a manager failure to the CSI error of the same class.
+fn volume_error(e: ManagerError) -> bpfman_csi::VolumeError {
+    use bpfman_csi::VolumeError as V;
+    match e.code {
+        Code::InvalidArgument => V::InvalidArgument(e.message),
+        Code::NotFound => V::NotFound(e.message),
+        Code::AlreadyExists => V::AlreadyExists(e.message),
+        Code::FailedPrecondition | Code::Unavailable | Code::Unimplemented => {
+            V::FailedPrecondition(e.message)
+        }
+        Code::Internal => V::Internal(e.message),
+    }
+}
+
+impl bpfman_csi::VolumeBackend for ManagerVolumes {
+    fn publish(&self, req: &bpfman_csi::PublishRequest) -> Result<(), bpfman_csi::VolumeError> {
+        let req = bpfman_manager::PublishRequest {
+            volume_id: req.volume_id.clone(),
+            target_path: req.target_path.clone(),
+            attributes: req.attributes.clone(),
+            readonly: req.readonly,
+            fs_group: req.fs_group,
+        };
+        self.mgr
+            .publish_volume(&req)
+            .map(|_| ())
+            .map_err(volume_error)
+    }
+
+    fn unpublish(
+        &self,
+        volume_id: &str,
+        target_path: &Path,
+    ) -> Result<(), bpfman_csi::VolumeError> {
+        self.mgr
+            .unpublish_volume(volume_id, target_path)
+            .map_err(volume_error)
+    }
+
+    fn ready(&self) -> Result<(), bpfman_csi::VolumeError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_one_to_one_and_keep_the_message() {
+        let cases = [
+            (Code::InvalidArgument, tonic::Code::InvalidArgument),
+            (Code::NotFound, tonic::Code::NotFound),
+            (Code::FailedPrecondition, tonic::Code::FailedPrecondition),
+            (Code::AlreadyExists, tonic::Code::AlreadyExists),
+            (Code::Unavailable, tonic::Code::Unavailable),
+            (Code::Unimplemented, tonic::Code::Unimplemented),
+            (Code::Internal, tonic::Code::Internal),
+        ];
+        for (c, want) in cases {
+            let s = status_from_manager(ManagerError::new(c, "program 7 does not exist"));
+            assert_eq!(s.code(), want);
+            assert_eq!(s.message(), "program 7 does not exist");
+            assert_eq!(crate::remote::code_from_status(s.code()), c);
+        }
+    }
+
+    #[test]
+    fn volume_errors_keep_their_class() {
+        let e = volume_error(ManagerError::not_found("no program matches app=x"));
+        assert_eq!(
+            e,
+            bpfman_csi::VolumeError::NotFound("no program matches app=x".into())
+        );
+        let e = volume_error(ManagerError::new(Code::AlreadyExists, "busy"));
+        assert_eq!(e.code(), tonic::Code::AlreadyExists);
+    }
+}
