@@ -1,0 +1,87 @@
+//! bpfman-net: network attach for bpfman.
+//!
+//! - **XDP and TC** through multi-program dispatchers (our own BPF programs,
+//!   embedded; the XDP one speaks libxdp's protocol so `xdp-loader status`
+//!   recognises it). The manager calls [`apply_xdp`] / [`apply_tc`] with the
+//!   complete desired set of a hook after every attach or detach; this crate
+//!   makes the kernel match it with one atomic switch. Where the kernel
+//!   refuses extension programs, one program per hook is attached directly
+//!   and a second is refused with a clear error (libxdp's behaviour).
+//! - **TCX** through the kernel's multi-attach: [`attach_tcx`].
+//! - **Network namespaces**: hooks are keyed by namespace inode and
+//!   interface index ([`Iface`]); work inside a namespace happens on a
+//!   short-lived thread, never on the caller's. Hooks of a deleted namespace
+//!   are cleaned by applying the empty set.
+//!
+//! The pin layout is documented in README.md and [`NetPaths`].
+
+mod dispatcher;
+mod error;
+mod hook;
+mod layout;
+mod lock;
+mod netlink;
+mod netns;
+mod sys;
+mod tc;
+mod tcx;
+mod xdp;
+
+use bpfman_core::dispatcher::HookKind;
+
+pub use dispatcher::{ExtensionSource, ExtensionSupport, extension_support};
+pub use error::NetError;
+pub use hook::{DesiredProgram, DispatcherInfo, HookProgram, HookState};
+pub use layout::NetPaths;
+pub use netns::{Iface, resolve_iface};
+pub use sys::{TestRun, test_run};
+pub use tc::{TC_FILTER_HANDLE, TC_FILTER_PRIORITY, apply_tc};
+pub use tcx::{TcxProgram, attach_tcx, detach_tcx, tcx_chain};
+pub use xdp::apply_xdp;
+
+/// Reads back what bpfman runs on a dispatcher hook (XDP or TC) of `iface`:
+/// programs in order with slot, position and kernel ids, the dispatcher, and
+/// whether the kernel attachment is intact. `None` when bpfman has nothing
+/// there. For TCX use [`tcx_chain`].
+pub fn hook_state(
+    paths: &NetPaths,
+    iface: &Iface,
+    kind: HookKind,
+) -> Result<Option<HookState>, NetError> {
+    match kind {
+        HookKind::Xdp => xdp::xdp_state(paths, iface),
+        HookKind::TcIngress | HookKind::TcEgress => {
+            let direction = kind
+                .direction()
+                .ok_or_else(|| NetError::InvalidArgument(format!("{kind} has no direction")))?;
+            tc::tc_state(paths, iface, direction)
+        }
+        HookKind::TcxIngress | HookKind::TcxEgress => Err(NetError::InvalidArgument(format!(
+            "{kind} has no dispatcher; use tcx_chain"
+        ))),
+    }
+}
+
+/// Kernel ids of every program bpfman pinned for dispatchers (dispatchers,
+/// extension copies, directly attached programs), with their pins: what
+/// `list --all` shows as bpfman-owned.
+pub fn pinned_programs(paths: &NetPaths) -> Result<Vec<(u32, std::path::PathBuf)>, NetError> {
+    let mut out = Vec::new();
+    let mut stack = vec![paths.dispatchers_dir()];
+    while let Some(dir) = stack.pop() {
+        for name in layout::read_dir_names(&dir)? {
+            let path = dir.join(&name);
+            if path.is_dir() {
+                stack.push(path);
+            } else if (name == "dispatcher"
+                || name.ends_with("-prog")
+                || name.starts_with("direct-"))
+                && let Ok((_, info)) = sys::open_prog(&path)
+            {
+                out.push((info.id, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,760 @@
+//! Network attach with real traffic, as root: namespaces and veth pairs made
+//! by the tests, UDP sent across, counters read from the test programs' maps.
+//!
+//! Tests that need dispatchers skip (saying why) where the kernel refuses
+//! extension programs; the VM suite runs them under a stock kernel.
+
+mod common;
+
+use bpfman_core::dispatcher::HookKind;
+use bpfman_core::spec::{Direction, XdpMode};
+use bpfman_net::{
+    ExtensionSupport, Iface, NetError, apply_tc, apply_xdp, attach_tcx, detach_tcx, hook_state,
+    pinned_programs, tcx_chain,
+};
+use common::*;
+
+fn iface_b(pair: &NetPair) -> Iface {
+    Iface::resolve(Some(&pair.path_b()), "vb").unwrap()
+}
+
+fn iface_a(pair: &NetPair) -> Iface {
+    Iface::resolve(Some(&pair.path_a()), "va").unwrap()
+}
+
+#[test]
+fn resolve_iface_inside_a_namespace_only() {
+    if !root_or_skip() {
+        return;
+    }
+    let pair = NetPair::new();
+    let (ino, ifindex) = bpfman_net::resolve_iface(Some(&pair.path_b()), "vb").unwrap();
+    assert!(ino > 0 && ifindex > 0);
+    let own = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
+    assert_ne!(
+        std::os::unix::fs::MetadataExt::ino(&own),
+        ino,
+        "the caller's thread must not move"
+    );
+    // vb exists only inside b.
+    assert!(matches!(
+        bpfman_net::resolve_iface(None, "vb"),
+        Err(NetError::NotFound(_))
+    ));
+    assert!(matches!(
+        bpfman_net::resolve_iface(
+            Some(std::path::Path::new("/var/run/netns/bpfman-no-such-ns")),
+            "vb"
+        ),
+        Err(NetError::NotFound(_))
+    ));
+}
+
+/// One XDP program counts the traffic; detaching stops it and leaves nothing.
+#[test]
+fn xdp_single_program_counts_and_detaches_cleanly() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let p = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+
+    let st = apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[p.desired(11, 50, &[XDP_PASS], 1)],
+    )
+    .unwrap();
+    assert!(st.attached && st.changed);
+    assert_eq!(st.programs.len(), 1);
+    assert_eq!(st.programs[0].link_id, 11);
+    assert_eq!(st.mode, Some(XdpMode::Native));
+    send_udp(&pair.path_a(), 0, 20);
+    assert_eq!(maps.wait_count(1, 20), 20);
+
+    // Same set again: nothing to do.
+    let again = apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[p.desired(11, 50, &[XDP_PASS], 1)],
+    )
+    .unwrap();
+    assert!(!again.changed && again.attached);
+    let read = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+    assert_eq!(read.programs, again.programs);
+
+    let gone = apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    assert!(gone.programs.is_empty());
+    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    assert!(hook_state(&paths, &iface, HookKind::Xdp).unwrap().is_none());
+    send_udp(&pair.path_a(), 20, 10);
+    // Sync point: the packets went through the stack (not our program).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(maps.count(1), 20, "a detached program must not count");
+}
+
+/// Where dispatchers are impossible, a second program is refused with a
+/// message naming the cause, and the first keeps running untouched.
+#[test]
+fn second_xdp_program_is_refused_without_dispatchers() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    let p2 = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
+
+    let kernel_refuses = matches!(
+        bpfman_net::extension_support().unwrap(),
+        ExtensionSupport::Refused(_)
+    );
+    // The kernel's own refusal where it refuses; the configured one everywhere.
+    let mut variants = vec![(
+        fs.paths().without_extensions(),
+        "extension programs are disabled by configuration",
+    )];
+    if kernel_refuses {
+        variants.push((fs.paths(), "this kernel refuses extension programs (EPERM)"));
+    }
+    for (paths, cause) in variants {
+        let st = apply_xdp(
+            &paths,
+            &iface,
+            XdpMode::Native,
+            &[p1.desired(1, 50, &[XDP_PASS], 1)],
+        )
+        .unwrap();
+        assert!(
+            st.dispatcher.is_none(),
+            "single-program mode attaches directly"
+        );
+        assert_eq!(st.programs[0].program_id, p1.id);
+        let before = fs.entries_under("dispatchers");
+
+        let err = apply_xdp(
+            &paths,
+            &iface,
+            XdpMode::Native,
+            &[
+                p1.desired(1, 50, &[XDP_PASS], 1),
+                p2.desired(2, 40, &[XDP_PASS], 2),
+            ],
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, NetError::Unsupported(_)), "{msg}");
+        assert!(
+            msg.contains(cause)
+                && msg.contains("so only one XDP program per interface is possible here"),
+            "{msg}"
+        );
+        assert_eq!(
+            fs.entries_under("dispatchers"),
+            before,
+            "a refused attach leaves nothing behind"
+        );
+        let st = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+        assert!(st.attached);
+        assert_eq!(st.programs[0].link_id, 1);
+
+        let (c1, c2) = (maps.count(1), maps.count(2));
+        send_udp(&pair.path_a(), 0, 5);
+        maps.wait_count(1, c1 + 5);
+        assert_eq!(maps.count(2), c2);
+
+        // Replacing the single program is allowed and atomic (link update).
+        let st = apply_xdp(
+            &paths,
+            &iface,
+            XdpMode::Native,
+            &[p2.desired(2, 40, &[XDP_PASS], 2)],
+        )
+        .unwrap();
+        assert_eq!(st.programs[0].link_id, 2);
+        let c2 = maps.count(2);
+        send_udp(&pair.path_a(), 5, 5);
+        maps.wait_count(2, c2 + 5);
+        apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+        assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    }
+}
+
+/// The XDP mode is one per interface.
+#[test]
+fn xdp_mode_conflict_is_reported() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths().without_extensions();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Skb,
+        &[p1.desired(1, 50, &[XDP_PASS], 1)],
+    )
+    .unwrap();
+    let err = apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[p1.desired(1, 50, &[XDP_PASS], 1)],
+    )
+    .unwrap_err();
+    assert!(matches!(err, NetError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("skb mode"), "{err}");
+    apply_xdp(&paths, &iface, XdpMode::Skb, &[]).unwrap();
+}
+
+fn tc_single(direction: Direction) {
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    // Ingress on the receiver, egress on the sender.
+    let (iface, ns) = match direction {
+        Direction::Ingress => (iface_b(&pair), pair.b.clone()),
+        Direction::Egress => (iface_a(&pair), pair.a.clone()),
+    };
+    let dev = iface.name.clone();
+    let p1 = load_prog(&fs, &maps, Prog::Tc, 1, TC_ACT_OK);
+    let p2 = load_prog(&fs, &maps, Prog::Tc, 2, TC_ACT_OK);
+
+    let st = apply_tc(
+        &paths,
+        &iface,
+        direction,
+        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
+    )
+    .unwrap();
+    assert!(st.attached);
+    let (_, qdisc) = in_ns(&ns, &["tc", "qdisc", "show", "dev", &dev]);
+    assert!(qdisc.contains("clsact"), "{qdisc}");
+    send_udp(&pair.path_a(), 0, 10);
+    maps.wait_count(1, 10);
+
+    if !matches!(
+        bpfman_net::extension_support().unwrap(),
+        ExtensionSupport::Supported
+    ) {
+        let before = fs.entries_under("dispatchers");
+        let err = apply_tc(
+            &paths,
+            &iface,
+            direction,
+            &[
+                p1.desired(1, 50, &[TC_ACT_PIPE], 1),
+                p2.desired(2, 50, &[TC_ACT_PIPE], 2),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("so only one TC program per interface and direction is possible here"),
+            "{err}"
+        );
+        assert_eq!(fs.entries_under("dispatchers"), before);
+    }
+
+    // Repair: the filter removed behind bpfman's back is noticed and restored.
+    let dir = if direction == Direction::Ingress {
+        "ingress"
+    } else {
+        "egress"
+    };
+    let (ok, out) = in_ns(&ns, &["tc", "filter", "del", "dev", &dev, dir]);
+    assert!(ok, "{out}");
+    let broken = hook_state(&paths, &iface, HookKind::tc(direction))
+        .unwrap()
+        .unwrap();
+    assert!(!broken.attached);
+    let fixed = apply_tc(
+        &paths,
+        &iface,
+        direction,
+        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
+    )
+    .unwrap();
+    assert!(fixed.attached && fixed.changed);
+    send_udp(&pair.path_a(), 10, 10);
+    maps.wait_count(1, 20);
+
+    apply_tc(&paths, &iface, direction, &[]).unwrap();
+    let (_, qdisc) = in_ns(&ns, &["tc", "qdisc", "show", "dev", &dev]);
+    assert!(
+        !qdisc.contains("clsact"),
+        "bpfman added the qdisc, so it removes it: {qdisc}"
+    );
+    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+}
+
+#[test]
+fn tc_ingress_single_program() {
+    if root_or_skip() {
+        tc_single(Direction::Ingress);
+    }
+}
+
+#[test]
+fn tc_egress_single_program() {
+    if root_or_skip() {
+        tc_single(Direction::Egress);
+    }
+}
+
+/// A clsact qdisc that was there before bpfman stays after the last detach;
+/// with both directions in use, the qdisc stays until the last one goes.
+#[test]
+fn tc_qdisc_is_removed_only_if_bpfman_added_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths().without_extensions();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let p1 = load_prog(&fs, &maps, Prog::Tc, 1, TC_ACT_OK);
+    let p2 = load_prog(&fs, &maps, Prog::Tc, 2, TC_ACT_OK);
+    let qdisc = || {
+        in_ns(&pair.b, &["tc", "qdisc", "show", "dev", "vb"])
+            .1
+            .contains("clsact")
+    };
+
+    // Ours: both directions, removed with the last one.
+    apply_tc(
+        &paths,
+        &iface,
+        Direction::Ingress,
+        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
+    )
+    .unwrap();
+    apply_tc(
+        &paths,
+        &iface,
+        Direction::Egress,
+        &[p2.desired(2, 50, &[TC_ACT_PIPE], 2)],
+    )
+    .unwrap();
+    apply_tc(&paths, &iface, Direction::Ingress, &[]).unwrap();
+    assert!(qdisc(), "egress still uses it");
+    apply_tc(&paths, &iface, Direction::Egress, &[]).unwrap();
+    assert!(!qdisc());
+
+    // Not ours.
+    let (ok, out) = in_ns(&pair.b, &["tc", "qdisc", "add", "dev", "vb", "clsact"]);
+    assert!(ok, "{out}");
+    apply_tc(
+        &paths,
+        &iface,
+        Direction::Ingress,
+        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
+    )
+    .unwrap();
+    apply_tc(&paths, &iface, Direction::Ingress, &[]).unwrap();
+    assert!(qdisc(), "a qdisc bpfman did not add is left alone");
+    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+}
+
+/// TCX: three programs at different priorities run in priority order,
+/// equal priorities in attach order, whatever order they were attached in.
+#[test]
+fn tcx_order_follows_priority_then_attach_order() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    // (tag, priority) in attach order.
+    let plan = [(1u32, 50), (2, 10), (3, 30), (4, 30)];
+    let mut attached: Vec<(i32, u32)> = Vec::new();
+    let mut pins = Vec::new();
+    for (tag, prio) in plan {
+        let p = load_prog(&fs, &maps, Prog::Tc, tag, TCX_NEXT);
+        let link_pin = paths.link_pin(100 + tag);
+        let id = match attach_tcx(
+            &iface,
+            Direction::Ingress,
+            &p.pin,
+            prio,
+            &attached,
+            &link_pin,
+        ) {
+            Ok(id) => id,
+            Err(NetError::Unsupported(m)) => {
+                println!("skipped: {m}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        attached.push((prio, id));
+        pins.push(link_pin);
+    }
+    let chain = tcx_chain(&iface, Direction::Ingress).unwrap();
+    assert_eq!(chain.len(), 4);
+    send_udp(&pair.path_a(), 0, 3);
+    maps.wait_count(1, 3);
+    for n in 0..3 {
+        assert_eq!(maps.trace(n), vec![2, 3, 4, 1], "packet {n}");
+    }
+    // Detach the middle ones: the rest keep their order.
+    detach_tcx(&pins[2]).unwrap();
+    detach_tcx(&pins[1]).unwrap();
+    send_udp(&pair.path_a(), 3, 2);
+    maps.wait_count(1, 5);
+    assert_eq!(maps.trace(3), vec![4, 1]);
+    assert_eq!(tcx_chain(&iface, Direction::Ingress).unwrap().len(), 2);
+    for p in &pins {
+        detach_tcx(p).unwrap();
+    }
+    assert!(tcx_chain(&iface, Direction::Ingress).unwrap().is_empty());
+}
+
+/// A namespace deleted with programs attached: applying the empty set with
+/// the recorded identity succeeds and cleans every pin; TCX links detach.
+#[test]
+fn deleted_namespace_is_cleaned_by_applying_the_empty_set() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let mut pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let x = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    let t = load_prog(&fs, &maps, Prog::Tc, 2, TC_ACT_OK);
+    let tx = load_prog(&fs, &maps, Prog::Tc, 3, TCX_NEXT);
+    apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[x.desired(1, 50, &[XDP_PASS], 1)],
+    )
+    .unwrap();
+    apply_tc(
+        &paths,
+        &iface,
+        Direction::Egress,
+        &[t.desired(2, 50, &[TC_ACT_PIPE], 2)],
+    )
+    .unwrap();
+    let tcx_pin = paths.link_pin(3);
+    let tcx = attach_tcx(&iface, Direction::Ingress, &tx.pin, 50, &[], &tcx_pin);
+    assert!(!pinned_programs(&paths).unwrap().is_empty());
+
+    pair.delete();
+
+    // Identity recorded at attach time; the namespace file is gone.
+    let xs = apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    assert!(xs.programs.is_empty());
+    apply_tc(&paths, &iface, Direction::Egress, &[]).unwrap();
+    if tcx.is_ok() {
+        detach_tcx(&tcx_pin).unwrap();
+    }
+    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    assert!(pinned_programs(&paths).unwrap().is_empty());
+    assert!(paths.list_hooks().unwrap().is_empty());
+    // Attaching to the vanished interface is a clear NotFound.
+    let err = apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[x.desired(1, 50, &[XDP_PASS], 1)],
+    )
+    .unwrap_err();
+    assert!(matches!(err, NetError::NotFound(_)), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Dispatcher tests: need extension programs (skip on this host, run in the VM).
+
+/// Three XDP programs at different priorities run in priority order; a
+/// program whose action is not in its proceed-on set stops the chain;
+/// changing proceed-on takes effect.
+#[test]
+fn xdp_dispatcher_order_and_proceed_on() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    dispatcher_order_and_proceed_on(Prog::Xdp, None);
+}
+
+#[test]
+fn tc_ingress_dispatcher_order_and_proceed_on() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    dispatcher_order_and_proceed_on(Prog::Tc, Some(Direction::Ingress));
+}
+
+#[test]
+fn tc_egress_dispatcher_order_and_proceed_on() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    dispatcher_order_and_proceed_on(Prog::Tc, Some(Direction::Egress));
+}
+
+fn dispatcher_order_and_proceed_on(kind: Prog, direction: Option<Direction>) {
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = match direction {
+        Some(Direction::Egress) => iface_a(&pair),
+        _ => iface_b(&pair),
+    };
+    let (pass, stop, proceed) = match kind {
+        Prog::Xdp => (XDP_PASS, XDP_DROP, vec![XDP_PASS]),
+        Prog::Tc => (TC_ACT_OK, TC_ACT_SHOT, vec![TC_ACT_OK]),
+    };
+    let apply = |set: &[bpfman_net::DesiredProgram]| match direction {
+        None => apply_xdp(&paths, &iface, XdpMode::Native, set),
+        Some(d) => apply_tc(&paths, &iface, d, set),
+    };
+    let hook_kind = direction.map_or(HookKind::Xdp, HookKind::tc);
+    let p1 = load_prog(&fs, &maps, kind, 1, pass);
+    let p2 = load_prog(&fs, &maps, kind, 2, stop);
+    let p3 = load_prog(&fs, &maps, kind, 3, pass);
+
+    // Attached in the order 1, 2, 3 with priorities 30, 20, 10: runs 3, 2, 1.
+    // Program 2 stops everything after it (its action is not in proceed-on).
+    let set = vec![
+        p1.desired(1, 30, &proceed, 1),
+        p2.desired(2, 20, &proceed, 2),
+        p3.desired(3, 10, &proceed, 3),
+    ];
+    let st = apply(&set).unwrap();
+    assert!(st.attached);
+    let order: Vec<u32> = st.programs.iter().map(|p| p.link_id).collect();
+    assert_eq!(order, vec![3, 2, 1]);
+    assert!(st.programs.iter().all(|p| p.slot == Some(p.position)));
+    assert_eq!(st.programs[0].priority, Some(10));
+    send_udp(&pair.path_a(), 0, 10);
+    maps.wait_count(2, 10);
+    for n in 0..10 {
+        assert_eq!(
+            maps.trace(n),
+            vec![3, 2],
+            "packet {n}: 1 must not run after 2 stops the chain"
+        );
+    }
+    assert_eq!(maps.count(1), 0);
+
+    // Proceed also on program 2's action: now 1 runs too.
+    let mut set2 = set.clone();
+    set2[1].proceed_on = vec![pass, stop];
+    let st2 = apply(&set2).unwrap();
+    assert!(st2.changed);
+    assert_ne!(
+        st2.dispatcher.as_ref().unwrap().program_id,
+        st.dispatcher.as_ref().unwrap().program_id
+    );
+    // Extensions are reused, not reloaded.
+    assert_eq!(st2.programs[0].program_id, st.programs[0].program_id);
+    send_udp(&pair.path_a(), 10, 10);
+    maps.wait_count(1, 10);
+    for n in 10..20 {
+        assert_eq!(maps.trace(n), vec![3, 2, 1], "packet {n}");
+    }
+
+    // Only the current revision is pinned.
+    let revisions: Vec<String> = fs
+        .entries_under("dispatchers")
+        .into_iter()
+        .filter(|e| {
+            e.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("dispatch-"))
+        })
+        .collect();
+    let current = format!("-{}", st2.dispatcher.as_ref().unwrap().program_id);
+    assert_eq!(revisions.len(), 1, "{revisions:?}");
+    assert!(revisions[0].ends_with(&current), "{revisions:?}");
+    let read = hook_state(&paths, &iface, hook_kind).unwrap().unwrap();
+    assert_eq!(read.programs, st2.programs);
+    assert!(read.attached);
+
+    apply(&[]).unwrap();
+    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    assert!(pinned_programs(&paths).unwrap().is_empty());
+}
+
+/// Equal priorities give the same order whatever order the set is passed in.
+#[test]
+fn dispatcher_equal_priorities_are_deterministic() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let progs: Vec<_> = (1..=3)
+        .map(|t| load_prog(&fs, &maps, Prog::Xdp, t, XDP_PASS))
+        .collect();
+    // Link ids deliberately not in attach order.
+    let entries = [(7u32, 0usize, 5u64), (5, 1, 6), (9, 2, 6)];
+    let mut seen = Vec::new();
+    for rotation in 0..3 {
+        let mut set: Vec<_> = entries
+            .iter()
+            .map(|(link, p, seq)| progs[*p].desired(*link, 50, &[XDP_PASS], *seq))
+            .collect();
+        set.rotate_left(rotation);
+        let st = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();
+        seen.push(st.programs.iter().map(|p| p.link_id).collect::<Vec<_>>());
+        apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    }
+    // seq 5 first, then seq 6 by link id.
+    assert!(seen.iter().all(|o| *o == vec![7, 5, 9]), "{seen:?}");
+}
+
+/// Removing the middle program while traffic flows loses no packet for the
+/// others: every packet is seen by the first and the last program.
+#[test]
+fn xdp_dispatcher_swap_is_atomic_under_traffic() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    swap_under_traffic(None);
+}
+
+#[test]
+fn tc_dispatcher_swap_is_atomic_under_traffic() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    swap_under_traffic(Some(Direction::Ingress));
+}
+
+fn swap_under_traffic(direction: Option<Direction>) {
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let (kind, pass) = match direction {
+        None => (Prog::Xdp, XDP_PASS),
+        Some(_) => (Prog::Tc, TC_ACT_OK),
+    };
+    let apply = |set: &[bpfman_net::DesiredProgram]| match direction {
+        None => apply_xdp(&paths, &iface, XdpMode::Native, set),
+        Some(d) => apply_tc(&paths, &iface, d, set),
+    };
+    let progs: Vec<_> = (1..=3)
+        .map(|t| load_prog(&fs, &maps, kind, t, pass))
+        .collect();
+    let all: Vec<_> = progs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.desired(i as u32 + 1, 10 * (i as i32 + 1), &[pass], i as u64))
+        .collect();
+    apply(&all).unwrap();
+
+    const BURSTS: u32 = 60;
+    const BURST: u32 = 25;
+    let total = BURSTS * BURST;
+    let path_a = pair.path_a();
+    let sender = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            for b in 0..BURSTS {
+                send_udp(&path_a, b * BURST, BURST);
+                // Pace on the first program's counter so no queue overflows.
+                maps.wait_count(1, u64::from((b + 1) * BURST));
+            }
+        });
+        // Swap while the sender is mid-way.
+        maps.wait_count(1, u64::from(total / 3));
+        let st = apply(&[all[0].clone(), all[2].clone()]).unwrap();
+        assert_eq!(
+            st.programs.iter().map(|p| p.link_id).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        h.join()
+    });
+    sender.unwrap();
+    let (c1, c2, c3) = (maps.count(1), maps.count(2), maps.count(3));
+    assert_eq!(c1, u64::from(total));
+    assert_eq!(
+        c3, c1,
+        "every packet the first program saw reached the last one"
+    );
+    assert!(
+        c2 > 0 && c2 < c1,
+        "the middle program ran until it was removed ({c2})"
+    );
+    apply(&[]).unwrap();
+}
+
+/// `xdp-loader status` (Debian's xdp-tools) recognises our dispatcher.
+#[test]
+fn xdp_loader_recognises_the_dispatcher() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    if std::process::Command::new("xdp-loader")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        println!("skipped: xdp-loader (xdp-tools) is not installed");
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    let p2 = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
+    let st = apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[
+            p1.desired(1, 20, &[XDP_PASS], 1),
+            p2.desired(2, 10, &[XDP_PASS, XDP_DROP], 2),
+        ],
+    )
+    .unwrap();
+    let hook_dir = paths.xdp_hook_dir(iface.netns_ino, iface.ifindex);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &pair.b, "xdp-loader", "status", "vb"])
+        .env("LIBXDP_BPFFS", &hook_dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(text.contains("xdp_dispatcher"), "{text}");
+    let d = st.dispatcher.unwrap().program_id.to_string();
+    assert!(text.contains(&d), "dispatcher id {d} listed: {text}");
+    // Both components listed, in run order, with priority and chain actions.
+    let i2 = text.find("xdp_test").expect("component listed");
+    assert!(text[i2..].contains("10"), "{text}");
+    assert!(text.matches("xdp_test").count() >= 2, "{text}");
+    apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+}
