@@ -106,9 +106,11 @@ for m in "${MANIFESTS[@]}"; do
 	[[ -r $m ]] || die "cannot read manifest $m"
 	while IFS= read -r line || [[ -n $line ]]; do
 		[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
-		# The manifest is the caller's own file: shell words, no expansion
-		# beyond what `read -a` of an eval'd quoting does.
-		eval "words=($line)"
+		# Words split with quotes honoured, nothing expanded or executed.
+		words=()
+		mapfile -d '' words < <(xargs printf '%s\0' <<<"$line") ||
+			die "cannot parse manifest line: $line"
+		((${#words[@]})) || continue
 		add_test "${words[@]}"
 	done <"$m"
 done

@@ -109,8 +109,9 @@ for pkg in "${KERNELS[@]}"; do
 	log "$pkg: dpkg -x ${debs[-1]##*/}"
 	dpkg -x "${debs[-1]}" "$tmp"
 	versions=("$tmp"/lib/modules/*)
-	((${#versions[@]} == 1)) && [[ -d ${versions[0]} ]] ||
+	if ((${#versions[@]} != 1)) || [[ ! -d ${versions[0]} ]]; then
 		die "$pkg: expected one lib/modules/VERSION dir, found: ${versions[*]}"
+	fi
 	version="${versions[0]##*/}"
 	[[ -f $tmp/boot/vmlinuz-$version ]] || die "$pkg: no boot/vmlinuz-$version"
 	depmod -b "$tmp" "$version"
