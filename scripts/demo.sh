@@ -17,10 +17,10 @@ fi
 
 cargo build --release -q -p bpfman -p stats-reader
 cargo build --release -q -p bpfman-csi --example kubelet
-T=target/release
-BPFMAN="$PWD/$T/bpfman"
-READER="$PWD/$T/stats-reader"
-KUBELET="$PWD/$T/examples/kubelet"
+T="${CARGO_TARGET_DIR:-$PWD/target}/release"
+BPFMAN="$T/bpfman"
+READER="$T/stats-reader"
+KUBELET="$T/examples/kubelet"
 
 RUN=$(mktemp -d /tmp/bpfman-demo.XXXXXX)
 chmod 755 "$RUN"

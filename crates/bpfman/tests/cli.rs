@@ -391,3 +391,47 @@ fn list_all_marks_unmanaged() {
     env.ok_json(&["unload", &id.to_string()]);
     env.assert_empty();
 }
+
+/// The daemon and embedded CLIs on one runtime dir at the same time: the
+/// shared writer lock keeps store, kernel and bpffs in agreement.
+#[test]
+fn embedded_and_daemon_stay_consistent() {
+    if !root_or_skip("embedded_and_daemon_stay_consistent") {
+        return;
+    }
+    let env = Env::new(Mode::Remote);
+    let stats = obj(STATS);
+    std::thread::scope(|s| {
+        for worker in 0..4 {
+            let env = &env;
+            let stats = &stats;
+            s.spawn(move || {
+                let embedded = worker % 2 == 0;
+                let run = |args: &[&str]| {
+                    let mut a = args.to_vec();
+                    a.extend(["-o", "json"]);
+                    let r = if embedded {
+                        env.run_embedded_env(&a, &[])
+                    } else {
+                        env.run(&a)
+                    };
+                    assert!(r.ok, "worker {worker} {args:?}: {}", r.stderr);
+                    r.json()
+                };
+                for _ in 0..5 {
+                    let id =
+                        run(&["load", "file", stats, "-m", &format!("worker={worker}")])[0]["id"]
+                            .to_string();
+                    let link = run(&["attach", &id, "tracepoint"])["id"].to_string();
+                    run(&["get", &id]);
+                    run(&["detach", &link]);
+                    run(&["unload", &id]);
+                }
+            });
+        }
+    });
+    // Both sides see the same, empty, state.
+    env.assert_empty();
+    let r = env.run_embedded_env(&["-o", "json", "list"], &[]);
+    assert!(r.ok && r.json().as_array().unwrap().is_empty());
+}
