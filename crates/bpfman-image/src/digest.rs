@@ -1,0 +1,72 @@
+//! sha256 content digests (`sha256:<64 lowercase hex>`), the only algorithm
+//! accepted: every OCI registry and cosign use it.
+
+use sha2::{Digest as _, Sha256};
+
+/// `sha256:<hex>` of `data`.
+pub(crate) fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(data)))
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The hex part of a well-formed `sha256:` digest, or why it is not one.
+/// Validating before use matters: the hex becomes a file name in the cache.
+pub(crate) fn hex_part(digest: &str) -> Result<&str, String> {
+    let Some(h) = digest.strip_prefix("sha256:") else {
+        return Err(format!(
+            "digest {digest:?} is not a sha256 digest (only sha256 is supported)"
+        ));
+    };
+    if h.len() != 64
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!("digest {digest:?} is not 64 lowercase hex digits"));
+    }
+    Ok(h)
+}
+
+/// Checks that `data` hashes to `expected`.
+pub(crate) fn check(data: &[u8], expected: &str) -> Result<(), String> {
+    hex_part(expected)?;
+    let got = sha256(data);
+    if got != expected {
+        return Err(format!("content hashes to {got}, expected {expected}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digest() {
+        assert_eq!(
+            sha256(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(check(b"", &sha256(b"")).is_ok());
+        assert!(check(b"x", &sha256(b"")).is_err());
+    }
+
+    #[test]
+    fn hex_part_rejects_path_tricks() {
+        assert!(hex_part("sha256:../../etc/passwd").is_err());
+        assert!(hex_part("sha512:00").is_err());
+        assert!(hex_part("sha256:").is_err());
+        assert!(hex_part(&format!("sha256:{}", "A".repeat(64))).is_err());
+        assert!(hex_part(&format!("sha256:{}", "a".repeat(64))).is_ok());
+    }
+}

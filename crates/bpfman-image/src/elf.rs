@@ -1,0 +1,112 @@
+//! Just enough ELF header reading to tell a BPF object, and its byte order,
+//! before handing it to the loader.
+
+/// `e_machine` of BPF objects.
+const EM_BPF: u16 = 247;
+
+/// Byte order of an ELF file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    pub(crate) fn host() -> Endian {
+        if cfg!(target_endian = "little") {
+            Endian::Little
+        } else {
+            Endian::Big
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Endian::Little => "little-endian",
+            Endian::Big => "big-endian",
+        }
+    }
+}
+
+/// Checks `data` is a 64-bit BPF ELF object and returns its byte order.
+pub(crate) fn bpf_elf_endian(data: &[u8]) -> Result<Endian, String> {
+    if data.len() < 64 || &data[..4] != b"\x7fELF" {
+        return Err("the object is not an ELF file".to_string());
+    }
+    if data[4] != 2 {
+        return Err("the object is not a 64-bit ELF (BPF objects are ELFCLASS64)".to_string());
+    }
+    let endian = match data[5] {
+        1 => Endian::Little,
+        2 => Endian::Big,
+        other => return Err(format!("the ELF has an unknown byte order ({other})")),
+    };
+    let raw = [data[18], data[19]];
+    let machine = match endian {
+        Endian::Little => u16::from_le_bytes(raw),
+        Endian::Big => u16::from_be_bytes(raw),
+    };
+    if machine != EM_BPF {
+        return Err(format!(
+            "the ELF is for machine {machine}, not BPF ({EM_BPF}): is this a BPF object?"
+        ));
+    }
+    Ok(endian)
+}
+
+/// Checks `data` is a BPF ELF this host can load.
+pub(crate) fn check_loadable(data: &[u8]) -> Result<(), String> {
+    let e = bpf_elf_endian(data)?;
+    if e != Endian::host() {
+        return Err(format!(
+            "the BPF object is {}, this host is {}: pick the image for this platform",
+            e.name(),
+            Endian::host().name()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal ELF header for tests.
+    pub(crate) fn header(class: u8, data: u8, machine: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = class;
+        h[5] = data;
+        let m = if data == 2 {
+            machine.to_be_bytes()
+        } else {
+            machine.to_le_bytes()
+        };
+        h[18..20].copy_from_slice(&m);
+        h
+    }
+
+    #[test]
+    fn endianness() {
+        assert_eq!(bpf_elf_endian(&header(2, 1, 247)), Ok(Endian::Little));
+        assert_eq!(bpf_elf_endian(&header(2, 2, 247)), Ok(Endian::Big));
+        assert!(bpf_elf_endian(&header(1, 1, 247)).is_err());
+        assert!(bpf_elf_endian(&header(2, 1, 62)).is_err());
+        assert!(bpf_elf_endian(b"hello").is_err());
+        let foreign = if cfg!(target_endian = "little") { 2 } else { 1 };
+        let e = check_loadable(&header(2, foreign, 247)).unwrap_err();
+        assert!(e.contains("endian"), "{e}");
+        assert!(check_loadable(&header(2, 3 - foreign, 247)).is_ok());
+    }
+
+    #[test]
+    fn the_example_object_is_loadable() {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/stats/stats.bpf.o"
+        );
+        if let Ok(data) = std::fs::read(p) {
+            check_loadable(&data).unwrap();
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! BPF bytecode in OCI images, the format upstream bpfman uses: an ordinary
+//! image whose single gzip-tar layer holds the BPF ELF object, with the image
+//! config labels `io.ebpf.programs` and `io.ebpf.maps` (JSON objects: name →
+//! type).
+//!
+//! Everything here is blocking and self-contained, so the manager, the CLI
+//! and the gRPC server can call it from any thread:
+//!
+//! - [`pull`]: resolve a reference (multi-arch indexes to the configured
+//!   platform), fetch with bounded sizes and verified digests, cache by digest,
+//!   unpack and check the ELF, apply the cosign signing policy.
+//! - [`inspect`]: labels, digests and platforms without downloading the layer.
+//! - [`build`] / [`build_index`]: write an image from an object (optionally
+//!   signed) to a registry or an OCI layout directory.
+//! - [`prune`]: bound the cache.
+//! - [`load_config`], [`credentials_from_auth_files`]: settings and credentials.
+//!
+//! The registry client, layer codec and signing live behind the cargo feature
+//! `oci` (on by default); without it those functions return
+//! [`ImageError::Unsupported`].
+
+#![warn(missing_docs)]
+// Without `oci`, the cache writer and credential helpers have no caller.
+#![cfg_attr(not(feature = "oci"), allow(dead_code))]
+
+mod auth;
+mod cache;
+mod config;
+mod digest;
+mod elf;
+mod error;
+pub mod oci;
+mod platform;
+mod reference;
+
+#[cfg(feature = "oci")]
+mod build;
+#[cfg(feature = "oci")]
+mod layer;
+#[cfg(feature = "oci")]
+mod pull;
+#[cfg(feature = "oci")]
+mod registry;
+#[cfg(feature = "oci")]
+mod sign;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use auth::{
+    Credentials, auth_file_paths, credentials_from_auth_file, credentials_from_auth_files,
+};
+pub use cache::PruneReport;
+pub use config::{
+    DEFAULT_CACHE_DIR, DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_LAYER_BYTES, ImageConfig,
+    KeylessPolicy, MAX_MANIFEST_BYTES, SignaturePolicy, load_config, parse_config,
+};
+pub use error::ImageError;
+pub use platform::Platform;
+pub use reference::Reference;
+
+/// When to contact the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Always resolve the tag at the registry (blobs already cached are reused).
+    Always,
+    /// Use the cached image when the reference is cached; else pull.
+    #[default]
+    IfNotPresent,
+    /// Only the cache; never the network.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+
+    /// `Always`, `IfNotPresent` or `Never` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Ok(PullPolicy::Always),
+            "ifnotpresent" => Ok(PullPolicy::IfNotPresent),
+            "never" => Ok(PullPolicy::Never),
+            _ => Err(format!(
+                "pull policy {s:?} is not one of Always, IfNotPresent, Never"
+            )),
+        }
+    }
+}
+
+/// What signature checking concluded (failures are errors instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureStatus {
+    /// `signing.verify = false`: nothing was fetched or checked.
+    NotChecked,
+    /// Verification is on, the image has no signature, and unsigned images
+    /// are allowed.
+    Unsigned,
+    /// A cosign signature verified with the configured key.
+    Verified {
+        /// `sha256:` fingerprint of the key's DER SubjectPublicKeyInfo.
+        key: String,
+        /// The digest the signature covers (the index or the platform manifest).
+        signed_digest: String,
+    },
+}
+
+/// A pulled, verified bytecode image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// Normalised reference (`registry/repository:tag[@digest]`).
+    pub reference: String,
+    /// Digest the reference resolved to (an index or a manifest): pin with
+    /// `repository@digest` to get the same image again.
+    pub digest: String,
+    /// Digest of the platform image manifest (equals `digest` without an index).
+    pub manifest_digest: String,
+    /// The BPF ELF object, byte for byte as packed.
+    pub object: Vec<u8>,
+    /// File name of the object inside the layer.
+    pub object_name: String,
+    /// `io.ebpf.programs`: program name → type (empty without the label).
+    pub programs: BTreeMap<String, String>,
+    /// `io.ebpf.maps`: map name → type (empty without the label).
+    pub maps: BTreeMap<String, String>,
+    /// Signature verdict under the configured policy.
+    pub signature: SignatureStatus,
+    /// True when no request went to the registry.
+    pub from_cache: bool,
+}
+
+/// What [`inspect`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Normalised reference.
+    pub reference: String,
+    /// Digest the reference resolved to.
+    pub digest: String,
+    /// Digest of the platform image manifest.
+    pub manifest_digest: String,
+    /// Platform from the image config, when it has one.
+    pub platform: Option<Platform>,
+    /// Platforms an index offers (empty for a plain manifest).
+    pub index_platforms: Vec<Platform>,
+    /// `io.ebpf.programs`.
+    pub programs: BTreeMap<String, String>,
+    /// `io.ebpf.maps`.
+    pub maps: BTreeMap<String, String>,
+    /// All image labels.
+    pub labels: BTreeMap<String, String>,
+    /// Digest of the bytecode layer.
+    pub layer_digest: String,
+    /// Size of the layer as stored.
+    pub layer_size: u64,
+    /// Whether the layer is in the cache.
+    pub layer_cached: bool,
+}
+
+/// An image to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    /// The BPF ELF object.
+    pub object: PathBuf,
+    /// `io.ebpf.programs` (label left out when empty).
+    pub programs: BTreeMap<String, String>,
+    /// `io.ebpf.maps` (label left out when empty).
+    pub maps: BTreeMap<String, String>,
+    /// Platform written into the image config; its byte order must match
+    /// the object's.
+    pub platform: Platform,
+    /// PEM ECDSA P-256 private key (PKCS#8 or SEC1, unencrypted): sign the
+    /// image the cosign way.
+    pub sign_key: Option<PathBuf>,
+}
+
+impl BuildRequest {
+    /// A request for `object` on the host platform, unsigned, without labels.
+    pub fn new(object: impl Into<PathBuf>) -> Self {
+        BuildRequest {
+            object: object.into(),
+            programs: BTreeMap::new(),
+            maps: BTreeMap::new(),
+            platform: Platform::host(),
+            sign_key: None,
+        }
+    }
+}
+
+/// Where [`build`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildDest {
+    /// An OCI image layout directory (created if needed), with the manifest
+    /// listed in its `index.json` under `tag`.
+    OciLayout {
+        /// Layout directory.
+        dir: PathBuf,
+        /// Tag (`org.opencontainers.image.ref.name`).
+        tag: String,
+    },
+    /// A registry reference with a tag (`127.0.0.1:5000/bpf/stats:v1`).
+    Registry(String),
+}
+
+/// What [`build`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutput {
+    /// Manifest (or index) digest.
+    pub digest: String,
+    /// Where it is, with tag and digest.
+    pub reference: String,
+    /// Digest of the cosign signature manifest, when signed.
+    pub signature: Option<String>,
+}
+
+/// Pulls `reference` (or takes it from the cache, per `policy`), verifies it
+/// and returns the ELF with its labels. See the crate docs for the checks.
+pub fn pull(
+    cfg: &ImageConfig,
+    reference: &str,
+    policy: PullPolicy,
+    creds: Option<&Credentials>,
+) -> Result<PulledImage, ImageError> {
+    #[cfg(feature = "oci")]
+    {
+        pull::pull(cfg, reference, policy, creds)
+    }
+    #[cfg(not(feature = "oci"))]
+    {
+        let _ = (cfg, reference, policy, creds);
+        Err(ImageError::Unsupported)
+    }
+}
+
+/// Reads an image's manifest and config (not its layer, not its signature).
+pub fn inspect(
+    cfg: &ImageConfig,
+    reference: &str,
+    policy: PullPolicy,
+    creds: Option<&Credentials>,
+) -> Result<ImageInfo, ImageError> {
+    #[cfg(feature = "oci")]
+    {
+        pull::inspect(cfg, reference, policy, creds)
+    }
+    #[cfg(not(feature = "oci"))]
+    {
+        let _ = (cfg, reference, policy, creds);
+        Err(ImageError::Unsupported)
+    }
+}
+
+/// Builds a bytecode image from `req.object` and writes it to `dest`
+/// (`cfg` supplies `insecure_registries`). Builds are reproducible: the same
+/// object, labels and platform give the same digest.
+pub fn build(
+    cfg: &ImageConfig,
+    req: &BuildRequest,
+    dest: &BuildDest,
+    creds: Option<&Credentials>,
+) -> Result<BuildOutput, ImageError> {
+    #[cfg(feature = "oci")]
+    {
+        build::build(cfg, req, dest, creds)
+    }
+    #[cfg(not(feature = "oci"))]
+    {
+        let _ = (cfg, req, dest, creds);
+        Err(ImageError::Unsupported)
+    }
+}
+
+/// Writes a multi-arch index over image manifests already in `dest` (given
+/// by digest; each one's platform comes from its config), under `dest`'s tag,
+/// optionally signed.
+pub fn build_index(
+    cfg: &ImageConfig,
+    manifests: &[String],
+    dest: &BuildDest,
+    sign_key: Option<&Path>,
+    creds: Option<&Credentials>,
+) -> Result<BuildOutput, ImageError> {
+    #[cfg(feature = "oci")]
+    {
+        build::build_index(cfg, manifests, dest, sign_key, creds)
+    }
+    #[cfg(not(feature = "oci"))]
+    {
+        let _ = (cfg, manifests, dest, sign_key, creds);
+        Err(ImageError::Unsupported)
+    }
+}
+
+/// Evicts least-recently-used images until the cache fits
+/// `cfg.max_cache_bytes` (everything with `all`), and deletes unreferenced
+/// blobs and leftovers of interrupted pulls. Waits for running pulls.
+pub fn prune(cfg: &ImageConfig, all: bool) -> Result<PruneReport, ImageError> {
+    let c = cache::Cache::open(&cfg.cache_dir, true)?;
+    cache::prune_locked(&c, cfg.max_cache_bytes, all, None)
+}

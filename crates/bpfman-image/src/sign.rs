@@ -1,0 +1,286 @@
+//! cosign "simple signing" signatures with ECDSA P-256 keys, the scheme of
+//! `cosign sign --key`: the signature of image `sha256:<hex>` is an image at
+//! tag `sha256-<hex>.sig` in the same repository whose layers are JSON
+//! payloads (media type `application/vnd.dev.cosign.simplesigning.v1+json`)
+//! naming the image digest, each carrying its base64 ASN.1 ECDSA signature of
+//! the payload bytes in the annotation `dev.cosignproject.cosign/signature`.
+//!
+//! Verification is local: the payload and signature come from the registry
+//! (or the cache), the key from the configured file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePublicKey as _};
+use serde::Deserialize;
+
+use crate::digest;
+use crate::error::ImageError;
+use crate::oci::{self, Descriptor, Manifest};
+
+/// cosign's payload type string.
+const COSIGN_TYPE: &str = "cosign container image signature";
+
+/// Tag holding the signature of `digest`.
+pub(crate) fn signature_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1) + ".sig"
+}
+
+/// The simple-signing payload for `digest`, as cosign writes it.
+pub(crate) fn payload(docker_reference: &str, digest: &str) -> Vec<u8> {
+    serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": docker_reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": COSIGN_TYPE,
+        },
+        "optional": null,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A public key to verify with, and its fingerprint for reports.
+#[derive(Debug)]
+pub(crate) struct PublicKey {
+    key: VerifyingKey,
+    /// `sha256:` of the key's DER SubjectPublicKeyInfo.
+    pub fingerprint: String,
+}
+
+/// Reads a PEM `PUBLIC KEY` (ECDSA P-256).
+pub(crate) fn load_public_key(path: &Path) -> Result<PublicKey, ImageError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        ImageError::Policy(format!(
+            "cannot read signing.public_key {}: {e}",
+            path.display()
+        ))
+    })?;
+    let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| {
+        ImageError::Policy(format!(
+            "signing.public_key {} is not an ECDSA P-256 PEM public key ({e})",
+            path.display()
+        ))
+    })?;
+    let der = key
+        .to_public_key_der()
+        .map_err(|e| ImageError::Policy(format!("cannot encode the public key: {e}")))?;
+    Ok(PublicKey {
+        fingerprint: digest::sha256(der.as_bytes()),
+        key,
+    })
+}
+
+/// Reads a PEM private key: PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`.
+pub(crate) fn load_signing_key(path: &Path) -> Result<SigningKey, ImageError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        ImageError::Build(format!("cannot read signing key {}: {e}", path.display()))
+    })?;
+    let pem = pem.trim();
+    if pem.contains("ENCRYPTED") {
+        return Err(ImageError::Build(format!(
+            "signing key {} is encrypted; give an unencrypted PKCS#8 P-256 key \
+             (e.g. `openssl ecparam -name prime256v1 -genkey | openssl pkcs8 -topk8 -nocrypt`)",
+            path.display()
+        )));
+    }
+    if pem.contains("BEGIN EC PRIVATE KEY") {
+        let sk = p256::SecretKey::from_sec1_pem(pem).map_err(|e| {
+            ImageError::Build(format!("{} is not a P-256 EC key: {e}", path.display()))
+        })?;
+        return Ok(SigningKey::from(sk));
+    }
+    SigningKey::from_pkcs8_pem(pem).map_err(|e| {
+        ImageError::Build(format!(
+            "signing key {} is not a PEM PKCS#8 ECDSA P-256 private key ({e})",
+            path.display()
+        ))
+    })
+}
+
+/// Base64 DER signature of `payload`.
+pub(crate) fn sign(key: &SigningKey, payload: &[u8]) -> String {
+    let sig: Signature = key.sign(payload);
+    STANDARD.encode(sig.to_der().as_bytes())
+}
+
+/// The signature image for `payload`: (manifest bytes, config bytes).
+pub(crate) fn signature_image(
+    payload: &[u8],
+    signature_b64: &str,
+) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
+    let payload_digest = digest::sha256(payload);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "",
+        "os": "",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
+    }))?;
+    let mut ann = BTreeMap::new();
+    ann.insert(
+        oci::COSIGN_SIGNATURE_ANNOTATION.to_string(),
+        signature_b64.to_string(),
+    );
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(oci::OCI_MANIFEST.to_string()),
+        config: Descriptor {
+            media_type: oci::OCI_CONFIG.to_string(),
+            digest: digest::sha256(&config),
+            size: config.len() as u64,
+            annotations: None,
+            platform: None,
+        },
+        layers: vec![Descriptor {
+            media_type: oci::COSIGN_SIMPLESIGNING.to_string(),
+            digest: payload_digest,
+            size: payload.len() as u64,
+            annotations: Some(ann),
+            platform: None,
+        }],
+        annotations: None,
+    };
+    Ok((serde_json::to_vec(&manifest)?, config))
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    critical: Critical,
+}
+
+#[derive(Deserialize)]
+struct Critical {
+    image: PayloadImage,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct PayloadImage {
+    #[serde(rename = "docker-manifest-digest")]
+    digest: String,
+}
+
+/// Checks one signature layer: the signature over the payload bytes verifies
+/// with `key`, and the payload names `digest`.
+pub(crate) fn verify_one(
+    key: &PublicKey,
+    payload: &[u8],
+    signature_b64: &str,
+    digest: &str,
+) -> Result<(), String> {
+    let raw = STANDARD
+        .decode(signature_b64.trim())
+        .map_err(|_| "the signature annotation is not base64".to_string())?;
+    // cosign writes ASN.1 DER; accept raw r||s too.
+    let sig = Signature::from_der(&raw)
+        .or_else(|_| Signature::from_slice(&raw))
+        .map_err(|_| "the signature is not an ECDSA P-256 signature".to_string())?;
+    key.key
+        .verify(payload, &sig)
+        .map_err(|_| "the signature does not verify with the configured public key".to_string())?;
+    let p: Payload = serde_json::from_slice(payload)
+        .map_err(|e| format!("the signed payload is not a cosign payload: {e}"))?;
+    if p.critical.kind != COSIGN_TYPE {
+        return Err(format!(
+            "the signed payload has type {:?}, not {COSIGN_TYPE:?}",
+            p.critical.kind
+        ));
+    }
+    if p.critical.image.digest != digest {
+        return Err(format!(
+            "the signature is for {}, not for this image",
+            p.critical.image.digest
+        ));
+    }
+    Ok(())
+}
+
+/// The signature layers of a signature manifest: (descriptor, base64 sig).
+pub(crate) fn signature_layers(m: &Manifest) -> Vec<(&Descriptor, &str)> {
+    m.layers
+        .iter()
+        .filter(|l| l.media_type == oci::COSIGN_SIMPLESIGNING)
+        .filter_map(|l| {
+            l.annotations
+                .as_ref()
+                .and_then(|a| a.get(oci::COSIGN_SIGNATURE_ANNOTATION))
+                .map(|s| (l, s.as_str()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+
+    /// A fixed test key pair (PKCS#8 private PEM, SPKI public PEM).
+    pub(crate) fn keypair(seed: u8) -> (String, String) {
+        let mut bytes = [seed; 32];
+        bytes[0] = 1;
+        let sk = SigningKey::from_slice(&bytes).unwrap();
+        let private = sk.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let public = sk
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        (private, public)
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = keypair(7);
+        let (_, other_public) = keypair(8);
+        std::fs::write(dir.path().join("k"), &private).unwrap();
+        std::fs::write(dir.path().join("k.pub"), &public).unwrap();
+        std::fs::write(dir.path().join("o.pub"), &other_public).unwrap();
+        let sk = load_signing_key(&dir.path().join("k")).unwrap();
+        let pk = load_public_key(&dir.path().join("k.pub")).unwrap();
+        let other = load_public_key(&dir.path().join("o.pub")).unwrap();
+        let d = digest::sha256(b"image");
+        let p = payload("127.0.0.1:5000/a", &d);
+        let s = sign(&sk, &p);
+        verify_one(&pk, &p, &s, &d).unwrap();
+        assert!(
+            verify_one(&other, &p, &s, &d)
+                .unwrap_err()
+                .contains("does not verify")
+        );
+        let e = verify_one(&pk, &p, &s, &digest::sha256(b"other")).unwrap_err();
+        assert!(e.contains("not for this image"), "{e}");
+        let mut tampered = p.clone();
+        tampered[10] ^= 1;
+        assert!(verify_one(&pk, &tampered, &s, &d).is_err());
+        assert!(verify_one(&pk, &p, "!!", &d).is_err());
+        assert_eq!(signature_tag(&d), format!("sha256-{}.sig", &d[7..]));
+        let (m, _) = signature_image(&p, &s).unwrap();
+        let m: Manifest = serde_json::from_slice(&m).unwrap();
+        assert_eq!(signature_layers(&m).len(), 1);
+    }
+
+    #[test]
+    fn key_errors_are_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k");
+        std::fs::write(&f, "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n").unwrap();
+        assert!(
+            load_signing_key(&f)
+                .unwrap_err()
+                .to_string()
+                .contains("encrypted")
+        );
+        std::fs::write(&f, "junk").unwrap();
+        assert!(
+            load_public_key(&f)
+                .unwrap_err()
+                .to_string()
+                .contains("not an ECDSA")
+        );
+    }
+}
