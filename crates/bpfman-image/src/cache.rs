@@ -46,7 +46,11 @@ pub(crate) struct Entry {
     pub references: BTreeSet<String>,
     #[serde(default)]
     pub last_used: u64,
-    pub signature: SigState,
+    /// Signature state per repository (`registry/repository`): cosign keeps
+    /// signatures next to the image, so the same digest pulled from two
+    /// repositories can be signed in one and not in the other.
+    #[serde(default)]
+    pub signatures: BTreeMap<String, SigState>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -263,8 +267,10 @@ impl Cache {
     fn reachable(&self, e: &Entry, sizes: &BTreeMap<String, u64>) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         let mut manifests = vec![e.digest.clone()];
-        if let SigState::Present { manifest, .. } = &e.signature {
-            manifests.push(manifest.clone());
+        for s in e.signatures.values() {
+            if let SigState::Present { manifest, .. } = s {
+                manifests.push(manifest.clone());
+            }
         }
         while let Some(m) = manifests.pop() {
             if !sizes.contains_key(&m) || !out.insert(m.clone()) {
@@ -406,7 +412,7 @@ mod tests {
             digest: d.clone(),
             references: ["r/a:1".to_string()].into(),
             last_used: 5,
-            signature: SigState::Absent,
+            signatures: [("r/a".to_string(), SigState::Absent)].into(),
         };
         c.put_entry(&e).unwrap();
         assert_eq!(c.get_entry(&d).unwrap().unwrap().last_used, 5);
@@ -430,7 +436,7 @@ mod tests {
                 digest: d.clone(),
                 references: BTreeSet::new(),
                 last_used: used,
-                signature: SigState::NotFetched,
+                signatures: BTreeMap::new(),
             })
             .unwrap();
             c.set_ref(&format!("r/a:{i}"), &d).unwrap();

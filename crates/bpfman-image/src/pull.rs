@@ -415,19 +415,26 @@ pub(crate) fn pull(
         digest: top.clone(),
         references: Default::default(),
         last_used: 0,
-        signature: SigState::NotFetched,
+        signatures: BTreeMap::new(),
     });
+    let repo = r.repository_name();
+    let mut sig_state = entry
+        .signatures
+        .get(&repo)
+        .cloned()
+        .unwrap_or(SigState::NotFetched);
     if cfg.policy.verify {
-        let refresh = policy == PullPolicy::Always || entry.signature == SigState::NotFetched;
+        let refresh = policy == PullPolicy::Always || sig_state == SigState::NotFetched;
         if refresh && f.network {
-            entry.signature = fetch_signature(&mut f, &top, &manifest_digest)?;
+            sig_state = fetch_signature(&mut f, &top, &manifest_digest)?;
+            entry.signatures.insert(repo, sig_state.clone());
         }
     }
     entry.references.insert(display.clone());
     entry.last_used = cache::now();
     cache.put_entry(&entry)?;
     let signature = if cfg.policy.verify {
-        verify(&mut f, &entry.signature, &top)?
+        verify(&mut f, &sig_state, &top)?
     } else {
         SignatureStatus::NotChecked
     };

@@ -1,0 +1,728 @@
+//! End-to-end tests against a real OCI registry on loopback: Debian's
+//! `docker-registry` (distribution 2.8), started per test on a free port with
+//! its storage in a temp dir, with or without htpasswd basic auth, and killed
+//! when the harness is dropped. Images are made by this crate's own `build`.
+//!
+//! Needs the packages in ../INSTALL_DEPS; without them each test prints why
+//! and returns (skipped). The keys in tests/keys/ are throwaway test keys.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bpfman_image::{
+    BuildDest, BuildRequest, Credentials, ImageConfig, ImageError, Platform, PullPolicy,
+    SignaturePolicy, SignatureStatus,
+};
+
+const STATS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/stats/stats.bpf.o"
+);
+
+fn key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/keys")
+        .join(name)
+}
+
+fn stats_object() -> Vec<u8> {
+    std::fs::read(STATS).expect("examples/stats/stats.bpf.o is committed")
+}
+
+/// A `docker-registry serve` child process on 127.0.0.1.
+struct TestRegistry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    /// Starts a registry; `None` (with the reason printed) when the tools
+    /// are missing.
+    fn start(test: &str, user: Option<(&str, &str)>) -> Option<TestRegistry> {
+        if !tool_exists("docker-registry") {
+            println!(
+                "SKIP {test}: docker-registry is not installed (apt-get install docker-registry)"
+            );
+            return None;
+        }
+        if user.is_some() && !tool_exists("htpasswd") {
+            println!("SKIP {test}: htpasswd is not installed (apt-get install apache2-utils)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        std::fs::create_dir(&storage).unwrap();
+        let auth = match user {
+            Some((u, p)) => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", u, p])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "htpasswd failed");
+                let f = dir.path().join("htpasswd");
+                std::fs::write(&f, &out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: bpfman-test\n    path: {}\n",
+                    f.display()
+                )
+            }
+            None => String::new(),
+        };
+        // Ask the kernel for a free port, then hand it to the registry.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n{auth}",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut reg = TestRegistry { child, port, dir };
+        // Bounded wait for the listener (no timing assertion: just readiness).
+        for _ in 0..400 {
+            if let Ok(Some(status)) = reg.child.try_wait() {
+                let log = std::fs::read_to_string(reg.dir.path().join("registry.log"))
+                    .unwrap_or_default();
+                panic!("docker-registry exited with {status}: {log}");
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(reg);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = reg.child.kill();
+        panic!("docker-registry did not listen on 127.0.0.1:{port}");
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn reference(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.host())
+    }
+
+    /// The file the registry serves a blob from.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn tool_exists(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+}
+
+/// A config with its own cache that may use plain http to `reg`.
+fn config(reg: Option<&TestRegistry>, cache: &Path) -> ImageConfig {
+    let mut cfg = ImageConfig::with_cache_dir(cache);
+    if let Some(r) = reg {
+        cfg.insecure_registries.push(r.host());
+    }
+    cfg
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn stats_request() -> BuildRequest {
+    let mut req = BuildRequest::new(STATS);
+    req.programs = labels(&[("count_sched_switch", "tracepoint")]);
+    req.maps = labels(&[("stats_map", "array")]);
+    req
+}
+
+fn push(
+    cfg: &ImageConfig,
+    req: &BuildRequest,
+    reference: &str,
+    creds: Option<&Credentials>,
+) -> String {
+    bpfman_image::build(cfg, req, &BuildDest::Registry(reference.to_string()), creds)
+        .unwrap()
+        .digest
+}
+
+#[test]
+fn pull_cache_hit_and_retag() {
+    let Some(reg) = TestRegistry::start("pull_cache_hit_and_retag", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/stats:v1");
+    let d1 = push(&cfg, &stats_request(), &r, None);
+
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::IfNotPresent, None).unwrap();
+    assert_eq!(
+        img.object,
+        stats_object(),
+        "the ELF comes back byte for byte"
+    );
+    assert_eq!(img.object_name, "stats.bpf.o");
+    assert_eq!(img.digest, d1);
+    assert_eq!(img.manifest_digest, d1);
+    assert_eq!(
+        img.programs,
+        labels(&[("count_sched_switch", "tracepoint")])
+    );
+    assert_eq!(img.maps, labels(&[("stats_map", "array")]));
+    assert_eq!(img.signature, SignatureStatus::NotChecked);
+    assert!(!img.from_cache);
+    assert_eq!(img.reference, r);
+
+    // Re-tag v1 with different content: a new digest.
+    let mut other = stats_request();
+    other.programs = labels(&[("count_sched_switch", "tracepoint"), ("extra", "xdp")]);
+    let d2 = push(&cfg, &other, &r, None);
+    assert_ne!(d1, d2);
+    // IfNotPresent keeps the cached digest; Always sees the new one.
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::IfNotPresent, None).unwrap();
+    assert_eq!(img.digest, d1);
+    assert!(img.from_cache);
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap();
+    assert_eq!(img.digest, d2);
+    assert!(img.programs.contains_key("extra"));
+    assert_eq!(img.object, stats_object());
+
+    // Inspect without the layer download.
+    let info = bpfman_image::inspect(&cfg, &r, PullPolicy::Always, None).unwrap();
+    assert_eq!(info.digest, d2);
+    assert_eq!(info.platform, Some(Platform::host()));
+    assert!(info.layer_cached);
+    assert!(info.labels.contains_key("io.ebpf.programs"));
+
+    // Registry gone: cached pulls need no network, Always fails clearly.
+    reg.stop();
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::IfNotPresent, None).unwrap();
+    assert!(img.from_cache);
+    assert_eq!(img.digest, d2);
+    assert_eq!(img.object, stats_object());
+    let by_digest = format!("{}@{d1}", r.rsplit_once(':').unwrap().0);
+    let img = bpfman_image::pull(&cfg, &by_digest, PullPolicy::Never, None).unwrap();
+    assert_eq!(img.digest, d1);
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+    assert!(matches!(e, ImageError::Network { .. }), "{e}");
+    assert!(
+        e.to_string().contains("cannot talk to registry 127.0.0.1:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn never_with_empty_cache_is_a_clear_error() {
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(None, cache.path());
+    let e =
+        bpfman_image::pull(&cfg, "127.0.0.1:1/bpf/none:v1", PullPolicy::Never, None).unwrap_err();
+    assert!(matches!(e, ImageError::NotCached { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("127.0.0.1:1/bpf/none:v1"), "{msg}");
+    assert!(msg.contains("pull policy is Never"), "{msg}");
+}
+
+#[test]
+fn unknown_image_is_not_found() {
+    let Some(reg) = TestRegistry::start("unknown_image_is_not_found", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let e = bpfman_image::pull(
+        &cfg,
+        &reg.reference("bpf/none:v1"),
+        PullPolicy::Always,
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(e, ImageError::NotFound { .. }), "{e}");
+}
+
+#[test]
+fn basic_auth_credentials() {
+    let Some(reg) = TestRegistry::start("basic_auth_credentials", Some(("alice", "wonderland")))
+    else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/stats:v1");
+    let good = Credentials::new("alice", "wonderland");
+    let bad = Credentials::new("alice", "looking-glass");
+
+    // No credentials: the registry asks for them.
+    let e = bpfman_image::build(
+        &cfg,
+        &stats_request(),
+        &BuildDest::Registry(r.clone()),
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(e, ImageError::Unauthorized { .. }), "{e}");
+    assert!(e.to_string().contains("requires credentials"), "{e}");
+
+    let d = push(&cfg, &stats_request(), &r, Some(&good));
+
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, Some(&bad)).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ImageError::Unauthorized { .. }), "{msg}");
+    assert!(
+        msg.contains(&format!("registry {} refused the credentials", reg.host())),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("looking-glass"),
+        "the password never shows: {msg}"
+    );
+
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+    assert!(e.to_string().contains("requires credentials"), "{e}");
+
+    // Credentials from an auth file, as docker/podman write them.
+    let auth = cache.path().join("auth.json");
+    std::fs::write(
+        &auth,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6d29uZGVybGFuZA=="}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let from_file = bpfman_image::credentials_from_auth_file(&auth, &reg.host())
+        .unwrap()
+        .unwrap();
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, Some(&from_file)).unwrap();
+    assert_eq!(img.digest, d);
+    assert_eq!(img.object, stats_object());
+
+    // Nothing in the cache mentions the password.
+    for f in walk(cache.path()) {
+        if f == auth {
+            continue;
+        }
+        let data = std::fs::read(&f).unwrap();
+        let hay = String::from_utf8_lossy(&data);
+        assert!(
+            !hay.contains("wonderland") && !hay.contains("YWxpY2U6"),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn corrupt_layer_is_refused() {
+    let Some(reg) = TestRegistry::start("corrupt_layer_is_refused", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/stats:v1");
+    push(&cfg, &stats_request(), &r, None);
+    let info = bpfman_image::inspect(&cfg, &r, PullPolicy::Always, None).unwrap();
+    // Damage the blob in the registry's own storage: it serves it as is.
+    let f = reg.blob_file(&info.layer_digest);
+    let mut data = std::fs::read(&f).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&f, data).unwrap();
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+    assert!(matches!(e, ImageError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("hashes to"), "{e}");
+    // Nothing usable was cached.
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Never, None).unwrap_err();
+    assert!(matches!(e, ImageError::NotCached { .. }), "{e}");
+}
+
+#[test]
+fn oversized_layer_is_refused() {
+    let Some(reg) = TestRegistry::start("oversized_layer_is_refused", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/stats:v1");
+    push(&cfg, &stats_request(), &r, None);
+    cfg.max_layer_bytes = 256;
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+    assert!(matches!(e, ImageError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("max_layer_bytes"), "{e}");
+}
+
+#[test]
+fn missing_labels_still_give_the_object() {
+    let Some(reg) = TestRegistry::start("missing_labels_still_give_the_object", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/bare:v1");
+    push(&cfg, &BuildRequest::new(STATS), &r, None);
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::IfNotPresent, None).unwrap();
+    assert!(img.programs.is_empty());
+    assert!(img.maps.is_empty());
+    assert_eq!(img.object, stats_object());
+}
+
+#[test]
+fn multi_arch_index_resolves_to_the_platform() {
+    let Some(reg) = TestRegistry::start("multi_arch_index_resolves_to_the_platform", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let mut amd = stats_request();
+    amd.platform = "linux/amd64".parse().unwrap();
+    let mut arm = stats_request();
+    arm.platform = "linux/arm64".parse().unwrap();
+    arm.programs = labels(&[("count_sched_switch", "tracepoint"), ("arm_only", "kprobe")]);
+    let d_amd = push(&cfg, &amd, &reg.reference("bpf/multi:amd64"), None);
+    let d_arm = push(&cfg, &arm, &reg.reference("bpf/multi:arm64"), None);
+    let r = reg.reference("bpf/multi:v1");
+    let idx = bpfman_image::build_index(
+        &cfg,
+        &[d_amd.clone(), d_arm.clone()],
+        &BuildDest::Registry(r.clone()),
+        None,
+        None,
+    )
+    .unwrap();
+
+    let mut cfg_amd = cfg.clone();
+    cfg_amd.platform = "linux/amd64".parse().unwrap();
+    let img = bpfman_image::pull(&cfg_amd, &r, PullPolicy::IfNotPresent, None).unwrap();
+    assert_eq!(img.digest, idx.digest);
+    assert_eq!(img.manifest_digest, d_amd);
+    assert!(!img.programs.contains_key("arm_only"));
+    assert_eq!(img.object, stats_object());
+
+    let mut cfg_arm = cfg.clone();
+    cfg_arm.platform = "linux/arm64".parse().unwrap();
+    let img = bpfman_image::pull(&cfg_arm, &r, PullPolicy::IfNotPresent, None).unwrap();
+    assert_eq!(img.manifest_digest, d_arm);
+    assert!(img.programs.contains_key("arm_only"));
+
+    let info = bpfman_image::inspect(&cfg_amd, &r, PullPolicy::IfNotPresent, None).unwrap();
+    assert_eq!(info.index_platforms.len(), 2);
+
+    let mut cfg_s390 = cfg.clone();
+    cfg_s390.platform = "linux/s390x".parse().unwrap();
+    let e = bpfman_image::pull(&cfg_s390, &r, PullPolicy::IfNotPresent, None).unwrap_err();
+    assert!(matches!(e, ImageError::NoPlatform { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("linux/s390x") && msg.contains("linux/amd64, linux/arm64"),
+        "{msg}"
+    );
+}
+
+fn policy(verify: bool, allow_unsigned: bool, public_key: &str) -> SignaturePolicy {
+    SignaturePolicy {
+        verify,
+        allow_unsigned,
+        public_key: verify.then(|| key(public_key)),
+        keyless: None,
+    }
+}
+
+#[test]
+fn signatures_under_each_policy() {
+    let Some(reg) = TestRegistry::start("signatures_under_each_policy", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let base = config(Some(&reg), cache.path());
+    let valid = reg.reference("bpf/signed:v1");
+    let invalid = reg.reference("bpf/badsig:v1");
+    let missing = reg.reference("bpf/unsigned:v1");
+    let mut req = stats_request();
+    req.sign_key = Some(key("trusted.key"));
+    let out = bpfman_image::build(&base, &req, &BuildDest::Registry(valid.clone()), None).unwrap();
+    assert!(out.signature.is_some());
+    // Same content, signed with a key the policy does not trust.
+    let mut req_other = stats_request();
+    req_other.maps = labels(&[("stats_map", "array"), ("x", "hash")]);
+    req_other.sign_key = Some(key("other.key"));
+    bpfman_image::build(
+        &base,
+        &req_other,
+        &BuildDest::Registry(invalid.clone()),
+        None,
+    )
+    .unwrap();
+    // Same content as `valid` (same digest) in another repository, unsigned
+    // there: signatures belong to the repository they sit in.
+    let d = push(&base, &stats_request(), &missing, None);
+    assert_eq!(d, out.digest);
+
+    let off = policy(false, true, "");
+    let lenient = policy(true, true, "trusted.pub");
+    let strict = policy(true, false, "trusted.pub");
+    let pull = |p: &SignaturePolicy, r: &str, pp: PullPolicy| {
+        let mut cfg = base.clone();
+        cfg.policy = p.clone();
+        bpfman_image::pull(&cfg, r, pp, None)
+    };
+    let verified = |s: &SignatureStatus| matches!(s, SignatureStatus::Verified { .. });
+
+    // Verification off: nothing is checked, everything loads.
+    for r in [&valid, &invalid, &missing] {
+        assert_eq!(
+            pull(&off, r, PullPolicy::IfNotPresent).unwrap().signature,
+            SignatureStatus::NotChecked
+        );
+    }
+    // Policy changes on cached images: signatures are fetched then, and
+    // re-verified on every later hit.
+    for p in [&lenient, &strict] {
+        let s = pull(p, &valid, PullPolicy::IfNotPresent).unwrap().signature;
+        assert!(verified(&s), "{s:?}");
+        let e = pull(p, &invalid, PullPolicy::IfNotPresent).unwrap_err();
+        assert!(matches!(e, ImageError::SignatureInvalid { .. }), "{e}");
+        assert!(e.to_string().contains("does not verify"), "{e}");
+    }
+    assert_eq!(
+        pull(&lenient, &missing, PullPolicy::IfNotPresent)
+            .unwrap()
+            .signature,
+        SignatureStatus::Unsigned
+    );
+    let e = pull(&strict, &missing, PullPolicy::IfNotPresent).unwrap_err();
+    assert!(matches!(e, ImageError::SignatureMissing { .. }), "{e}");
+    assert!(e.to_string().contains("allow_unsigned = false"), "{e}");
+
+    // Always refetches and still verifies.
+    assert!(verified(
+        &pull(&strict, &valid, PullPolicy::Always).unwrap().signature
+    ));
+
+    // Offline: verification uses the cached signature; a key change applies.
+    reg.stop();
+    let img = pull(&strict, &valid, PullPolicy::Never).unwrap();
+    assert!(verified(&img.signature) && img.from_cache);
+    let other_key = policy(true, false, "other.pub");
+    let e = pull(&other_key, &valid, PullPolicy::IfNotPresent).unwrap_err();
+    assert!(matches!(e, ImageError::SignatureInvalid { .. }), "{e}");
+    let s = pull(&other_key, &invalid, PullPolicy::IfNotPresent)
+        .unwrap()
+        .signature;
+    assert!(verified(&s), "{s:?}");
+    let e = pull(&strict, &missing, PullPolicy::Never).unwrap_err();
+    assert!(matches!(e, ImageError::SignatureMissing { .. }), "{e}");
+    assert!(pull(&off, &missing, PullPolicy::Never).unwrap().from_cache);
+}
+
+#[test]
+fn signature_never_fetched_and_offline_is_a_policy_error() {
+    let Some(reg) = TestRegistry::start("signature_never_fetched", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/signed:v1");
+    let mut req = stats_request();
+    req.sign_key = Some(key("sec1.key"));
+    bpfman_image::build(&cfg, &req, &BuildDest::Registry(r.clone()), None).unwrap();
+    bpfman_image::pull(&cfg, &r, PullPolicy::IfNotPresent, None).unwrap();
+    cfg.policy = policy(true, false, "trusted.pub");
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Never, None).unwrap_err();
+    assert!(matches!(e, ImageError::Policy(_)), "{e}");
+    assert!(e.to_string().contains("never fetched"), "{e}");
+}
+
+#[test]
+fn index_signature_covers_all_platforms() {
+    let Some(reg) = TestRegistry::start("index_signature_covers_all_platforms", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = config(Some(&reg), cache.path());
+    let d = push(&cfg, &stats_request(), &reg.reference("bpf/m:amd64"), None);
+    let r = reg.reference("bpf/m:v1");
+    let idx = bpfman_image::build_index(
+        &cfg,
+        &[d],
+        &BuildDest::Registry(r.clone()),
+        Some(&key("trusted.key")),
+        None,
+    )
+    .unwrap();
+    cfg.policy = policy(true, false, "trusted.pub");
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap();
+    assert_eq!(
+        img.signature,
+        match img.signature.clone() {
+            SignatureStatus::Verified { key, .. } => SignatureStatus::Verified {
+                key,
+                signed_digest: idx.digest.clone()
+            },
+            other => panic!("{other:?}"),
+        }
+    );
+}
+
+#[test]
+fn concurrent_pulls_share_the_cache() {
+    let Some(reg) = TestRegistry::start("concurrent_pulls_share_the_cache", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/stats:v1");
+    let d = push(&cfg, &stats_request(), &r, None);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let cfg = cfg.clone();
+            let r = r.clone();
+            std::thread::spawn(move || bpfman_image::pull(&cfg, &r, PullPolicy::Always, None))
+        })
+        .collect();
+    for h in handles {
+        let img = h.join().unwrap().unwrap();
+        assert_eq!(img.digest, d);
+        assert_eq!(img.object, stats_object());
+    }
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("tmp")).unwrap().count(),
+        0,
+        "no temp files left behind"
+    );
+}
+
+#[test]
+fn prune_evicts_least_recently_used() {
+    let Some(reg) = TestRegistry::start("prune_evicts_least_recently_used", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = config(Some(&reg), cache.path());
+    let a = reg.reference("bpf/a:v1");
+    let b = reg.reference("bpf/b:v1");
+    push(&cfg, &stats_request(), &a, None);
+    let mut other = stats_request();
+    other.programs = labels(&[("b", "xdp")]);
+    push(&cfg, &other, &b, None);
+    bpfman_image::pull(&cfg, &a, PullPolicy::IfNotPresent, None).unwrap();
+    // Last use is kept in whole seconds: make b clearly the newer one.
+    std::thread::sleep(Duration::from_millis(1100));
+    bpfman_image::pull(&cfg, &b, PullPolicy::IfNotPresent, None).unwrap();
+
+    // Room for one image: a (least recently used) goes. The two images share
+    // their layer, so "one image" is everything but a's manifest and config.
+    let report = bpfman_image::prune(&cfg, false).unwrap();
+    assert!(report.images_removed.is_empty(), "{report:?}");
+    cfg.max_cache_bytes = report.bytes_kept - 1;
+    let report = bpfman_image::prune(&cfg, false).unwrap();
+    assert_eq!(report.images_removed.len(), 1, "{report:?}");
+    assert!(report.bytes_freed > 0);
+    let e = bpfman_image::pull(&cfg, &a, PullPolicy::Never, None).unwrap_err();
+    assert!(matches!(e, ImageError::NotCached { .. }), "{e}");
+    bpfman_image::pull(&cfg, &b, PullPolicy::Never, None).unwrap();
+
+    let report = bpfman_image::prune(&cfg, true).unwrap();
+    assert_eq!(report.bytes_kept, 0, "{report:?}");
+    let e = bpfman_image::pull(&cfg, &b, PullPolicy::Never, None).unwrap_err();
+    assert!(matches!(e, ImageError::NotCached { .. }), "{e}");
+}
+
+#[test]
+fn oci_layout_build_is_reproducible_and_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ImageConfig::with_cache_dir(dir.path().join("cache"));
+    let layout = dir.path().join("layout");
+    let dest = BuildDest::OciLayout {
+        dir: layout.clone(),
+        tag: "v1".to_string(),
+    };
+    let mut req = stats_request();
+    req.sign_key = Some(key("trusted.key"));
+    let a = bpfman_image::build(&cfg, &req, &dest, None).unwrap();
+    let b = bpfman_image::build(&cfg, &req, &dest, None).unwrap();
+    assert_eq!(a.digest, b.digest, "same input, same digest");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    let sig_tag = format!("sha256-{}.sig", &a.digest[7..]);
+    assert_eq!(names, vec!["v1", sig_tag.as_str()]);
+    assert!(layout.join("blobs/sha256").join(&a.digest[7..]).is_file());
+    assert!(layout.join("oci-layout").is_file());
+
+    // Not a BPF object: refused at build time.
+    let mut bad = BuildRequest::new(layout.join("oci-layout"));
+    bad.programs.clear();
+    let e = bpfman_image::build(&cfg, &bad, &dest, None).unwrap_err();
+    assert!(matches!(e, ImageError::Build(_)), "{e}");
+    // A big-endian platform for a little-endian object: refused.
+    let mut be = BuildRequest::new(STATS);
+    be.platform = "linux/s390x".parse().unwrap();
+    let e = bpfman_image::build(&cfg, &be, &dest, None).unwrap_err();
+    assert!(e.to_string().contains("endian"), "{e}");
+}
