@@ -671,21 +671,31 @@ fn swap_under_traffic(direction: Option<Direction>) {
         .collect();
     apply(&all).unwrap();
 
-    const BURSTS: u32 = 60;
+    // The sender keeps sending bursts until the swap is done, then a few
+    // more, so the swap always happens while traffic flows, however slow
+    // the machine. Each burst waits for the first program's counter, so no
+    // queue ever overflows and every packet sent is processed.
     const BURST: u32 = 25;
-    let total = BURSTS * BURST;
+    const AFTER: u32 = 20;
+    let swapped = std::sync::atomic::AtomicBool::new(false);
+    let sent = std::sync::atomic::AtomicU32::new(0);
     let path_a = pair.path_a();
     let sender = std::thread::scope(|s| {
         let h = s.spawn(|| {
-            for b in 0..BURSTS {
-                send_udp(&path_a, b * BURST, BURST);
-                // Pace on the first program's counter so no queue overflows.
-                maps.wait_count(1, u64::from((b + 1) * BURST));
+            let mut after = 0;
+            while after < AFTER {
+                if swapped.load(std::sync::atomic::Ordering::SeqCst) {
+                    after += 1;
+                }
+                let n = sent.load(std::sync::atomic::Ordering::SeqCst);
+                send_udp(&path_a, n, BURST);
+                sent.store(n + BURST, std::sync::atomic::Ordering::SeqCst);
+                maps.wait_count(1, u64::from(n + BURST));
             }
         });
-        // Swap while the sender is mid-way.
-        maps.wait_count(1, u64::from(total / 3));
+        maps.wait_count(1, u64::from(4 * BURST));
         let st = apply(&[all[0].clone(), all[2].clone()]).unwrap();
+        swapped.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(
             st.programs.iter().map(|p| p.link_id).collect::<Vec<_>>(),
             vec![1, 3]
@@ -693,6 +703,7 @@ fn swap_under_traffic(direction: Option<Direction>) {
         h.join()
     });
     sender.unwrap();
+    let total = sent.load(std::sync::atomic::Ordering::SeqCst);
     let (c1, c2, c3) = (maps.count(1), maps.count(2), maps.count(3));
     assert_eq!(c1, u64::from(total));
     assert_eq!(
@@ -750,11 +761,30 @@ fn xdp_loader_recognises_the_dispatcher() {
     );
     println!("{text}");
     assert!(text.contains("xdp_dispatcher"), "{text}");
-    let d = st.dispatcher.unwrap().program_id.to_string();
-    assert!(text.contains(&d), "dispatcher id {d} listed: {text}");
-    // Both components listed, in run order, with priority and chain actions.
-    let i2 = text.find("xdp_test").expect("component listed");
-    assert!(text[i2..].contains("10"), "{text}");
-    assert!(text.matches("xdp_test").count() >= 2, "{text}");
+    // The dispatcher line: name, mode and id.
+    let d = st.dispatcher.as_ref().unwrap().program_id.to_string();
+    let main = text
+        .lines()
+        .find(|l| l.starts_with("vb"))
+        .expect("interface line");
+    let words: Vec<&str> = main.split_whitespace().collect();
+    assert_eq!(
+        &words[1..4],
+        &["xdp_dispatcher", "native", d.as_str()],
+        "{text}"
+    );
+    // One line per component, in run order: priority, name, id, chain actions.
+    let comps: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("=>"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(comps.len(), 2, "{text}");
+    let id0 = st.programs[0].program_id.to_string();
+    let id1 = st.programs[1].program_id.to_string();
+    assert_eq!(&comps[0][1..4], &["10", "xdp_test", id0.as_str()], "{text}");
+    assert_eq!(comps[0][5], "XDP_DROP,XDP_PASS", "{text}");
+    assert_eq!(&comps[1][1..4], &["20", "xdp_test", id1.as_str()], "{text}");
+    assert_eq!(comps[1][5], "XDP_PASS", "{text}");
     apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
 }
