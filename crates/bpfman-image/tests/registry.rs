@@ -6,6 +6,8 @@
 //! Needs the packages in ../INSTALL_DEPS; without them each test prints why
 //! and returns (skipped). The keys in tests/keys/ are throwaway test keys.
 
+#![cfg(feature = "oci")]
+
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -32,6 +34,15 @@ fn stats_object() -> Vec<u8> {
     std::fs::read(STATS).expect("examples/stats/stats.bpf.o is committed")
 }
 
+/// How the test registry authenticates.
+enum Auth<'a> {
+    None,
+    /// htpasswd (bcrypt) basic auth for one user.
+    Basic(&'a str, &'a str),
+    /// Bearer tokens from a token server: (realm URL, PEM root cert path).
+    Token(&'a str, &'a Path),
+}
+
 /// A `docker-registry serve` child process on 127.0.0.1.
 struct TestRegistry {
     child: Child,
@@ -43,21 +54,28 @@ impl TestRegistry {
     /// Starts a registry; `None` (with the reason printed) when the tools
     /// are missing.
     fn start(test: &str, user: Option<(&str, &str)>) -> Option<TestRegistry> {
+        match user {
+            Some((u, p)) => Self::start_with(test, Auth::Basic(u, p)),
+            None => Self::start_with(test, Auth::None),
+        }
+    }
+
+    fn start_with(test: &str, auth: Auth<'_>) -> Option<TestRegistry> {
         if !tool_exists("docker-registry") {
             println!(
                 "SKIP {test}: docker-registry is not installed (apt-get install docker-registry)"
             );
             return None;
         }
-        if user.is_some() && !tool_exists("htpasswd") {
+        if matches!(auth, Auth::Basic(..)) && !tool_exists("htpasswd") {
             println!("SKIP {test}: htpasswd is not installed (apt-get install apache2-utils)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).unwrap();
-        let auth = match user {
-            Some((u, p)) => {
+        let auth = match auth {
+            Auth::Basic(u, p) => {
                 let out = Command::new("htpasswd")
                     .args(["-Bbn", u, p])
                     .output()
@@ -70,7 +88,12 @@ impl TestRegistry {
                     f.display()
                 )
             }
-            None => String::new(),
+            Auth::Token(realm, cert) => format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                cert.display()
+            ),
+            Auth::None => String::new(),
         };
         // Ask the kernel for a free port, then hand it to the registry.
         let port = TcpListener::bind("127.0.0.1:0")
@@ -725,4 +748,261 @@ fn oci_layout_build_is_reproducible_and_signed() {
     be.platform = "linux/s390x".parse().unwrap();
     let e = bpfman_image::build(&cfg, &be, &dest, None).unwrap_err();
     assert!(e.to_string().contains("endian"), "{e}");
+}
+
+const TOKEN_SERVICE: &str = "bpfman-test-registry";
+const TOKEN_ISSUER: &str = "bpfman-test-issuer";
+
+/// A minimal Docker token server (the `realm` of a Bearer challenge): checks
+/// Basic credentials and issues an ES256 JWT with an `x5c` chain of one
+/// self-signed certificate, which the registry trusts as its root bundle.
+struct TokenServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenServer {
+    /// `None` (printed) when openssl is missing.
+    fn start(test: &str, dir: &Path, user: &str, password: &str) -> Option<(TokenServer, PathBuf)> {
+        if !tool_exists("openssl") {
+            println!("SKIP {test}: openssl is not installed (apt-get install openssl)");
+            return None;
+        }
+        let key = dir.join("token.key");
+        let cert = dir.join("token.crt");
+        let st = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=bpfman-test-token-issuer",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl req failed");
+        use p256::pkcs8::DecodePrivateKey as _;
+        let signing =
+            p256::ecdsa::SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&key).unwrap())
+                .unwrap();
+        // The PEM body is the base64 of the DER certificate: x5c wants that.
+        let x5c: String = std::fs::read_to_string(&cert)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let expected = format!("{user}:{password}");
+        let handle = std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = serve_token(stream, &expected, &signing, &x5c);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Some((
+            TokenServer {
+                port,
+                stop,
+                handle: Some(handle),
+            },
+            cert,
+        ))
+    }
+
+    fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn serve_token(
+    mut stream: TcpStream,
+    expected: &str,
+    key: &p256::ecdsa::SigningKey,
+    x5c: &str,
+) -> std::io::Result<()> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use p256::ecdsa::signature::Signer as _;
+    use std::io::{Read as _, Write as _};
+
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&req).into_owned();
+    let target = text.split_whitespace().nth(1).unwrap_or("").to_string();
+    let auth = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("authorization")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let user_ok = auth
+        .strip_prefix("Basic ")
+        .and_then(|b| STANDARD.decode(b).ok())
+        .is_some_and(|raw| raw == expected.as_bytes());
+    // Like public registries: anonymous callers get pull-only tokens, wrong
+    // credentials get a 401.
+    let anonymous = auth.is_empty();
+    if !user_ok && !anonymous {
+        let body = r#"{"details":"bad credentials"}"#;
+        write!(
+            stream,
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        return Ok(());
+    }
+    // scope=repository:<name>:<actions>, percent-decoded.
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let scope = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("scope="))
+        .map(percent_decode)
+        .unwrap_or_default();
+    let mut access = Vec::new();
+    let parts: Vec<&str> = scope.splitn(3, ':').collect();
+    if parts.len() == 3 {
+        let actions: Vec<&str> = parts[2]
+            .split(',')
+            .filter(|a| !anonymous || *a == "pull")
+            .collect();
+        access.push(serde_json::json!({
+            "type": parts[0], "name": parts[1], "actions": actions,
+        }));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER,
+        "sub": if anonymous { "" } else { expected.split(':').next().unwrap_or("") },
+        "aud": TOKEN_SERVICE, "exp": now + 300, "nbf": now - 10, "iat": now,
+        "jti": format!("{now}"), "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    // JWS ES256 signatures are r||s, not DER.
+    let sig: p256::ecdsa::Signature = key.sign(signing_input.as_bytes());
+    let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
+    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    Ok(())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn bearer_token_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((tokens, cert)) =
+        TokenServer::start("bearer_token_auth", dir.path(), "bob", "builder")
+    else {
+        return;
+    };
+    let realm = tokens.realm();
+    let Some(reg) = TestRegistry::start_with("bearer_token_auth", Auth::Token(&realm, &cert))
+    else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(Some(&reg), cache.path());
+    let r = reg.reference("bpf/stats:v1");
+    let good = Credentials::new("bob", "builder");
+
+    let e = bpfman_image::build(
+        &cfg,
+        &stats_request(),
+        &BuildDest::Registry(r.clone()),
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("requires credentials"), "{e}");
+    let d = push(&cfg, &stats_request(), &r, Some(&good));
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, Some(&good)).unwrap();
+    assert_eq!(img.digest, d);
+    assert_eq!(img.object, stats_object());
+    // Anonymous pull with a pull-only token, as from a public registry.
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap();
+    assert_eq!(img.digest, d);
+    assert!(!img.from_cache);
+    let e = bpfman_image::pull(
+        &cfg,
+        &r,
+        PullPolicy::Always,
+        Some(&Credentials::new("bob", "wrong")),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ImageError::Unauthorized { .. }), "{e}");
+    assert!(e.to_string().contains("refused the credentials"), "{e}");
 }
