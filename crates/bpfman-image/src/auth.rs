@@ -109,6 +109,13 @@ pub fn credentials_from_auth_files(registry: &str) -> Option<Credentials> {
         .find_map(|p| credentials_from_auth_file(p, registry).ok().flatten())
 }
 
+/// [`credentials_from_auth_files`] for the registry of an image reference
+/// (`None` too when the reference does not parse: `pull` reports that).
+pub fn credentials_for_reference(reference: &str) -> Option<Credentials> {
+    let r = crate::reference::Reference::parse(reference).ok()?;
+    credentials_from_auth_files(&r.registry)
+}
+
 /// Credentials for `registry` from one auth file (`{"auths": {"host": {"auth": base64}}}`,
 /// or `username`/`password` fields). `Ok(None)`: file or entry absent.
 pub fn credentials_from_auth_file(

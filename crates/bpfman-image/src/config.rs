@@ -42,8 +42,8 @@ pub struct SignaturePolicy {
     pub allow_unsigned: bool,
     /// PEM public key (ECDSA P-256, `cosign generate-key-pair`'s `cosign.pub`).
     pub public_key: Option<PathBuf>,
-    /// Keyless (Fulcio/Rekor) rules; accepted in the config but not
-    /// supported yet: a policy that sets them fails with a clear error.
+    /// Keyless (Fulcio/Rekor) rules; parsed but not supported yet: with
+    /// `verify`, a policy that sets them fails with a clear error.
     pub keyless: Option<KeylessPolicy>,
 }
 
@@ -65,10 +65,12 @@ impl SignaturePolicy {
         if !self.verify {
             return Ok(());
         }
-        if self.keyless.is_some() && self.public_key.is_none() {
+        if self.keyless.is_some() {
+            // Refused rather than ignored: a user who wrote identity rules
+            // expects them enforced.
             return Err(ImageError::Policy(
-                "keyless (Fulcio/Rekor) verification is not supported yet; \
-                 set signing.public_key to a cosign public key, or signing.verify = false"
+                "keyless (Fulcio/Rekor) verification is not supported yet; remove [signing.keyless] \
+                 and set signing.public_key to a cosign public key, or set signing.verify = false"
                     .to_string(),
             ));
         }
@@ -262,6 +264,11 @@ mod tests {
         let e = parse_config("[signing]\nverify = true\n[signing.keyless]\nissuer = \"x\"\n")
             .unwrap_err();
         assert!(e.contains("keyless"), "{e}");
+        let e = parse_config(
+            "[signing]\nverify = true\npublic_key = \"/k\"\n[signing.keyless]\nissuer = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("not supported yet"), "{e}");
         let e = parse_config("[signing]\nverfy = true\n").unwrap_err();
         assert!(e.contains("verfy"), "{e}");
     }

@@ -48,7 +48,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use auth::{
-    Credentials, auth_file_paths, credentials_from_auth_file, credentials_from_auth_files,
+    Credentials, auth_file_paths, credentials_for_reference, credentials_from_auth_file,
+    credentials_from_auth_files,
 };
 pub use cache::PruneReport;
 pub use config::{

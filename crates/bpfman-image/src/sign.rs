@@ -264,6 +264,33 @@ pub(crate) mod tests {
         assert_eq!(signature_layers(&m).len(), 1);
     }
 
+    /// Interop: a signature made by cosign itself (a published test vector
+    /// of the Sigstore Rust client), checked with our verifier.
+    #[test]
+    fn verifies_a_cosign_made_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("cosign.pub");
+        std::fs::write(
+            &f,
+            "-----BEGIN PUBLIC KEY-----\n\
+             MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAENptdY/l3nB0yqkXLBWkZWQwo6+cu\n\
+             OSWS1X9vPavpiQOoTTGC0xX57OojUadxF1cdQmrsiReWg2Wn4FneJfa8xw==\n\
+             -----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let key = load_public_key(&f).unwrap();
+        let d = "sha256:f3cfc9d0dbf931d3db4685ec659b7ac68e2a578219da4aae65427886e649b06b";
+        let payload = payload("registry-testing.svc.lan/busybox", d);
+        assert_eq!(
+            String::from_utf8(payload.clone()).unwrap(),
+            format!(
+                r#"{{"critical":{{"identity":{{"docker-reference":"registry-testing.svc.lan/busybox"}},"image":{{"docker-manifest-digest":"{d}"}},"type":"cosign container image signature"}},"optional":null}}"#
+            )
+        );
+        let sig = "MEUCIQD6q/COgzOyW0YH1Dk+CCYSt4uAhm3FDHUwvPI55zwnlwIgE0ZK58ZOWpZw8YVmBapJhBqCfdPekIknimuO0xH8Jh8=";
+        verify_one(&key, &payload, sig, d).unwrap();
+    }
+
     #[test]
     fn key_errors_are_clear() {
         let dir = tempfile::tempdir().unwrap();
