@@ -95,47 +95,59 @@ impl TestRegistry {
             ),
             Auth::None => String::new(),
         };
-        // Ask the kernel for a free port, then hand it to the registry.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n{auth}",
-                storage.display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
+        // Ask the kernel for a free port, then hand it to the registry; another
+        // process may take it in between, so a bind failure tries a new port.
+        for attempt in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                     http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n{auth}",
+                    storage.display()
+                ),
+            )
             .unwrap();
-        let mut reg = TestRegistry { child, port, dir };
-        // Bounded wait for the listener (no timing assertion: just readiness).
-        for _ in 0..400 {
-            if let Ok(Some(status)) = reg.child.try_wait() {
-                let log = std::fs::read_to_string(reg.dir.path().join("registry.log"))
-                    .unwrap_or_default();
-                panic!("docker-registry exited with {status}: {log}");
+            let log_path = dir.path().join("registry.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            // Bounded wait for the listener (no timing assertion: just readiness).
+            let mut exited = None;
+            for _ in 0..400 {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited = Some(status);
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(TestRegistry { child, port, dir });
+                }
+                std::thread::sleep(Duration::from_millis(25));
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(reg);
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            match exited {
+                Some(_) if log.contains("address already in use") && attempt < 2 => continue,
+                Some(status) => panic!("docker-registry exited with {status}: {log}"),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("docker-registry did not listen on 127.0.0.1:{port}: {log}");
+                }
             }
-            std::thread::sleep(Duration::from_millis(25));
         }
-        let _ = reg.child.kill();
-        panic!("docker-registry did not listen on 127.0.0.1:{port}");
+        unreachable!("the last attempt panics")
     }
 
     fn host(&self) -> String {
