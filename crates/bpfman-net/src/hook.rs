@@ -64,6 +64,8 @@ pub struct HookState {
     pub pin_dir: PathBuf,
     /// XDP attach mode (XDP only).
     pub mode: Option<XdpMode>,
+    /// The XDP bpf_link that attaches the hook to the interface (XDP only).
+    pub kernel_link_id: Option<u32>,
     /// The dispatcher, when programs run through one.
     pub dispatcher: Option<DispatcherInfo>,
     /// Programs in run order.
@@ -114,6 +116,7 @@ impl HookState {
             key,
             pin_dir: pin_dir.to_path_buf(),
             mode: None,
+            kernel_link_id: None,
             dispatcher: None,
             programs: Vec::new(),
             attached: false,
@@ -467,6 +470,7 @@ pub(crate) fn read_state(ops: &mut dyn HookOps) -> Result<Option<HookState>, Net
     let directs = read_direct(&hook_dir)?;
     let mut state = HookState::empty(key, &hook_dir, false);
     state.mode = ops.mode();
+    state.kernel_link_id = ops.hook_link_id();
     // The revision the kernel runs; without one, the newest (to show and repair).
     let rev = revisions
         .iter()

@@ -62,6 +62,14 @@ pub fn hook_state(
     }
 }
 
+/// Opens a pinned BPF program (e.g. a dispatcher's `dispatcher` pin) for
+/// [`test_run`].
+pub fn open_pinned_program(pin: &std::path::Path) -> Result<std::os::fd::OwnedFd, NetError> {
+    sys::open_prog(pin)
+        .map(|(fd, _)| fd)
+        .map_err(|e| NetError::io("opening pinned program", pin, e))
+}
+
 /// Kernel ids of every program bpfman pinned for dispatchers (dispatchers,
 /// extension copies, directly attached programs), with their pins: what
 /// `list --all` shows as bpfman-owned.

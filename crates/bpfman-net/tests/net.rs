@@ -188,6 +188,42 @@ fn second_xdp_program_is_refused_without_dispatchers() {
     }
 }
 
+/// An XDP link detached behind bpfman's back (`bpftool link detach`) shows
+/// as not attached, and applying the same set repairs it.
+#[test]
+fn xdp_hook_detached_externally_is_repaired() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let p = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    let set = [p.desired(1, 50, &[XDP_PASS], 1)];
+    let st = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();
+    let link = st.kernel_link_id.expect("XDP link id").to_string();
+    let out = std::process::Command::new("bpftool")
+        .args(["link", "detach", "id", &link])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let broken = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+    assert!(!broken.attached);
+    let fixed = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();
+    assert!(fixed.attached && fixed.changed);
+    assert_ne!(fixed.kernel_link_id, st.kernel_link_id);
+    send_udp(&pair.path_a(), 0, 5);
+    maps.wait_count(1, 5);
+    apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+}
+
 /// The XDP mode is one per interface.
 #[test]
 fn xdp_mode_conflict_is_reported() {
