@@ -1,0 +1,406 @@
+//! `bpfman-bench`: how fast bpfman loads, lists, gets and unloads programs,
+//! in-process, through the CLI (a process per call) and over gRPC, against
+//! `bpftool prog load` measured in the same run; plus CSI publish latency and
+//! the daemon's memory. It prints a report and never judges the numbers.
+//!
+//! Everything it creates lives under one directory in /tmp with its own bpffs
+//! mounts, inside a private mount namespace, and is removed at the end (on
+//! errors and Ctrl-C too). Run as root: `scripts/bench.sh`.
+
+mod backend;
+mod baseline;
+mod csi;
+mod daemon;
+mod error;
+mod report;
+mod sandbox;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+use backend::{Backend, Cli, Grpc, InProcess};
+use error::{BenchError, Result};
+use report::{Batch, CLI, GRPC, IN_PROCESS, Report};
+use sandbox::{Sandbox, check_stop};
+
+/// Benchmark bpfman against bpftool on this machine (run as root).
+#[derive(Debug, Parser)]
+#[command(name = "bpfman-bench", version)]
+struct Args {
+    /// Batch sizes: programs loaded before list/get/unload.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    sizes: Vec<usize>,
+    /// List calls per batch.
+    #[arg(long, default_value_t = 10)]
+    list_reps: usize,
+    /// At most this many get calls per batch (spread over the loaded ids).
+    #[arg(long, default_value_t = 1000)]
+    gets: usize,
+    /// Batch sizes above this are not run through the CLI (process-per-call
+    /// runs are the slow part of the benchmark).
+    #[arg(long, default_value_t = usize::MAX, hide_default_value = true)]
+    cli_max: usize,
+    /// The bpfman binary (default: `bpfman` next to this binary).
+    #[arg(long)]
+    bpfman: Option<PathBuf>,
+    /// The bpftool binary for the baseline.
+    #[arg(long, default_value = "/usr/sbin/bpftool")]
+    bpftool: PathBuf,
+    /// The stats example object.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/stats/stats.bpf.o"))]
+    object: PathBuf,
+    /// The ten-map object for the CSI phase.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/tenmaps.bpf.o"))]
+    tenmaps: PathBuf,
+    /// Publish/unpublish iterations in the CSI phase.
+    #[arg(long, default_value_t = 50)]
+    csi_iterations: usize,
+    /// Skip the CLI mode.
+    #[arg(long)]
+    no_cli: bool,
+    /// Skip the gRPC mode.
+    #[arg(long)]
+    no_grpc: bool,
+    /// Skip the CSI phase.
+    #[arg(long)]
+    no_csi: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("bpfman-bench: must run as root (it loads BPF programs and mounts bpffs)");
+        return ExitCode::from(2);
+    }
+    // Before any thread exists: unshare(CLONE_NEWNS) refuses multi-threaded
+    // processes.
+    if let Err(e) =
+        sandbox::enter_private_mount_ns().and_then(|()| sandbox::install_signal_handlers())
+    {
+        eprintln!("bpfman-bench: {e}");
+        return ExitCode::from(2);
+    }
+    let mut sb = match Sandbox::create() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bpfman-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = Report::default();
+    let result = run(&args, &sb, &mut report);
+    // The daemon and managers are gone (dropped in `run`); now the mounts.
+    let root = sb.root().to_path_buf();
+    let cleanup = sb.cleanup();
+    // Other work on the machine shows up as noise in every number: say how
+    // busy it was.
+    report
+        .header
+        .push(format!("load average at end {}", loadavg()));
+    print!("{}", report.render());
+    println!("\n== Cleanup ==");
+    println!(
+        "unmounted {} mount(s) under {}, removed the directory",
+        cleanup.unmounted.len(),
+        root.display()
+    );
+    let left = sandbox::mounts_under(&root).unwrap_or_default();
+    for p in &cleanup.problems {
+        println!("cleanup problem: {p}");
+    }
+    if !left.is_empty() {
+        println!("cleanup problem: still mounted: {left:?}");
+    }
+    match result {
+        Ok(()) if cleanup.problems.is_empty() && left.is_empty() => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
+        Err(e) => {
+            println!("\nERROR: {e}");
+            eprintln!("bpfman-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn progress(msg: &str) {
+    eprintln!("bpfman-bench: {msg}");
+}
+
+fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
+    let object = canonical("stats object (--object)", &args.object)?;
+    let bpfman = match &args.bpfman {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| BenchError::io("find the bench binary", e))?
+            .with_file_name("bpfman"),
+    };
+    let want_cli = !args.no_cli;
+    let want_grpc = !args.no_grpc;
+    if (want_cli || want_grpc) && !bpfman.is_file() {
+        return Err(BenchError::Setup(format!(
+            "no bpfman binary at {} (build it with `cargo build --release -p bpfman`, or pass --bpfman)",
+            bpfman.display()
+        )));
+    }
+    let mut sizes = args.sizes.clone();
+    sizes.retain(|&n| n > 0);
+    header(args, report, &object, &bpfman, sb.root(), &sizes);
+
+    // Modes, each with its own runtime dir (own bpffs, own store) so one
+    // mode's leftovers can never skew another's numbers.
+    let t = Instant::now();
+    let bpftool_fs = if args.bpftool.is_file() {
+        Some(sb.bpffs("bpftool-fs")?)
+    } else {
+        report.bpftool_skipped = Some(format!("no bpftool at {}", args.bpftool.display()));
+        None
+    };
+    let mut inproc = InProcess::open(&sb.dir("inproc-runtime")?)?;
+    let mut cli = if want_cli {
+        Some(Cli::new(&bpfman, &sb.dir("cli-runtime")?))
+    } else {
+        None
+    };
+    let mut daemon = None;
+    let mut grpc = None;
+    if want_grpc {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| BenchError::io("start a tokio runtime", e))?;
+        let sock = sb.dir("sock")?.join("bpfman.sock");
+        match daemon::start(
+            &rt,
+            &bpfman,
+            &sb.dir("grpc-runtime")?,
+            &sock,
+            &sb.root().join("daemon.log"),
+        )? {
+            daemon::Started::Up(d) => {
+                report
+                    .rss
+                    .push(("idle (just started)".into(), d.rss_kib()?));
+                grpc = Some(Grpc::connect(rt, &d.socket)?);
+                daemon = Some(d);
+            }
+            daemon::Started::Unavailable(why) => {
+                progress(&format!("gRPC: skipped (daemon not available): {why}"));
+                report.grpc_skipped = Some(why);
+            }
+        }
+    } else {
+        report.grpc_skipped = Some("--no-grpc".into());
+    }
+    report
+        .phases
+        .push(("setup (mounts, daemon start)".into(), t.elapsed()));
+
+    // Warm-up: page cache, the store's first pages, the kernel's BTF of the
+    // object; none of it is recorded.
+    let t = Instant::now();
+    warm_up(&mut inproc, &object)?;
+    if let Some(c) = cli.as_mut() {
+        warm_up(c, &object)?;
+    }
+    if let Some(g) = grpc.as_mut() {
+        warm_up(g, &object)?;
+    }
+    if let Some(fs) = &bpftool_fs {
+        baseline::bpftool_loads(&args.bpftool, &object, fs, 1)?;
+    }
+    report.phases.push(("warm-up".into(), t.elapsed()));
+
+    // Interleave the modes per size, so a drift of the machine during the
+    // run touches every mode alike and the ratios stay fair.
+    for &n in &sizes {
+        if let Some(fs) = &bpftool_fs {
+            let t = Instant::now();
+            progress(&format!("bpftool N={n}"));
+            let s = baseline::bpftool_loads(&args.bpftool, &object, fs, n)?;
+            report.bpftool.push((n, s));
+            report.phases.push((format!("bpftool N={n}"), t.elapsed()));
+        }
+        let t = Instant::now();
+        progress(&format!("{IN_PROCESS} N={n}"));
+        let b = run_batch(&mut inproc, IN_PROCESS, &object, n, args, &mut || Ok(()))?;
+        report.batches.push(b);
+        report
+            .phases
+            .push((format!("{IN_PROCESS} N={n}"), t.elapsed()));
+
+        if let Some(c) = cli.as_mut().filter(|_| n <= args.cli_max) {
+            let t = Instant::now();
+            progress(&format!("{CLI} N={n}"));
+            let b = run_batch(c, CLI, &object, n, args, &mut || Ok(()))?;
+            report.batches.push(b);
+            report.phases.push((format!("{CLI} N={n}"), t.elapsed()));
+        }
+
+        if let (Some(g), Some(d)) = (grpc.as_mut(), daemon.as_ref()) {
+            let t = Instant::now();
+            progress(&format!("{GRPC} N={n}"));
+            let mut peak = None;
+            let b = run_batch(g, GRPC, &object, n, args, &mut || {
+                peak = Some(d.rss_kib()?);
+                Ok(())
+            })?;
+            if let Some(kib) = peak {
+                let what = if n == 1 { "program" } else { "programs" };
+                report.rss.push((format!("with {n} {what} loaded"), kib));
+            }
+            report.batches.push(b);
+            report.phases.push((format!("{GRPC} N={n}"), t.elapsed()));
+        }
+    }
+    if let Some(d) = daemon.as_mut() {
+        report
+            .rss
+            .push(("after unloading everything".into(), d.rss_kib()?));
+        drop(grpc);
+        report.daemon_stop = Some(d.stop());
+    }
+    drop(daemon);
+    drop(inproc);
+
+    if args.no_csi {
+        report.csi_skipped = Some("--no-csi".into());
+    } else {
+        let tenmaps = canonical("ten-map object (--tenmaps)", &args.tenmaps)?;
+        let t = Instant::now();
+        progress(&format!("CSI publish x{}", args.csi_iterations));
+        report.csi = Some(csi::run(sb, &tenmaps, args.csi_iterations)?);
+        report
+            .phases
+            .push(("CSI publish/unpublish".into(), t.elapsed()));
+    }
+    Ok(())
+}
+
+fn canonical(what: &str, p: &Path) -> Result<PathBuf> {
+    p.canonicalize()
+        .map_err(|e| BenchError::Setup(format!("{what}: {}: {e}", p.display())))
+}
+
+fn header(
+    args: &Args,
+    report: &mut Report,
+    object: &Path,
+    bpfman: &Path,
+    root: &Path,
+    sizes: &[usize],
+) {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "?".into());
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let h = &mut report.header;
+    h.push(format!(
+        "kernel {kernel}, {cpus} CPUs, load average at start {}",
+        loadavg()
+    ));
+    h.push(format!(
+        "object {} (program {})",
+        object.display(),
+        backend::STATS_PROGRAM
+    ));
+    h.push(format!("bpfman binary {}", bpfman.display()));
+    h.push(format!("bpftool {}", args.bpftool.display()));
+    h.push(format!(
+        "sizes {sizes:?}; list x{} per batch; up to {} gets per batch{}",
+        args.list_reps,
+        args.gets,
+        if args.cli_max == usize::MAX {
+            String::new()
+        } else {
+            format!("; CLI only for N <= {}", args.cli_max)
+        }
+    ));
+    h.push(format!(
+        "sandbox {} (private mount namespace, own bpffs per mode)",
+        root.display()
+    ));
+}
+
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn warm_up(b: &mut dyn Backend, object: &Path) -> Result<()> {
+    let id = b.load(object)?;
+    b.list()?;
+    b.get(id)?;
+    b.unload(id)
+}
+
+/// Loads `n` programs, lists `list_reps` times, gets up to `gets` of them,
+/// calls `at_peak` (still loaded), then unloads them all and checks the
+/// store is empty again.
+fn run_batch(
+    b: &mut dyn Backend,
+    mode: &'static str,
+    object: &Path,
+    n: usize,
+    args: &Args,
+    at_peak: &mut dyn FnMut() -> Result<()>,
+) -> Result<Batch> {
+    let mut batch = Batch::new(mode, n);
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        check_stop()?;
+        ids.push(batch.load.time(|| b.load(object))?);
+    }
+    for _ in 0..args.list_reps {
+        check_stop()?;
+        let count = batch.list.time(|| b.list())?;
+        if count != n {
+            return Err(BenchError::Check(format!(
+                "{mode}: list shows {count} programs with {n} loaded"
+            )));
+        }
+    }
+    for id in spread(&ids, args.gets) {
+        check_stop()?;
+        batch.get.time(|| b.get(id))?;
+    }
+    at_peak()?;
+    for &id in &ids {
+        check_stop()?;
+        batch.unload.time(|| b.unload(id))?;
+    }
+    let left = b.list()?;
+    if left != 0 {
+        return Err(BenchError::Check(format!(
+            "{mode}: list shows {left} programs after unloading all"
+        )));
+    }
+    Ok(batch)
+}
+
+/// Up to `k` ids evenly spread over `ids` (all of them when k >= len).
+fn spread(ids: &[u32], k: usize) -> Vec<u32> {
+    if k >= ids.len() {
+        return ids.to_vec();
+    }
+    (0..k).map(|i| ids[i * ids.len() / k]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_picks_evenly() {
+        let ids: Vec<u32> = (0..10).collect();
+        assert_eq!(spread(&ids, 20), ids);
+        assert_eq!(spread(&ids, 5), vec![0, 2, 4, 6, 8]);
+        assert!(spread(&ids, 0).is_empty());
+    }
+}

@@ -1,0 +1,314 @@
+//! What the run measured, and how it is printed.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::csi::CsiResult;
+use crate::stats::{Samples, Summary, ms, ratio};
+
+/// Mode names as printed.
+pub const IN_PROCESS: &str = "in-process";
+/// The CLI, one process per call, embedded mode.
+pub const CLI: &str = "cli";
+/// The daemon over gRPC.
+pub const GRPC: &str = "grpc";
+
+/// One batch: N loads, list repetitions, gets, N unloads.
+#[derive(Debug)]
+pub struct Batch {
+    /// Mode name.
+    pub mode: &'static str,
+    /// Programs in the batch.
+    pub n: usize,
+    /// Load latencies in load order.
+    pub load: Samples,
+    /// List latencies (with N programs loaded).
+    pub list: Samples,
+    /// Get latencies.
+    pub get: Samples,
+    /// Unload latencies.
+    pub unload: Samples,
+}
+
+impl Batch {
+    /// Empty batch.
+    pub fn new(mode: &'static str, n: usize) -> Batch {
+        Batch {
+            mode,
+            n,
+            load: Samples::new(),
+            list: Samples::new(),
+            get: Samples::new(),
+            unload: Samples::new(),
+        }
+    }
+}
+
+/// Everything measured, in order.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Run parameters, one line each.
+    pub header: Vec<String>,
+    /// Batches of every mode.
+    pub batches: Vec<Batch>,
+    /// bpftool loads per N.
+    pub bpftool: Vec<(usize, Samples)>,
+    /// Why bpftool was skipped.
+    pub bpftool_skipped: Option<String>,
+    /// Why gRPC was skipped.
+    pub grpc_skipped: Option<String>,
+    /// Daemon RSS samples: (when, KiB).
+    pub rss: Vec<(String, u64)>,
+    /// How the daemon stopped.
+    pub daemon_stop: Option<String>,
+    /// CSI phase.
+    pub csi: Option<CsiResult>,
+    /// Why CSI was skipped.
+    pub csi_skipped: Option<String>,
+    /// Wall time of each phase.
+    pub phases: Vec<(String, Duration)>,
+}
+
+fn sum_line(s: &mut String, label: &str, x: Option<Summary>) {
+    match x {
+        Some(x) => {
+            let _ = writeln!(
+                s,
+                "{label}{:>7} {:>9} {:>9} {:>9} {:>9}",
+                x.count,
+                ms(x.mean),
+                ms(x.p50),
+                ms(x.p99),
+                ms(x.max)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "{label}{:>7} {:>9}", 0, "-");
+        }
+    }
+}
+
+impl Report {
+    fn batch(&self, mode: &str, n: usize) -> Option<&Batch> {
+        self.batches.iter().find(|b| b.mode == mode && b.n == n)
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.batches.iter().map(|b| b.n).collect();
+        v.extend(self.bpftool.iter().map(|(n, _)| *n));
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The whole report as text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "bpfman benchmark");
+        let _ = writeln!(s, "================");
+        for h in &self.header {
+            let _ = writeln!(s, "{h}");
+        }
+        self.render_latency(&mut s);
+        self.render_drift(&mut s);
+        self.render_baseline(&mut s);
+        self.render_grpc(&mut s);
+        self.render_csi(&mut s);
+        if !self.phases.is_empty() {
+            let _ = writeln!(s, "\n== Wall time per phase ==");
+            for (name, d) in &self.phases {
+                let _ = writeln!(s, "  {name:<32} {:>8.1} s", d.as_secs_f64());
+            }
+        }
+        s
+    }
+
+    fn render_latency(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n== Latency per operation (ms) ==\n\
+             in-process: bpfman_manager::Manager called directly; cli: one `bpfman` process\n\
+             per call, embedded mode (-o json); grpc: bpfman.v1 client -> `bpfman serve`.\n\
+             list runs with N programs loaded; get/unload run once per program."
+        );
+        let _ = writeln!(
+            s,
+            "{:<11}{:>6}  {:<7}{:>7} {:>9} {:>9} {:>9} {:>9}",
+            "mode", "N", "op", "count", "mean", "p50", "p99", "max"
+        );
+        for b in &self.batches {
+            for (op, x) in [
+                ("load", &b.load),
+                ("list", &b.list),
+                ("get", &b.get),
+                ("unload", &b.unload),
+            ] {
+                let label = format!("{:<11}{:>6}  {:<7}", b.mode, b.n, op);
+                sum_line(s, &label, x.summary());
+            }
+        }
+    }
+
+    fn render_drift(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n== Load cost as the store grows: first 10% vs last 10% of each batch (ms) ==\n\
+             (the Nth load should cost about what the 1st did: no full scans per load)"
+        );
+        let _ = writeln!(
+            s,
+            "{:<11}{:>6}  {:>6} {:>10} {:>10}   {:>6} {:>10} {:>10}   {:>10}",
+            "mode", "N", "first", "mean", "p50", "last", "mean", "p50", "last/first"
+        );
+        let mut rows: Vec<(&str, usize, &Samples)> = self
+            .batches
+            .iter()
+            .map(|b| (b.mode, b.n, &b.load))
+            .collect();
+        rows.extend(self.bpftool.iter().map(|(n, x)| ("bpftool", *n, x)));
+        for (mode, n, x) in rows {
+            if n < 10 {
+                continue;
+            }
+            if let (Some(h), Some(t)) = (x.head_pct(10), x.tail_pct(10)) {
+                let _ = writeln!(
+                    s,
+                    "{:<11}{:>6}  {:>6} {:>10} {:>10}   {:>6} {:>10} {:>10}   {:>10}",
+                    mode,
+                    n,
+                    h.count,
+                    ms(h.mean),
+                    ms(h.p50),
+                    t.count,
+                    ms(t.mean),
+                    ms(t.p50),
+                    ratio(t.p50, h.p50)
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "(last/first compares medians; batches with N < 10 are left out)"
+        );
+    }
+
+    fn render_baseline(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n== Baseline: `bpftool prog load OBJ PIN`, one process per load, same run =="
+        );
+        if let Some(why) = &self.bpftool_skipped {
+            let _ = writeln!(s, "bpftool: skipped ({why})");
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "{:<8}{:>7} {:>9} {:>9} {:>9} {:>9}",
+            "N", "count", "mean", "p50", "p99", "max"
+        );
+        for (n, x) in &self.bpftool {
+            sum_line(s, &format!("{n:<8}"), x.summary());
+        }
+        let _ = writeln!(
+            s,
+            "\nLoad latency ratio to bpftool (mean ratio / median ratio):\n{:<8}{:>22}{:>22}{:>22}",
+            "N", "cli / bpftool", "in-process / bpftool", "grpc / bpftool"
+        );
+        for (n, bt) in &self.bpftool {
+            let Some(base) = bt.summary() else { continue };
+            let cell = |mode: &str| -> String {
+                match self.batch(mode, *n).and_then(|b| b.load.summary()) {
+                    Some(x) => format!("{} / {}", ratio(x.mean, base.mean), ratio(x.p50, base.p50)),
+                    None => "-".into(),
+                }
+            };
+            let _ = writeln!(
+                s,
+                "{:<8}{:>22}{:>22}{:>22}",
+                n,
+                cell(CLI),
+                cell(IN_PROCESS),
+                cell(GRPC)
+            );
+        }
+    }
+
+    fn render_grpc(&self, s: &mut String) {
+        let _ = writeln!(s, "\n== gRPC (bpfman serve) vs in-process ==");
+        if let Some(why) = &self.grpc_skipped {
+            let _ = writeln!(s, "gRPC: skipped (daemon not available): {why}");
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "{:<8}{:<8}{:>12}{:>12}{:>12}{:>12}{:>14}",
+            "N", "op", "inproc mean", "inproc p50", "grpc mean", "grpc p50", "grpc/inproc"
+        );
+        for n in self.sizes() {
+            let (Some(a), Some(g)) = (self.batch(IN_PROCESS, n), self.batch(GRPC, n)) else {
+                continue;
+            };
+            for (op, x, y) in [
+                ("load", &a.load, &g.load),
+                ("list", &a.list, &g.list),
+                ("get", &a.get, &g.get),
+                ("unload", &a.unload, &g.unload),
+            ] {
+                if let (Some(x), Some(y)) = (x.summary(), y.summary()) {
+                    let _ = writeln!(
+                        s,
+                        "{:<8}{:<8}{:>12}{:>12}{:>12}{:>12}{:>14}",
+                        n,
+                        op,
+                        ms(x.mean),
+                        ms(x.p50),
+                        ms(y.mean),
+                        ms(y.p50),
+                        ratio(y.p50, x.p50)
+                    );
+                }
+            }
+        }
+        if let Some(&n) = self.sizes().last() {
+            let _ = writeln!(s, "\nList latency with {n} programs loaded (p50 ms):");
+            for mode in [IN_PROCESS, GRPC, CLI] {
+                if let Some(x) = self.batch(mode, n).and_then(|b| b.list.summary()) {
+                    let _ = writeln!(s, "  {mode:<11} {:>9}", ms(x.p50));
+                }
+            }
+        }
+        if !self.rss.is_empty() {
+            let _ = writeln!(s, "\nDaemon RSS (VmRSS):");
+            for (when, kib) in &self.rss {
+                let _ = writeln!(s, "  {when:<34} {:>8.1} MiB", *kib as f64 / 1024.0);
+            }
+        }
+        if let Some(stop) = &self.daemon_stop {
+            let _ = writeln!(s, "Daemon stop: {stop}");
+        }
+    }
+
+    fn render_csi(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n== CSI NodePublishVolume / NodeUnpublishVolume (in-process manager) =="
+        );
+        if let Some(why) = &self.csi_skipped {
+            let _ = writeln!(s, "CSI: skipped ({why})");
+            return;
+        }
+        let Some(c) = &self.csi else { return };
+        let _ = writeln!(
+            s,
+            "volume of {} maps, new volume id and pod target each time, fsGroup set",
+            c.maps
+        );
+        let _ = writeln!(
+            s,
+            "{:<12}{:>7} {:>9} {:>9} {:>9} {:>9}",
+            "op", "count", "mean", "p50", "p99", "max"
+        );
+        sum_line(s, &format!("{:<12}", "publish"), c.publish.summary());
+        sum_line(s, &format!("{:<12}", "unpublish"), c.unpublish.summary());
+    }
+}
