@@ -15,7 +15,9 @@ step() { printf '\n=== %s ===\n' "$*"; }
 
 step "cargo test (workspace)"
 cargo build --release -p bpfman -p stats-reader
-cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/bpfman-cargo-test.log
+cargo test --workspace --no-fail-fast
+step "gRPC concurrency: 8 clients x 200 mixed operations"
+cargo test -p bpfman --test grpc -- --ignored
 
 if [ -x scripts/check-manifests.sh ]; then
 	step "manifests"
