@@ -129,7 +129,8 @@ impl Report {
             "\n== Latency per operation (ms) ==\n\
              in-process: bpfman_manager::Manager called directly; cli: one `bpfman` process\n\
              per call, embedded mode (-o json); grpc: bpfman.v1 client -> `bpfman serve`.\n\
-             list runs with N programs loaded; get/unload run once per program."
+             list runs with N programs loaded; get/unload run once per program.\n\
+             A batch of N=1 is a single load sample: read it as an example, not a statistic."
         );
         let _ = writeln!(
             s,
