@@ -62,6 +62,58 @@ pub fn hook_state(
     }
 }
 
+/// Removes a dispatcher hook known only by its key, e.g. pins found by
+/// [`NetPaths::list_hooks`] that no link record explains (gc). If the
+/// namespace still exists (found by inode among /var/run/netns, /run/netns
+/// and /proc/PID/ns/net) and the interface with it, this applies the empty
+/// set there: filter, link, dispatcher and pins go. Otherwise only the pins
+/// are removed.
+pub fn remove_hook(
+    paths: &NetPaths,
+    key: &bpfman_core::dispatcher::HookKey,
+) -> Result<(), NetError> {
+    let direction = key.kind.direction();
+    if !key.kind.uses_dispatcher() {
+        return Err(NetError::InvalidArgument(format!(
+            "{} has no dispatcher: its links are ordinary link pins",
+            key.kind
+        )));
+    }
+    let live = match netns::find_netns(key.netns_ino) {
+        None => None,
+        Some(path) => {
+            let ns = netns::open_netns(path.as_deref())?;
+            // The namespace may have gone between the search and the open.
+            if ns.ino == key.netns_ino {
+                let ifindex = key.ifindex;
+                ns.run(|| netns::if_indextoname(ifindex))?
+                    .map(|name| Iface {
+                        netns: path,
+                        name,
+                        netns_ino: key.netns_ino,
+                        ifindex,
+                    })
+            } else {
+                None
+            }
+        }
+    };
+    match (live, direction) {
+        (Some(iface), None) => {
+            apply_xdp(paths, &iface, bpfman_core::spec::XdpMode::Native, &[]).map(|_| ())
+        }
+        (Some(iface), Some(d)) => apply_tc(paths, &iface, d, &[]).map(|_| ()),
+        (None, None) => {
+            let _lock = lock::HookLock::acquire(paths)?;
+            xdp::forget(paths, &paths.xdp_hook_dir(key.netns_ino, key.ifindex))
+        }
+        (None, Some(d)) => {
+            let _lock = lock::HookLock::acquire(paths)?;
+            tc::forget(paths, key.netns_ino, key.ifindex, d)
+        }
+    }
+}
+
 /// Opens a pinned BPF program (e.g. a dispatcher's `dispatcher` pin) for
 /// [`test_run`].
 pub fn open_pinned_program(pin: &std::path::Path) -> Result<std::os::fd::OwnedFd, NetError> {

@@ -236,3 +236,34 @@ pub(crate) fn presence(iface: &Iface) -> Result<Presence, NetError> {
         ))),
     }
 }
+
+/// Finds a path naming the network namespace with inode `ino`: the caller's
+/// own (`None` inside `Some`), a file under /var/run/netns or /run/netns, or
+/// /proc/PID/ns/net of a process inside it. `None` when nothing names it any
+/// more, which for bpfman means the namespace is gone.
+pub(crate) fn find_netns(ino: u64) -> Option<Option<PathBuf>> {
+    let ino_of = |p: &Path| std::fs::metadata(p).ok().map(|m| m.ino());
+    if ino_of(Path::new("/proc/thread-self/ns/net")) == Some(ino) {
+        return Some(None);
+    }
+    for dir in ["/var/run/netns", "/run/netns"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if ino_of(&e.path()) == Some(ino) {
+                    return Some(Some(e.path()));
+                }
+            }
+        }
+    }
+    let rd = std::fs::read_dir("/proc").ok()?;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            let p = e.path().join("ns/net");
+            if ino_of(&p) == Some(ino) {
+                return Some(Some(p));
+            }
+        }
+    }
+    None
+}

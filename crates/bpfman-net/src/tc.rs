@@ -39,15 +39,10 @@ pub fn apply_tc(
 ) -> Result<HookState, NetError> {
     let key = iface.key(HookKind::tc(direction));
     let hook_dir = paths.tc_hook_dir(iface.netns_ino, iface.ifindex, direction);
-    let iface_dir = paths.tc_iface_dir(iface.netns_ino, iface.ifindex);
     let _lock = HookLock::acquire(paths)?;
     match presence(iface)? {
         Presence::Vanished(why) => {
-            remove_tree(&hook_dir)?;
-            if !iface_dir.join(direction_name(other(direction))).exists() {
-                remove_tree(&iface_dir)?;
-            }
-            prune_up(paths, &hook_dir);
+            forget(paths, iface.netns_ino, iface.ifindex, direction)?;
             if desired.is_empty() {
                 Ok(HookState::empty(key, &hook_dir, true))
             } else {
@@ -59,6 +54,24 @@ pub fn apply_tc(
             hook::apply(&mut ops, paths, desired)
         }),
     }
+}
+
+/// Removes the pins of a TC hook whose interface is gone (its filter and
+/// qdisc went with it).
+pub(crate) fn forget(
+    paths: &NetPaths,
+    netns_ino: u64,
+    ifindex: u32,
+    direction: Direction,
+) -> Result<(), NetError> {
+    let hook_dir = paths.tc_hook_dir(netns_ino, ifindex, direction);
+    let iface_dir = paths.tc_iface_dir(netns_ino, ifindex);
+    remove_tree(&hook_dir)?;
+    if !iface_dir.join(direction_name(other(direction))).exists() {
+        remove_tree(&iface_dir)?;
+    }
+    prune_up(paths, &hook_dir);
+    Ok(())
 }
 
 /// Reads the TC hook back (entering the namespace to check the filter).

@@ -36,8 +36,7 @@ pub fn apply_xdp(
     let _libxdp = HookLock::acquire_libxdp(&hook_dir.join("xdp"))?;
     match presence(iface)? {
         Presence::Vanished(why) => {
-            remove_tree(&hook_dir)?;
-            prune_up(paths, &hook_dir);
+            forget(paths, &hook_dir)?;
             if desired.is_empty() {
                 Ok(HookState::empty(key, &hook_dir, true))
             } else {
@@ -49,6 +48,14 @@ pub fn apply_xdp(
             hook::apply(&mut ops, paths, desired)
         }),
     }
+}
+
+/// Removes the pins of an XDP hook whose interface is gone. Unpinning the
+/// link releases it, so this is also safe if the interface still exists.
+pub(crate) fn forget(paths: &NetPaths, hook_dir: &Path) -> Result<(), NetError> {
+    remove_tree(hook_dir)?;
+    prune_up(paths, hook_dir);
+    Ok(())
 }
 
 /// Reads the XDP hook of `iface` back; `None` if bpfman has nothing there.

@@ -10,7 +10,7 @@ use bpfman_core::dispatcher::HookKind;
 use bpfman_core::spec::{Direction, XdpMode};
 use bpfman_net::{
     ExtensionSupport, Iface, NetError, apply_tc, apply_xdp, attach_tcx, detach_tcx, hook_state,
-    pinned_programs, tcx_chain,
+    pinned_programs, remove_hook, tcx_chain,
 };
 use common::*;
 
@@ -519,6 +519,53 @@ fn deleted_namespace_is_cleaned_by_applying_the_empty_set() {
     assert!(matches!(err, NetError::NotFound(_)), "{err}");
 }
 
+/// gc: hooks found by their pins alone are removed from the kernel when the
+/// namespace still exists, and just unpinned when it is gone.
+#[test]
+fn remove_hook_by_key_for_gc() {
+    if !root_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let mut pair = NetPair::new();
+    let ib = iface_b(&pair);
+    let ia = iface_a(&pair);
+    let t = load_prog(&fs, &maps, Prog::Tc, 1, TC_ACT_OK);
+    let x = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
+    apply_tc(
+        &paths,
+        &ib,
+        Direction::Ingress,
+        &[t.desired(1, 50, &[TC_ACT_PIPE], 1)],
+    )
+    .unwrap();
+    apply_xdp(
+        &paths,
+        &ia,
+        XdpMode::Native,
+        &[x.desired(2, 50, &[XDP_PASS], 2)],
+    )
+    .unwrap();
+    let hooks = paths.list_hooks().unwrap();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+
+    // Live namespace: found by inode, filter and qdisc removed.
+    let tc_key = ib.key(HookKind::TcIngress);
+    assert!(hooks.contains(&tc_key));
+    remove_hook(&paths, &tc_key).unwrap();
+    let (_, qdisc) = in_ns(&pair.b, &["tc", "qdisc", "show", "dev", "vb"]);
+    assert!(!qdisc.contains("clsact"), "{qdisc}");
+    assert_eq!(paths.list_hooks().unwrap(), vec![ia.key(HookKind::Xdp)]);
+
+    // Gone namespace: pins only.
+    pair.delete();
+    remove_hook(&paths, &ia.key(HookKind::Xdp)).unwrap();
+    assert!(paths.list_hooks().unwrap().is_empty());
+    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+}
+
 // ---------------------------------------------------------------------------
 // Dispatcher tests: need extension programs (skip on this host, run in the VM).
 
@@ -822,5 +869,47 @@ fn xdp_loader_recognises_the_dispatcher() {
     assert_eq!(comps[0][5], "XDP_DROP,XDP_PASS", "{text}");
     assert_eq!(&comps[1][1..4], &["20", "xdp_test", id1.as_str()], "{text}");
     assert_eq!(comps[1][5], "XDP_PASS", "{text}");
+    apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+}
+
+/// A change that fails half-way (here: a program whose extension cannot be
+/// loaded) leaves the hook exactly as it was, still running the old set.
+#[test]
+fn failed_change_leaves_the_previous_dispatcher_running() {
+    if !root_or_skip() || !dispatchers_or_skip() {
+        return;
+    }
+    let fs = Bpffs::new();
+    let paths = fs.paths();
+    let maps = TestMaps::new(&fs);
+    let pair = NetPair::new();
+    let iface = iface_b(&pair);
+    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    let p2 = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
+    let good = apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[p1.desired(1, 50, &[XDP_PASS], 1)],
+    )
+    .unwrap();
+    let before = fs.entries_under("dispatchers");
+    let mut bad = p2.desired(2, 10, &[XDP_PASS], 2);
+    bad.extension.function = "no_such_function".into();
+    let err = apply_xdp(
+        &paths,
+        &iface,
+        XdpMode::Native,
+        &[p1.desired(1, 50, &[XDP_PASS], 1), bad],
+    )
+    .unwrap_err();
+    assert!(matches!(err, NetError::NotFound(_)), "{err}");
+    assert_eq!(fs.entries_under("dispatchers"), before);
+    let st = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+    assert!(st.attached);
+    assert_eq!(st.dispatcher, good.dispatcher);
+    send_udp(&pair.path_a(), 0, 5);
+    maps.wait_count(1, 5);
+    assert_eq!(maps.count(2), 0);
     apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
 }
