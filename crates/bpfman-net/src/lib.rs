@@ -15,6 +15,8 @@
 //!
 //! The pin layout is documented in README.md and [`NetPaths`].
 
+#![warn(missing_docs)]
+
 mod dispatcher;
 mod error;
 mod hook;
