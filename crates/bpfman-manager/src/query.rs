@@ -145,10 +145,10 @@ impl Manager {
                 if managed.contains(&id) || all_records.contains(&id) {
                     continue;
                 }
-                if let Some(kind) = f.kind {
-                    if k.program_type != kind.kernel_prog_type() {
-                        continue;
-                    }
+                if f.kind
+                    .is_some_and(|kind| k.program_type != kind.kernel_prog_type())
+                {
+                    continue;
                 }
                 if f.kernel_type.is_some_and(|t| t != k.program_type) {
                     continue;
@@ -200,12 +200,13 @@ impl Manager {
         let mut names: BTreeMap<ProgramId, String> = BTreeMap::new();
         let mut out = Vec::with_capacity(links.len());
         for l in &links {
-            if !names.contains_key(&l.program_id) {
-                let n = store
-                    .get_program(l.program_id)?
-                    .map(|p| p.name)
-                    .unwrap_or_default();
-                names.insert(l.program_id, n);
+            if let std::collections::btree_map::Entry::Vacant(e) = names.entry(l.program_id) {
+                e.insert(
+                    store
+                        .get_program(l.program_id)?
+                        .map(|p| p.name)
+                        .unwrap_or_default(),
+                );
             }
             out.push(link_view(l, &names[&l.program_id]));
         }

@@ -222,7 +222,7 @@ fn map_sharing_and_global_data() {
     env.ok_json(&["attach", &owner.to_string(), "tracepoint"]);
     eventually("tp_one counts by 11", || {
         let v = read_u64(&map_pin, 0);
-        v >= 22 && v % 11 == 0
+        v >= 22 && v.is_multiple_of(11)
     });
     // Owner goes first: the map stays for the sharer.
     env.ok_json(&["unload", &owner.to_string()]);
