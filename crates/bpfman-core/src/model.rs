@@ -239,3 +239,16 @@ pub struct VolumeRecord {
     /// Unix time of publish.
     pub created_at: i64,
 }
+
+/// The network hook of an XDP, TC or TCX link, fixed when it was attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetLinkRecord {
+    /// bpfman link id.
+    pub link_id: LinkId,
+    /// Hook identity: kind, namespace inode, interface index.
+    pub hook: crate::dispatcher::HookKey,
+    /// Interface name given at attach.
+    pub iface: String,
+    /// Namespace path given at attach.
+    pub netns: Option<String>,
+}

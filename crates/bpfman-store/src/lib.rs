@@ -11,6 +11,7 @@
 //! readers run beside the writer, and writers queue behind a 30 s busy timeout.
 
 mod error;
+mod net;
 mod queries;
 mod schema;
 
@@ -18,6 +19,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bpfman_core::action::Action;
+use bpfman_core::dispatcher::HookKey;
+use bpfman_core::model::NetLinkRecord;
 use bpfman_core::{LinkRecord, MapRecord, ProgramKind, ProgramRecord, Selector, VolumeRecord};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -198,6 +201,26 @@ impl Store {
         queries::list_volumes(&self.conn)
     }
 
+    /// The network hook of a link, if it is an XDP/TC/TCX link.
+    pub fn net_link(&self, link_id: u32) -> Result<Option<NetLinkRecord>> {
+        net::net_link(&self.conn, link_id)
+    }
+
+    /// The links on one network hook, oldest first.
+    pub fn net_links_on(&self, hook: &HookKey) -> Result<Vec<NetLinkRecord>> {
+        net::net_links_on(&self.conn, hook)
+    }
+
+    /// Every network link.
+    pub fn list_net_links(&self) -> Result<Vec<NetLinkRecord>> {
+        net::list_net_links(&self.conn)
+    }
+
+    /// The object bytes a program was loaded from, when they were kept.
+    pub fn object_of(&self, program_id: u32) -> Result<Option<Vec<u8>>> {
+        net::object_of(&self.conn, program_id)
+    }
+
     /// Number of recorded programs.
     pub fn program_count(&self) -> Result<u64> {
         queries::program_count(&self.conn)
@@ -260,6 +283,16 @@ impl StoreTx<'_> {
     /// Deletes a volume row. Returns whether it was recorded.
     pub fn delete_volume(&self, volume_id: &str) -> Result<bool> {
         queries::delete_volume(&self.tx, volume_id)
+    }
+
+    /// Records the network hook of a link (after the link row).
+    pub fn insert_net_link(&self, n: &NetLinkRecord) -> Result<()> {
+        net::insert_net_link(&self.tx, n)
+    }
+
+    /// Keeps the object bytes a program was loaded from (deduplicated by digest).
+    pub fn put_object(&self, program_id: u32, digest: &str, bytes: &[u8]) -> Result<()> {
+        net::put_object(&self.tx, program_id, digest, bytes)
     }
 
     /// Applies the store side of a gc plan step (`DeleteProgram`, `DeleteLink`,

@@ -240,8 +240,13 @@ pub(crate) fn delete_program(conn: &Connection, id: u32) -> Result<bool> {
     // behaviour does not depend on the connection's foreign_keys setting.
     conn.prepare_cached("DELETE FROM program_metadata WHERE program_id = ?1")?
         .execute([id])?;
+    conn.prepare_cached(
+        "DELETE FROM net_links WHERE link_id IN (SELECT id FROM links WHERE program_id = ?1)",
+    )?
+    .execute([id])?;
     conn.prepare_cached("DELETE FROM links WHERE program_id = ?1")?
         .execute([id])?;
+    crate::net::forget_object(conn, id)?;
     let n = conn
         .prepare_cached("DELETE FROM programs WHERE id = ?1")?
         .execute([id])?;
@@ -444,6 +449,8 @@ pub(crate) fn insert_link(conn: &Connection, l: &LinkRecord) -> Result<()> {
 }
 
 pub(crate) fn delete_link(conn: &Connection, id: u32) -> Result<bool> {
+    conn.prepare_cached("DELETE FROM net_links WHERE link_id = ?1")?
+        .execute([id])?;
     Ok(conn
         .prepare_cached("DELETE FROM links WHERE id = ?1")?
         .execute([id])?

@@ -78,8 +78,34 @@ CREATE TABLE volumes (
 ) STRICT;
 "#;
 
+/// Version 2: the network hook of each XDP/TC/TCX link (namespace inode and
+/// interface index identify a hook), and the object bytes of programs that a
+/// dispatcher must reload as extensions (deduplicated by digest).
+const V2: &str = r#"
+CREATE TABLE net_links (
+    link_id   INTEGER PRIMARY KEY REFERENCES links(id) ON DELETE CASCADE,
+    hook_kind TEXT    NOT NULL,      -- HookKind::as_str
+    netns_ino INTEGER NOT NULL,
+    ifindex   INTEGER NOT NULL,
+    iface     TEXT    NOT NULL,
+    netns     TEXT                   -- namespace path given at attach
+) STRICT;
+CREATE INDEX net_links_hook ON net_links(hook_kind, netns_ino, ifindex);
+
+CREATE TABLE objects (
+    digest TEXT PRIMARY KEY,         -- sha256 hex of the bytes
+    bytes  BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE program_objects (
+    program_id INTEGER PRIMARY KEY REFERENCES programs(id) ON DELETE CASCADE,
+    digest     TEXT    NOT NULL REFERENCES objects(digest)
+) STRICT;
+CREATE INDEX program_objects_digest ON program_objects(digest);
+"#;
+
 /// Every migration step, in order; step `i` takes the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

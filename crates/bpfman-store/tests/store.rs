@@ -753,3 +753,56 @@ fn simultaneous_first_opens_all_succeed() {
         });
     }
 }
+
+#[test]
+fn net_hooks_and_objects_follow_their_links_and_programs() {
+    use bpfman_core::dispatcher::{HookKey, HookKind};
+    use bpfman_core::model::NetLinkRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&db(&dir)).unwrap();
+    let hook = HookKey {
+        kind: HookKind::Xdp,
+        netns_ino: 4026531840,
+        ifindex: 7,
+    };
+    let other = HookKey {
+        kind: HookKind::TcIngress,
+        ..hook
+    };
+    s.write(|tx| -> Result<(), StoreError> {
+        for id in [1, 2] {
+            tx.insert_program(&program(id, id, ProgramKind::Xdp, &[]))?;
+            tx.put_object(id, "d1", b"ELF-bytes")?;
+        }
+        for (l, p, h) in [(10, 1, hook), (11, 2, hook), (12, 2, other)] {
+            tx.insert_link(&link(l, p))?;
+            tx.insert_net_link(&NetLinkRecord {
+                link_id: l,
+                hook: h,
+                iface: "veth0".into(),
+                netns: Some("/run/netns/a".into()),
+            })?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let on: Vec<u32> = s
+        .net_links_on(&hook)
+        .unwrap()
+        .iter()
+        .map(|n| n.link_id)
+        .collect();
+    assert_eq!(on, [10, 11]);
+    assert_eq!(s.net_link(12).unwrap().unwrap().hook, other);
+    assert_eq!(s.object_of(1).unwrap().as_deref(), Some(&b"ELF-bytes"[..]));
+    // A deleted link takes its hook row; a deleted program its links' rows, and
+    // the object goes with its last user.
+    s.write(|tx| tx.delete_link(10)).unwrap();
+    assert!(s.net_link(10).unwrap().is_none());
+    s.write(|tx| tx.delete_program(2)).unwrap();
+    assert!(s.list_net_links().unwrap().is_empty());
+    assert!(s.object_of(1).unwrap().is_some());
+    s.write(|tx| tx.delete_program(1)).unwrap();
+    assert!(s.object_of(1).unwrap().is_none());
+    assert_eq!(s.schema_version().unwrap(), 2);
+}
