@@ -49,6 +49,8 @@ fn stats_spec(object: &Path) -> LoadSpec {
         metadata: BTreeMap::from([(BENCH_MD.0.to_string(), BENCH_MD.1.to_string())]),
         global_data: BTreeMap::new(),
         map_owner_id: None,
+        pull_policy: None,
+        registry_auth: None,
     }
 }
 

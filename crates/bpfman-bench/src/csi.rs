@@ -45,6 +45,8 @@ pub fn run(sandbox: &Sandbox, object: &Path, iterations: usize) -> Result<CsiRes
         metadata: BTreeMap::from([(SELECTOR.0.to_string(), SELECTOR.1.to_string())]),
         global_data: BTreeMap::new(),
         map_owner_id: None,
+        pull_policy: None,
+        registry_auth: None,
     };
     let loaded = b
         .manager()

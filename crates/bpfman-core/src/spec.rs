@@ -55,6 +55,36 @@ pub struct LoadSpec {
     pub global_data: GlobalData,
     /// Share the maps of this already-loaded program.
     pub map_owner_id: Option<ProgramId>,
+    /// Image sources only: when to contact the registry (`Always`,
+    /// `IfNotPresent` or `Never`, any case; default `IfNotPresent`).
+    /// Transport only: never stored with the programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<String>,
+    /// Image sources only: registry credentials for this pull. Transport
+    /// only: never stored, logged or shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_auth: Option<RegistryAuth>,
+}
+
+/// The pull policies [`LoadSpec::pull_policy`] accepts (compared ignoring case).
+pub const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
+
+/// Registry credentials sent with a load request. `Debug` redacts the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryAuth {
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl LoadSpec {
@@ -77,10 +107,34 @@ impl LoadSpec {
                 return Err(invalid(format!("global data for '{name}' is empty")));
             }
         }
-        if let BytecodeSource::File { path } = &self.source
-            && path.is_empty()
+        match &self.source {
+            BytecodeSource::File { path } => {
+                if path.is_empty() {
+                    return Err(invalid("bytecode path is empty"));
+                }
+                if self.pull_policy.is_some() || self.registry_auth.is_some() {
+                    return Err(invalid(
+                        "a pull policy and registry credentials apply to image bytecode only",
+                    ));
+                }
+            }
+            BytecodeSource::Image { url, .. } => {
+                if url.trim().is_empty() {
+                    return Err(invalid("image url is empty"));
+                }
+            }
+        }
+        if let Some(p) = &self.pull_policy
+            && !PULL_POLICIES.iter().any(|k| k.eq_ignore_ascii_case(p))
         {
-            return Err(invalid("bytecode path is empty"));
+            return Err(invalid(format!(
+                "pull policy '{p}' is not one of Always, IfNotPresent, Never"
+            )));
+        }
+        if let Some(a) = &self.registry_auth
+            && a.username.is_empty()
+        {
+            return Err(invalid("registry credentials have an empty user name"));
         }
         Ok(())
     }
@@ -576,11 +630,71 @@ mod tests {
             metadata: Metadata::new(),
             global_data: GlobalData::new(),
             map_owner_id: None,
+            pull_policy: None,
+            registry_auth: None,
         };
         assert!(spec.validate().is_err());
         spec.programs.pop();
         assert!(spec.validate().is_ok());
         spec.programs[0].name = "a/../b".into();
         assert!(spec.validate().is_err());
+    }
+
+    #[test]
+    fn image_transport_fields() {
+        let auth = RegistryAuth {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        };
+        let mut spec = LoadSpec {
+            source: BytecodeSource::Image {
+                url: "quay.io/x/y:v1".into(),
+                digest: None,
+            },
+            programs: vec![],
+            metadata: Metadata::new(),
+            global_data: GlobalData::new(),
+            map_owner_id: None,
+            pull_policy: Some("never".into()),
+            registry_auth: Some(auth.clone()),
+        };
+        assert!(spec.validate().is_ok());
+        // The password never shows in Debug output (logs, panics).
+        let dbg = format!("{spec:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        assert!(dbg.contains("alice"), "{dbg}");
+        // Round-trips through JSON (the ext service carries it).
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<LoadSpec>(&json).unwrap(), spec);
+
+        spec.pull_policy = Some("Sometimes".into());
+        let e = spec.validate().unwrap_err().to_string();
+        assert!(e.contains("Sometimes") && e.contains("IfNotPresent"), "{e}");
+        spec.pull_policy = None;
+        spec.registry_auth = Some(RegistryAuth {
+            username: String::new(),
+            password: "p".into(),
+        });
+        assert!(spec.validate().is_err());
+        spec.registry_auth = None;
+        spec.source = BytecodeSource::Image {
+            url: " ".into(),
+            digest: None,
+        };
+        assert!(spec.validate().is_err());
+        // File sources take neither field.
+        spec.source = BytecodeSource::File {
+            path: "/x.o".into(),
+        };
+        spec.pull_policy = Some("Always".into());
+        assert!(spec.validate().is_err());
+        // Old JSON without the fields still parses; None is not serialised.
+        spec.pull_policy = None;
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(
+            !json.contains("pull_policy") && !json.contains("registry_auth"),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<LoadSpec>(&json).unwrap(), spec);
     }
 }
