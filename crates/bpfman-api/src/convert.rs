@@ -9,7 +9,7 @@ use bpfman_core::actions::{
     DEFAULT_TC_PROCEED_ON, DEFAULT_XDP_PROCEED_ON, validate_tc_proceed_on, validate_xdp_proceed_on,
 };
 use bpfman_core::metadata::{self, Metadata};
-use bpfman_core::spec::{Direction, XdpMode, validate_tracepoint};
+use bpfman_core::spec::{Direction, RegistryAuth, XdpMode, validate_tracepoint};
 use bpfman_core::{
     AttachSpec, BytecodeSource, CoreError, LoadSpec, ProgramId, ProgramKind, ProgramRequest,
     ProgramView,
@@ -28,7 +28,7 @@ pub enum ConvertError {
     #[error("{0}")]
     InvalidArgument(String),
     /// The request is well-formed but asks for something bpfman does not do yet
-    /// (gRPC UNIMPLEMENTED), e.g. image bytecode or LSM programs.
+    /// (gRPC UNIMPLEMENTED), e.g. LSM programs.
     #[error("{0}")]
     Unimplemented(String),
 }
@@ -71,25 +71,31 @@ fn non_empty(s: impl Into<Option<String>>) -> Option<String> {
 
 /// `bpfman.v1.LoadRequest` → [`LoadSpec`].
 ///
-/// Only file bytecode is supported: an image gives [`ConvertError::Unimplemented`].
+/// File bytecode gives a file source; image bytecode an image source with
+/// the request's pull policy and credentials ([`image_request_from_v1`]).
 /// Each `LoadInfo` becomes one [`ProgramRequest`] whose kind comes from the wire
 /// enum (the kprobe/uprobe direction is refined later from the ELF section);
 /// FENTRY/FEXIT need their `fn_name` in `ProgSpecificInfo`. `uuid` is ignored,
 /// as upstream does. The result has passed [`LoadSpec::validate`].
 pub fn load_spec_from_v1(req: v1::LoadRequest) -> Result<LoadSpec, ConvertError> {
-    let source = match req.bytecode.and_then(|b| b.location) {
+    let (source, pull_policy, registry_auth) = match req.bytecode.and_then(|b| b.location) {
         None => {
             return Err(invalid(
                 "load request has no bytecode: set bytecode.file to the path of an ELF object on the node",
             ));
         }
         Some(Location::Image(img)) => {
-            return Err(ConvertError::Unimplemented(format!(
-                "image bytecode is not supported yet (image '{}'): pass bytecode.file, the path of an ELF object on the node",
-                img.url
-            )));
+            let img = image_request_from_v1(img)?;
+            (
+                BytecodeSource::Image {
+                    url: img.url,
+                    digest: None,
+                },
+                Some(img.pull_policy),
+                img.registry_auth,
+            )
         }
-        Some(Location::File(path)) => BytecodeSource::File { path },
+        Some(Location::File(path)) => (BytecodeSource::File { path }, None, None),
     };
     if req.info.is_empty() {
         return Err(invalid(
@@ -107,9 +113,52 @@ pub fn load_spec_from_v1(req: v1::LoadRequest) -> Result<LoadSpec, ConvertError>
         metadata: req.metadata,
         global_data: req.global_data,
         map_owner_id: req.map_owner_id,
+        pull_policy: pull_policy.map(str::to_string),
+        registry_auth,
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// An image to pull, from a `bpfman.v1.BytecodeImage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRequest {
+    /// Image reference.
+    pub url: String,
+    /// `Always`, `IfNotPresent` or `Never`.
+    pub pull_policy: &'static str,
+    /// Credentials, when the request carries a user name.
+    pub registry_auth: Option<RegistryAuth>,
+}
+
+/// `bpfman.v1.BytecodeImage` → [`ImageRequest`] (for Load and PullBytecode).
+///
+/// `image_pull_policy` is upstream's integer: 0 Always, 1 IfNotPresent, 2
+/// Never. An empty `username` means no credentials (the daemon then looks in
+/// its auth files); the password is never put into an error message.
+pub fn image_request_from_v1(img: v1::BytecodeImage) -> Result<ImageRequest, ConvertError> {
+    if img.url.trim().is_empty() {
+        return Err(invalid("bytecode image has no url: set image.url"));
+    }
+    let pull_policy = match img.image_pull_policy {
+        0 => "Always",
+        1 => "IfNotPresent",
+        2 => "Never",
+        n => {
+            return Err(invalid(format!(
+                "image_pull_policy {n} is not 0 (Always), 1 (IfNotPresent) or 2 (Never)"
+            )));
+        }
+    };
+    let registry_auth = non_empty(img.username).map(|username| RegistryAuth {
+        username,
+        password: img.password.unwrap_or_default(),
+    });
+    Ok(ImageRequest {
+        url: img.url,
+        pull_policy,
+        registry_auth,
+    })
 }
 
 fn program_request_from_v1(info: v1::LoadInfo) -> Result<ProgramRequest, ConvertError> {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use bpfman_api::convert::{
     ConvertError, attach_request_from_v1, attach_spec_from_v1, get_response_from_view,
-    list_response_from_views, load_response_from_views, load_spec_from_v1, program_view_to_v1,
-    status_from_core,
+    image_request_from_v1, list_response_from_views, load_response_from_views, load_spec_from_v1,
+    program_view_to_v1, status_from_core,
 };
 use bpfman_api::v1;
 use bpfman_api::v1::attach_info::Info;
@@ -127,19 +127,23 @@ fn load_request_errors() {
     r.bytecode = Some(v1::BytecodeLocation { location: None });
     assert!(invalid_msg(load_spec_from_v1(r)).contains("no bytecode"));
 
+    // Image bytecode: a bad pull policy or an empty url is the client's mistake.
+    let image = |url: &str, policy: i32| {
+        Some(v1::BytecodeLocation {
+            location: Some(Location::Image(v1::BytecodeImage {
+                url: url.into(),
+                image_pull_policy: policy,
+                ..Default::default()
+            })),
+        })
+    };
     let mut r = base();
-    r.bytecode = Some(v1::BytecodeLocation {
-        location: Some(Location::Image(v1::BytecodeImage {
-            url: "quay.io/bpfman-bytecode/go-xdp-counter:latest".into(),
-            ..Default::default()
-        })),
-    });
-    match load_spec_from_v1(r) {
-        Err(ConvertError::Unimplemented(m)) => {
-            assert!(m.starts_with("image bytecode is not supported yet"), "{m}")
-        }
-        other => panic!("{other:?}"),
-    }
+    r.bytecode = image("quay.io/bpfman-bytecode/go-xdp-counter:latest", 3);
+    let m = invalid_msg(load_spec_from_v1(r));
+    assert!(m.contains("image_pull_policy 3"), "{m}");
+    let mut r = base();
+    r.bytecode = image("", 1);
+    assert!(invalid_msg(load_spec_from_v1(r)).contains("url"));
 
     let mut r = base();
     r.info[0].program_type = 42;
@@ -191,6 +195,55 @@ fn load_request_errors() {
     let mut r = base();
     r.info.push(r.info[0].clone());
     assert!(invalid_msg(load_spec_from_v1(r)).contains("named twice"));
+}
+
+#[test]
+fn load_request_image() {
+    let req = |policy: i32, username: Option<&str>, password: Option<&str>| v1::LoadRequest {
+        bytecode: Some(v1::BytecodeLocation {
+            location: Some(Location::Image(v1::BytecodeImage {
+                url: "quay.io/bpfman-bytecode/go-tracepoint-counter:latest".into(),
+                image_pull_policy: policy,
+                username: username.map(str::to_string),
+                password: password.map(str::to_string),
+            })),
+        }),
+        info: vec![load_info("count", v1::BpfmanProgramType::Tracepoint)],
+        ..Default::default()
+    };
+    let spec = load_spec_from_v1(req(0, Some("alice"), Some("s3cret"))).unwrap();
+    assert_eq!(
+        spec.source,
+        BytecodeSource::Image {
+            url: "quay.io/bpfman-bytecode/go-tracepoint-counter:latest".into(),
+            digest: None
+        }
+    );
+    assert_eq!(spec.pull_policy.as_deref(), Some("Always"));
+    let auth = spec.registry_auth.clone().unwrap();
+    assert_eq!(
+        (auth.username.as_str(), auth.password.as_str()),
+        ("alice", "s3cret")
+    );
+    assert!(!format!("{spec:?}").contains("s3cret"));
+    assert_eq!(spec.programs[0].kind, Some(ProgramKind::Tracepoint));
+
+    // Upstream clients send present-but-empty credentials: no credentials.
+    let spec = load_spec_from_v1(req(1, Some(""), Some(""))).unwrap();
+    assert_eq!(spec.pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(spec.registry_auth, None);
+    let spec = load_spec_from_v1(req(2, None, None)).unwrap();
+    assert_eq!(spec.pull_policy.as_deref(), Some("Never"));
+    assert_eq!(spec.registry_auth, None);
+
+    let img = image_request_from_v1(v1::BytecodeImage {
+        url: "r/x:v1".into(),
+        image_pull_policy: -1,
+        username: Some("u".into()),
+        password: Some("topsecret".into()),
+    });
+    let m = invalid_msg(img);
+    assert!(!m.contains("topsecret"), "{m}");
 }
 
 // ---------- Attach ----------
