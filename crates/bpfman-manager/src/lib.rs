@@ -7,6 +7,7 @@
 pub mod error;
 pub mod fault;
 mod gc;
+pub mod image;
 mod load;
 pub mod lock;
 mod modify;
@@ -33,6 +34,10 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     /// Injected fault for tests (normally from the environment).
     pub fault: Option<Fault>,
+    /// Image settings and signing policy. `None`: read the config file
+    /// ([`image::config_path`]) at each image operation, so policy changes
+    /// apply without a restart and a bad file only fails image operations.
+    pub images: Option<image::ImageConfig>,
 }
 
 impl Config {
@@ -41,6 +46,7 @@ impl Config {
         Config {
             runtime_dir: runtime_dir.into(),
             fault: Fault::from_env(),
+            images: None,
         }
     }
 }
@@ -52,6 +58,7 @@ pub struct Manager {
     store: Mutex<Store>,
     lock: lock::RuntimeLock,
     fault: Option<Fault>,
+    images: Option<image::ImageConfig>,
 }
 
 impl Manager {
@@ -74,6 +81,7 @@ impl Manager {
             store: Mutex::new(store),
             lock,
             fault: cfg.fault,
+            images: cfg.images,
         })
     }
 

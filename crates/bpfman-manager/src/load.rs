@@ -19,28 +19,37 @@ fn is_internal_map(name: &str) -> bool {
 
 impl Manager {
     /// Loads the requested programs of an object, all or none, and pins them.
-    pub fn load(&self, spec: LoadSpec) -> Result<Vec<ProgramView>> {
+    ///
+    /// An image source is pulled first (before the writer lock: it may wait
+    /// on the network) with the spec's pull policy and credentials; with no
+    /// programs named, the image's `io.ebpf.programs` label names them (else
+    /// every program of the object). The records keep the image reference and
+    /// the manifest digest it resolved to, never the credentials.
+    pub fn load(&self, mut spec: LoadSpec) -> Result<Vec<ProgramView>> {
         spec.validate()?;
-        let path = match &spec.source {
-            BytecodeSource::File { path } => PathBuf::from(path),
-            BytecodeSource::Image { .. } => {
-                return Err(ManagerError::new(
-                    crate::Code::Unimplemented,
-                    "loading from OCI images is not supported yet: use a file path",
-                ));
+        let (bytes, origin) = match self.pull_for_load(&mut spec)? {
+            Some(img) => (img.bytes, img.origin),
+            None => {
+                let BytecodeSource::File { path } = &spec.source else {
+                    return Err(ManagerError::internal("image source was not pulled"));
+                };
+                let path = PathBuf::from(path);
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    let code = if e.kind() == std::io::ErrorKind::NotFound {
+                        crate::Code::NotFound
+                    } else {
+                        crate::Code::InvalidArgument
+                    };
+                    ManagerError::new(code, format!("cannot read {}: {e}", path.display()))
+                })?;
+                (bytes, path.display().to_string())
             }
         };
-        let bytes = std::fs::read(&path).map_err(|e| {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                crate::Code::NotFound
-            } else {
-                crate::Code::InvalidArgument
-            };
-            ManagerError::new(code, format!("cannot read {}: {e}", path.display()))
-        })?;
+        // Program names may now come from image labels: check them as if typed.
+        spec.validate()?;
         let in_object = bpfman_kernel::inspect_object(&bytes).map_err(|e| {
             let e = ManagerError::from(e);
-            ManagerError::new(e.code, format!("{}: {}", path.display(), e.message))
+            ManagerError::new(e.code, format!("{origin}: {}", e.message))
         })?;
 
         // Which programs, and of which kind.
@@ -59,8 +68,7 @@ impl Manager {
             }
             if to_load.is_empty() {
                 return Err(ManagerError::invalid(format!(
-                    "{} holds no program of a kind bpfman manages",
-                    path.display()
+                    "{origin} holds no program of a kind bpfman manages"
                 )));
             }
         } else {
@@ -71,9 +79,8 @@ impl Manager {
                     .ok_or_else(|| {
                         let names: Vec<_> = in_object.iter().map(|p| p.name.as_str()).collect();
                         ManagerError::not_found(format!(
-                            "program '{}' is not in {} (it has: {})",
+                            "program '{}' is not in {origin} (it has: {})",
                             req.name,
-                            path.display(),
                             names.join(", ")
                         ))
                     })?;
