@@ -1,16 +1,20 @@
 //! Turns parsed CLI arguments into core specs (pure; all validation errors
 //! are one line a person can act on).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use bpfman_core::metadata::{self, Metadata, Selector};
 use bpfman_core::spec::{
-    AttachSpec, BytecodeSource, Direction, GlobalData, LoadSpec, ProgramRequest, XdpMode,
-    parse_global,
+    AttachSpec, BytecodeSource, Direction, GlobalData, LoadSpec, ProgramRequest, RegistryAuth,
+    XdpMode, parse_global, validate_symbol,
 };
 use bpfman_core::{APPLICATION_KEY, CoreError, ProgramKind};
+use bpfman_manager::image::{BuildImageRequest, BuildTarget};
 
-use crate::cli::{AttachArgs, AttachType, LoadCommon, LoadFileArgs};
+use crate::cli::{
+    AttachArgs, AttachType, ImageBuildArgs, ImageRefArgs, LoadCommon, LoadFileArgs, LoadImageArgs,
+};
 
 fn invalid(m: impl Into<String>) -> CoreError {
     CoreError::InvalidArgument(m.into())
@@ -92,9 +96,121 @@ pub fn load_file_spec(a: &LoadFileArgs, cwd: &Path) -> Result<LoadSpec, CoreErro
         metadata,
         global_data,
         map_owner_id: a.common.map_owner_id,
+        pull_policy: None,
+        registry_auth: None,
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// `load image` arguments -> LoadSpec (credentials decoded, not yet used).
+pub fn load_image_spec(a: &LoadImageArgs) -> Result<LoadSpec, CoreError> {
+    let (metadata, global_data) = common(&a.common)?;
+    let mut programs: Vec<ProgramRequest> = a
+        .positional
+        .iter()
+        .map(|n| ProgramRequest {
+            name: n.clone(),
+            kind: None,
+            attach_fn: None,
+        })
+        .collect();
+    for p in &a.programs {
+        programs.push(parse_program(p)?);
+    }
+    let spec = LoadSpec {
+        source: BytecodeSource::Image {
+            url: a.image_url.clone(),
+            digest: None,
+        },
+        programs,
+        metadata,
+        global_data,
+        map_owner_id: a.common.map_owner_id,
+        pull_policy: a.pull.pull_policy.clone(),
+        registry_auth: registry_auth(a.pull.registry_auth.as_deref())?,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// Decodes `--registry-auth` (base64 of USER:PASSWORD); the error never repeats it.
+pub fn registry_auth(encoded: Option<&str>) -> Result<Option<RegistryAuth>, CoreError> {
+    encoded
+        .map(|e| {
+            bpfman_manager::image::registry_auth_from_base64(e)
+                .map_err(|e| invalid(format!("--registry-auth: {}", e.message)))
+        })
+        .transpose()
+}
+
+/// The reference of `image pull/inspect` (positional or `--image-url`).
+pub fn image_ref(a: &ImageRefArgs) -> Result<String, CoreError> {
+    a.reference
+        .clone()
+        .or_else(|| a.image_url.clone())
+        .ok_or_else(|| invalid("no image: bpfman image pull|inspect REF"))
+}
+
+/// `NAME=TYPE` label pairs (repeatable flags) into a map.
+pub fn labels(what: &str, items: &[String]) -> Result<BTreeMap<String, String>, CoreError> {
+    let mut out = BTreeMap::new();
+    for s in items {
+        let Some((name, ty)) = s
+            .split_once('=')
+            .filter(|(n, t)| !n.is_empty() && !t.is_empty())
+        else {
+            return Err(invalid(format!("{what} '{s}' is not NAME=TYPE")));
+        };
+        validate_symbol(&format!("{what} name"), name)?;
+        if out.insert(name.to_string(), ty.to_string()).is_some() {
+            return Err(invalid(format!("{what} '{name}' is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// `image build` arguments -> a build request.
+pub fn image_build_request(a: &ImageBuildArgs) -> Result<BuildImageRequest, CoreError> {
+    let programs = labels("program", &a.programs)?;
+    for (name, ty) in &programs {
+        ty.parse::<ProgramKind>()
+            .map_err(|e| invalid(format!("program '{name}': {e}")))?;
+    }
+    let target = match (&a.oci_layout, &a.push) {
+        (Some(l), None) => {
+            // DIR[:TAG]: a ':' after the last '/' starts the tag.
+            let (dir, tag) = match l.rsplit_once(':') {
+                Some((d, t)) if !t.contains('/') && !d.is_empty() => (d, t),
+                _ => (l.as_str(), "latest"),
+            };
+            if tag.is_empty() {
+                return Err(invalid(format!("--oci-layout '{l}' has an empty tag")));
+            }
+            BuildTarget::OciLayout {
+                dir: dir.into(),
+                tag: tag.to_string(),
+            }
+        }
+        (None, Some(r)) => BuildTarget::Push(r.clone()),
+        _ => {
+            return Err(invalid(
+                "give exactly one of --oci-layout DIR[:TAG] and --push REF",
+            ));
+        }
+    };
+    if a.registry_auth.is_some() && a.push.is_none() {
+        return Err(invalid("--registry-auth applies to --push only"));
+    }
+    Ok(BuildImageRequest {
+        object: a.object.clone(),
+        programs,
+        maps: labels("map", &a.maps)?,
+        platform: a.platform.clone(),
+        sign_key: a.sign_key.clone(),
+        target,
+        auth: registry_auth(a.registry_auth.as_deref())?,
+    })
 }
 
 /// `attach` arguments -> (AttachSpec, link metadata).
@@ -267,6 +383,130 @@ mod tests {
         };
         let e = load_file_spec(&a, Path::new("/")).unwrap_err();
         assert!(e.to_string().contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn load_image_forms() {
+        let cli = parse(&[
+            "bpfman",
+            "load",
+            "image",
+            "--image-url",
+            "127.0.0.1:5000/stats:v1",
+            "--pull-policy",
+            "Never",
+            "--registry-auth",
+            "YWxpY2U6cHc=",
+            "count_sched_switch",
+            "--programs",
+            "xdp:pass",
+            "-m",
+            "bpfman.io/application=stats",
+        ]);
+        let crate::cli::Command::Load(crate::cli::LoadCommand::Image(a)) = cli.command else {
+            panic!()
+        };
+        let spec = load_image_spec(&a).unwrap();
+        assert_eq!(
+            spec.source,
+            BytecodeSource::Image {
+                url: "127.0.0.1:5000/stats:v1".into(),
+                digest: None
+            }
+        );
+        assert_eq!(spec.pull_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.registry_auth.as_ref().unwrap().username, "alice");
+        assert_eq!(spec.programs[0].name, "count_sched_switch");
+        assert_eq!(spec.programs[1].kind, Some(ProgramKind::Xdp));
+        assert_eq!(spec.metadata["bpfman.io/application"], "stats");
+
+        let cli = parse(&["bpfman", "load", "image", "-i", "r/x:v1", "-p", "Sometimes"]);
+        let crate::cli::Command::Load(crate::cli::LoadCommand::Image(a)) = cli.command else {
+            panic!()
+        };
+        assert!(
+            load_image_spec(&a)
+                .unwrap_err()
+                .to_string()
+                .contains("Sometimes")
+        );
+        let cli = parse(&["bpfman", "load", "image", "-i", "r/x:v1", "-r", "hunter2!"]);
+        let crate::cli::Command::Load(crate::cli::LoadCommand::Image(a)) = cli.command else {
+            panic!()
+        };
+        let e = load_image_spec(&a).unwrap_err().to_string();
+        assert!(
+            e.contains("--registry-auth") && !e.contains("hunter2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn image_build_forms() {
+        let cli = parse(&[
+            "bpfman",
+            "image",
+            "build",
+            "--object",
+            "stats.bpf.o",
+            "--program",
+            "count_sched_switch=tracepoint",
+            "--map",
+            "stats_map=array",
+            "--oci-layout",
+            "/tmp/layout:v2",
+        ]);
+        let crate::cli::Command::Image(crate::cli::ImageCommand::Build(a)) = cli.command else {
+            panic!()
+        };
+        let r = image_build_request(&a).unwrap();
+        assert_eq!(r.programs["count_sched_switch"], "tracepoint");
+        assert_eq!(r.maps["stats_map"], "array");
+        assert_eq!(
+            r.target,
+            BuildTarget::OciLayout {
+                dir: "/tmp/layout".into(),
+                tag: "v2".into()
+            }
+        );
+        let cli = parse(&[
+            "bpfman",
+            "image",
+            "build",
+            "-b",
+            "x.o",
+            "--oci-layout",
+            "/tmp/l",
+        ]);
+        let crate::cli::Command::Image(crate::cli::ImageCommand::Build(a)) = cli.command else {
+            panic!()
+        };
+        let r = image_build_request(&a).unwrap();
+        assert!(matches!(r.target, BuildTarget::OciLayout { ref tag, .. } if tag == "latest"));
+        // Exactly one destination.
+        assert!(
+            crate::cli::Cli::try_parse_from(["bpfman", "image", "build", "-b", "x.o"]).is_err()
+        );
+        let cli = parse(&[
+            "bpfman",
+            "image",
+            "build",
+            "-b",
+            "x.o",
+            "--push",
+            "r/x:v1",
+            "--program",
+            "p=nope",
+        ]);
+        let crate::cli::Command::Image(crate::cli::ImageCommand::Build(a)) = cli.command else {
+            panic!()
+        };
+        assert!(
+            image_build_request(&a)
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum Command {
     List(ListArgs),
     /// Show one program (or a link: `get link ID`).
     Get(GetArgs),
+    /// OCI bytecode images: pull, inspect, build, prune the cache.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Find (and with --prune remove) stale state.
     Gc {
         /// Remove what is found.
@@ -79,7 +82,7 @@ pub enum Command {
 pub enum LoadCommand {
     /// Load from an ELF object file.
     File(LoadFileArgs),
-    /// Load from an OCI image (not supported yet).
+    /// Load from an OCI image (pulled and verified first).
     Image(LoadImageArgs),
 }
 
@@ -119,13 +122,93 @@ pub struct LoadFileArgs {
 /// `load image`.
 #[derive(Debug, Args)]
 pub struct LoadImageArgs {
-    /// Image reference.
-    #[arg(short = 'i', long)]
+    /// Image reference, e.g. quay.io/bpfman-bytecode/go-tracepoint-counter:latest.
+    #[arg(short = 'i', long, value_name = "REF")]
     pub image_url: String,
-    /// Programs to load.
+    #[command(flatten)]
+    pub pull: PullArgs,
+    /// Programs to load (none = the ones the image's io.ebpf.programs label
+    /// names, else every program of the object).
+    #[arg(value_name = "PROGRAM")]
+    pub positional: Vec<String>,
+    /// Program as TYPE:NAME[:ATTACH_FN] (upstream form, repeatable).
+    #[arg(long = "programs", value_name = "TYPE:NAME[:ATTACH_FN]")]
     pub programs: Vec<String>,
     #[command(flatten)]
     pub common: LoadCommon,
+}
+
+/// How to reach the registry.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// When to contact the registry: Always, IfNotPresent (default) or Never.
+    #[arg(short = 'p', long, value_name = "POLICY")]
+    pub pull_policy: Option<String>,
+    /// Registry credentials, base64 of USER:PASSWORD (default: the
+    /// docker/podman auth files).
+    #[arg(short = 'r', long, value_name = "BASE64")]
+    pub registry_auth: Option<String>,
+}
+
+/// `image` subcommands: run in this process, even with --socket.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Pull an image into the cache and verify it.
+    Pull(ImageRefArgs),
+    /// Show an image's digests, platforms and labels (without its layer).
+    Inspect(ImageRefArgs),
+    /// Build a bytecode image from a BPF object.
+    Build(ImageBuildArgs),
+    /// Shrink the image cache to its bound (or empty it with --all).
+    Prune {
+        /// Remove every cached image.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// An image reference and how to pull it.
+#[derive(Debug, Args)]
+pub struct ImageRefArgs {
+    /// Image reference.
+    #[arg(value_name = "REF", required_unless_present = "image_url")]
+    pub reference: Option<String>,
+    /// Image reference (upstream form).
+    #[arg(short = 'i', long, value_name = "REF", conflicts_with = "reference")]
+    pub image_url: Option<String>,
+    #[command(flatten)]
+    pub pull: PullArgs,
+}
+
+/// `image build`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("dest").required(true).args(["oci_layout", "push"]))]
+pub struct ImageBuildArgs {
+    /// The BPF ELF object.
+    #[arg(short = 'b', long, value_name = "PATH")]
+    pub object: PathBuf,
+    /// Program label NAME=TYPE (repeatable; default: every program of the
+    /// object, typed by its ELF section).
+    #[arg(long = "program", value_name = "NAME=TYPE")]
+    pub programs: Vec<String>,
+    /// Map label NAME=TYPE (repeatable).
+    #[arg(long = "map", value_name = "NAME=TYPE")]
+    pub maps: Vec<String>,
+    /// Write to an OCI layout directory, under TAG (default latest).
+    #[arg(long, value_name = "DIR[:TAG]")]
+    pub oci_layout: Option<String>,
+    /// Push to a registry, e.g. quay.io/me/stats:v1.
+    #[arg(long, value_name = "REF")]
+    pub push: Option<String>,
+    /// Sign with this PEM ECDSA P-256 private key (cosign-compatible).
+    #[arg(long, value_name = "PEM")]
+    pub sign_key: Option<PathBuf>,
+    /// Registry credentials for --push, base64 of USER:PASSWORD.
+    #[arg(short = 'r', long, value_name = "BASE64")]
+    pub registry_auth: Option<String>,
+    /// Platform os/arch[/variant] (default: this host's).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
 }
 
 /// `attach ID TYPE ...`.

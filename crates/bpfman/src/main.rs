@@ -12,8 +12,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use bpfman_manager::{Code, Config, ListFilter, Manager, ManagerError};
-use cli::{Cli, Command, GetSub, ListSub, LoadCommand};
+use bpfman_manager::image;
+use bpfman_manager::{Config, ListFilter, Manager, ManagerError};
+use cli::{Cli, Command, GetSub, ImageCommand, ListSub, LoadCommand};
 use ops::Ops;
 
 fn main() -> ExitCode {
@@ -59,6 +60,8 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
             return Ok(String::new());
         }
         (Command::Health { socket }, _) => return serve::health(socket),
+        // Image commands touch only the registry and the cache: no daemon.
+        (Command::Image(c), _) => return image_command(out, c),
         (_, Some(sock)) => Box::new(remote::Remote::connect(sock)?),
         (_, None) => Box::new(Manager::open(Config::new(&cli.runtime_dir))?),
     };
@@ -69,11 +72,9 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
             let spec = args::load_file_spec(&a, &cwd).map_err(bad)?;
             render::program_details(out, &backend.load(spec)?, false)
         }
-        Command::Load(LoadCommand::Image(_)) => {
-            return Err(ManagerError::new(
-                Code::Unimplemented,
-                "loading from OCI images is not supported yet: use `bpfman load file`",
-            ));
+        Command::Load(LoadCommand::Image(a)) => {
+            let spec = args::load_image_spec(&a).map_err(bad)?;
+            render::program_details(out, &backend.load(spec)?, false)
         }
         Command::Unload { id } => {
             backend.unload(id)?;
@@ -117,6 +118,42 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
             }
         },
         Command::Gc { prune } => render::gc(out, &backend.gc(prune)?, prune),
-        Command::Serve(_) | Command::Health { .. } => unreachable!("handled above"),
+        Command::Serve(_) | Command::Health { .. } | Command::Image(_) => {
+            unreachable!("handled above")
+        }
+    })
+}
+
+/// `bpfman image ...`, with the settings and signing policy of bpfman.toml.
+fn image_command(out: cli::Output, c: &ImageCommand) -> Result<String, ManagerError> {
+    let cfg = image::image_config_from_env()?;
+    Ok(match c {
+        ImageCommand::Pull(a) => {
+            let reference = args::image_ref(a).map_err(bad)?;
+            let auth = args::registry_auth(a.pull.registry_auth.as_deref()).map_err(bad)?;
+            let img = image::pull_image(
+                &cfg,
+                &reference,
+                a.pull.pull_policy.as_deref(),
+                auth.as_ref(),
+            )?;
+            render::pulled_image(out, &img)
+        }
+        ImageCommand::Inspect(a) => {
+            let reference = args::image_ref(a).map_err(bad)?;
+            let auth = args::registry_auth(a.pull.registry_auth.as_deref()).map_err(bad)?;
+            let info = image::inspect_image(
+                &cfg,
+                &reference,
+                a.pull.pull_policy.as_deref(),
+                auth.as_ref(),
+            )?;
+            render::image_info(out, &info)
+        }
+        ImageCommand::Build(a) => {
+            let req = args::image_build_request(a).map_err(bad)?;
+            render::built_image(out, &image::build_image(&cfg, &req)?)
+        }
+        ImageCommand::Prune { all } => render::pruned(out, &image::prune_images(&cfg, *all)?),
     })
 }

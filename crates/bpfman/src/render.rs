@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use bpfman_core::gc::GcItem;
 use bpfman_core::model::{LinkView, ProgramView};
 use bpfman_core::spec::{BytecodeSource, to_hex};
+use bpfman_manager::image::{BuiltImage, ImageSummary, PruneSummary, PulledImageInfo};
 use serde::Serialize;
 
 use crate::cli::Output;
@@ -351,4 +352,113 @@ pub fn done(out: Output, what: &str, id: u32) -> String {
         return json(&serde_json::json!({ "id": id, "result": what }));
     }
     format!("{} {id}\n", what)
+}
+
+/// `image pull`.
+pub fn pulled_image(out: Output, i: &PulledImageInfo) -> String {
+    if out == Output::Json {
+        return json(i);
+    }
+    let mut s = format!("Image {}\n", i.reference);
+    let mut f = |k: &str, v: String| {
+        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
+    };
+    f("Digest", i.digest.clone());
+    if i.manifest_digest != i.digest {
+        f("Manifest digest", i.manifest_digest.clone());
+    }
+    f(
+        "Object",
+        format!("{} ({} bytes)", i.object_name, i.object_bytes),
+    );
+    f("Programs", kv(&i.programs));
+    f("Maps", kv(&i.maps));
+    f(
+        "Signature",
+        match &i.signed_by {
+            Some(k) => format!("{} (key {k})", i.signature),
+            None => i.signature.clone(),
+        },
+    );
+    f(
+        "From cache",
+        if i.from_cache {
+            "yes".into()
+        } else {
+            "no".into()
+        },
+    );
+    s
+}
+
+/// `image inspect`.
+pub fn image_info(out: Output, i: &ImageSummary) -> String {
+    if out == Output::Json {
+        return json(i);
+    }
+    let mut s = format!("Image {}\n", i.reference);
+    let mut f = |k: &str, v: String| {
+        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
+    };
+    f("Digest", i.digest.clone());
+    if i.manifest_digest != i.digest {
+        f("Manifest digest", i.manifest_digest.clone());
+    }
+    f("Platform", i.platform.clone().unwrap_or_else(|| "-".into()));
+    if !i.index_platforms.is_empty() {
+        f("Index offers", i.index_platforms.join(", "));
+    }
+    f("Programs", kv(&i.programs));
+    f("Maps", kv(&i.maps));
+    f(
+        "Layer",
+        format!(
+            "{} ({} bytes{})",
+            i.layer_digest,
+            i.layer_size,
+            if i.layer_cached { ", cached" } else { "" }
+        ),
+    );
+    let _ = writeln!(s, "Labels");
+    if i.labels.is_empty() {
+        s.push_str("  (none)\n");
+    }
+    for (k, v) in &i.labels {
+        let _ = writeln!(s, "  {k}={v}");
+    }
+    s
+}
+
+/// `image build`.
+pub fn built_image(out: Output, b: &BuiltImage) -> String {
+    if out == Output::Json {
+        return json(b);
+    }
+    let mut s = format!("Built {}\n", b.reference);
+    let mut f = |k: &str, v: String| {
+        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
+    };
+    f("Digest", b.digest.clone());
+    f("Programs", kv(&b.programs));
+    f("Maps", kv(&b.maps));
+    f(
+        "Signature",
+        b.signature.clone().unwrap_or_else(|| "(unsigned)".into()),
+    );
+    s
+}
+
+/// `image prune`.
+pub fn pruned(out: Output, p: &PruneSummary) -> String {
+    if out == Output::Json {
+        return json(p);
+    }
+    format!(
+        "Pruned {}: removed {} image(s) and {} blob(s), freed {} bytes; {} bytes cached.\n",
+        p.cache_dir,
+        p.images_removed.len(),
+        p.blobs_removed,
+        p.bytes_freed,
+        p.bytes_kept
+    )
 }

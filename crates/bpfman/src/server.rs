@@ -136,10 +136,12 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
                 "pull request has no image: set image.url",
             ));
         };
-        Err(Status::unimplemented(format!(
-            "pulling bytecode images is not supported yet (image '{}'): load from a file with bytecode.file",
-            image.url
-        )))
+        let img = convert::image_request_from_v1(image)?;
+        self.run(move |m| {
+            m.pull_image(&img.url, Some(img.pull_policy), img.registry_auth.as_ref())
+        })
+        .await?;
+        Ok(Response::new(v1::PullBytecodeResponse {}))
     }
 
     async fn get(&self, r: Request<v1::GetRequest>) -> Result<Response<v1::GetResponse>, Status> {

@@ -522,9 +522,10 @@ async fn error_codes() {
     assert_eq!(code, Code::NotFound, "{msg}");
     assert!(msg.contains("no_such_program"), "{msg}");
 
-    // Image bytecode, and pulling images: not built yet.
+    // A malformed image reference (refused before any cache or network
+    // access; images end to end are in tests/image.rs), and a bad pull policy.
     let image = v1::BytecodeImage {
-        url: "quay.io/bpfman-bytecode/go-tracepoint-counter:latest".into(),
+        url: "quay.io/bpfman-bytecode/Not A Reference".into(),
         image_pull_policy: 1,
         username: None,
         password: None,
@@ -534,13 +535,26 @@ async fn error_codes() {
         location: Some(Location::Image(image.clone())),
     });
     let (code, msg) = code_of(c.load(r).await);
-    assert_eq!(code, Code::Unimplemented, "{msg}");
-    assert!(msg.contains("image"), "{msg}");
+    assert_eq!(code, Code::InvalidArgument, "{msg}");
+    assert!(msg.contains("invalid image reference"), "{msg}");
     let (code, msg) = code_of(
-        c.pull_bytecode(v1::PullBytecodeRequest { image: Some(image) })
-            .await,
+        c.pull_bytecode(v1::PullBytecodeRequest {
+            image: Some(image.clone()),
+        })
+        .await,
     );
-    assert_eq!(code, Code::Unimplemented, "{msg}");
+    assert_eq!(code, Code::InvalidArgument, "{msg}");
+    let (code, msg) = code_of(
+        c.pull_bytecode(v1::PullBytecodeRequest {
+            image: Some(v1::BytecodeImage {
+                image_pull_policy: 7,
+                ..image
+            }),
+        })
+        .await,
+    );
+    assert_eq!(code, Code::InvalidArgument, "{msg}");
+    assert!(msg.contains("image_pull_policy 7"), "{msg}");
 
     // Unknown ids.
     for (what, r) in [

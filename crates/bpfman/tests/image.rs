@@ -1,0 +1,707 @@
+//! OCI bytecode images end to end on the real kernel: a real registry on
+//! loopback (Debian's `docker-registry`, one per test on a free port, storage
+//! in a temp dir, killed on drop), images built and pushed by `bpfman image
+//! build`, then `bpfman load image` (embedded, through the daemon's ext
+//! service, and over `bpfman.v1` gRPC), attach, counters, unload.
+//!
+//! Each test has its own runtime dir (bpffs unmounted on drop), its own image
+//! cache (`BPFMAN_IMAGE_CACHE`) and its own bpfman.toml (`BPFMAN_CONFIG`,
+//! listing the registry as plain http). Needs root, `docker-registry` and
+//! (for basic auth) `htpasswd` (crates/bpfman-image/INSTALL_DEPS); without
+//! them a test prints `SKIP ...` and returns.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bpfman_api::client::connect_uds;
+use bpfman_api::v1;
+use bpfman_api::v1::attach_info::Info as AttachKind;
+use bpfman_api::v1::bpfman_client::BpfmanClient;
+use bpfman_api::v1::bytecode_location::Location;
+use common::{Env, Mode, Run, bin, eventually, kernel_has_program, obj, read_u64, root_or_skip};
+
+const STATS: &str = "examples/stats/stats.bpf.o";
+const MULTI: &str = "tests/bpf/multi.bpf.o";
+/// base64("alice:wonderland"), the basic-auth registry's user.
+const ALICE: &str = "YWxpY2U6d29uZGVybGFuZA==";
+const ALICE_PASSWORD: &str = "wonderland";
+
+fn key(name: &str) -> String {
+    obj(&format!("crates/bpfman-image/tests/keys/{name}"))
+}
+
+fn tool_exists(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+}
+
+/// A `docker-registry serve` child on 127.0.0.1 (anonymous or htpasswd).
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// `None`, with the reason printed, when the tools are missing.
+    fn start(test: &str, user: Option<(&str, &str)>) -> Option<Registry> {
+        if !tool_exists("docker-registry") {
+            println!(
+                "SKIP {test}: docker-registry is not installed (apt-get install docker-registry)"
+            );
+            return None;
+        }
+        if user.is_some() && !tool_exists("htpasswd") {
+            println!("SKIP {test}: htpasswd is not installed (apt-get install apache2-utils)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        std::fs::create_dir(&storage).unwrap();
+        let auth = match user {
+            Some((u, p)) => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", u, p])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "htpasswd failed");
+                let f = dir.path().join("htpasswd");
+                std::fs::write(&f, &out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: bpfman-test\n    path: {}\n",
+                    f.display()
+                )
+            }
+            None => String::new(),
+        };
+        // A free port from the kernel; another process may take it before the
+        // registry binds, so a bind failure retries with a new one.
+        for attempt in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+                     storage:\n  filesystem:\n    rootdirectory: {}\n\
+                     http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n{auth}",
+                    storage.display()
+                ),
+            )
+            .unwrap();
+            let log_path = dir.path().join("registry.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let mut exited = None;
+            for _ in 0..400 {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited = Some(status);
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(Registry {
+                        child,
+                        port,
+                        _dir: dir,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            match exited {
+                Some(_) if log.contains("address already in use") && attempt < 2 => continue,
+                Some(status) => panic!("docker-registry exited with {status}: {log}"),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("docker-registry did not listen on 127.0.0.1:{port}: {log}");
+                }
+            }
+        }
+        unreachable!("the last attempt panics")
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn reference(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.host())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A daemon child with the test's image settings; SIGTERM on drop.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of our own, not yet reaped, child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world: runtime (bpffs unmounted on drop, after the daemon
+/// stops: fields drop in order), image cache and bpfman.toml.
+struct Ctx {
+    daemon: Option<Daemon>,
+    env: Env,
+    images: tempfile::TempDir,
+}
+
+impl Ctx {
+    /// `registry`: allowed over plain http; `signing`: a `[signing]` table body.
+    fn new(registry: Option<&Registry>, signing: Option<&str>) -> Ctx {
+        let images = tempfile::Builder::new()
+            .prefix("bpfman-images-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut toml = String::new();
+        if let Some(r) = registry {
+            toml.push_str(&format!(
+                "[images]\ninsecure_registries = [\"{}\"]\n",
+                r.host()
+            ));
+        }
+        if let Some(s) = signing {
+            toml.push_str(&format!("[signing]\n{s}\n"));
+        }
+        std::fs::write(images.path().join("bpfman.toml"), toml).unwrap();
+        std::fs::create_dir(images.path().join("cache")).unwrap();
+        Ctx {
+            daemon: None,
+            env: Env::new(Mode::Embedded),
+            images,
+        }
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.images.path().join("cache")
+    }
+
+    fn command(&self, args: &[&str], remote: bool) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--runtime-dir").arg(self.env.runtime());
+        if remote {
+            let d = self.daemon.as_ref().expect("daemon running");
+            c.arg("--socket").arg(&d.socket);
+        }
+        c.args(args)
+            .env("BPFMAN_CONFIG", self.images.path().join("bpfman.toml"))
+            .env("BPFMAN_IMAGE_CACHE", self.cache())
+            .env_remove("BPFMAN_SOCKET")
+            .env_remove("BPFMAN_FAULT")
+            .env_remove("BPFMAN_FAULT_MODE")
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("DOCKER_CONFIG");
+        c
+    }
+
+    fn run_mode(&self, args: &[&str], remote: bool) -> Run {
+        let o = self.command(args, remote).output().expect("run bpfman");
+        Run {
+            ok: o.status.success(),
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_mode(args, false)
+    }
+
+    fn ok_json_mode(&self, args: &[&str], remote: bool) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let r = self.run_mode(&a, remote);
+        assert!(r.ok, "bpfman {args:?} failed: {}", r.stderr);
+        r.json()
+    }
+
+    fn ok_json(&self, args: &[&str]) -> serde_json::Value {
+        self.ok_json_mode(args, false)
+    }
+
+    /// Asserts a failure with one `Error: ` line; returns it.
+    fn fails(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert!(
+            !r.ok,
+            "bpfman {args:?} unexpectedly succeeded: {}",
+            r.stdout
+        );
+        assert_eq!(r.code, Some(1), "exit code for {args:?}: {}", r.stderr);
+        let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "not one line:\n{}", r.stderr);
+        assert!(lines[0].starts_with("Error: "), "{}", r.stderr);
+        lines[0].to_string()
+    }
+
+    /// `image build --push`; returns the manifest digest.
+    fn push(&self, object: &str, reference: &str, extra: &[&str]) -> String {
+        let object = obj(object);
+        let mut a = vec!["image", "build", "--object", &object, "--push", reference];
+        a.extend(extra);
+        let out = self.ok_json(&a);
+        let digest = out["digest"].as_str().unwrap().to_string();
+        assert!(digest.starts_with("sha256:"), "{out}");
+        digest
+    }
+
+    /// Loads from an image; returns the program views.
+    fn load_image(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut a = vec!["load", "image"];
+        a.extend(args);
+        self.ok_json(&a).as_array().unwrap().clone()
+    }
+
+    /// Starts `bpfman serve` with this test's image settings.
+    fn start_daemon(&mut self) {
+        let socket = self.env.runtime().join("sock/bpfman.sock");
+        let mut c = self.command(&["serve", "--listen"], false);
+        c.arg(&socket)
+            .env_remove("BPFMAN_LISTEN")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = c.spawn().expect("spawn daemon");
+        self.daemon = Some(Daemon {
+            child,
+            socket: socket.clone(),
+        });
+        let healthy = || {
+            Command::new(bin())
+                .args(["health", "--listen"])
+                .arg(&socket)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        eventually("daemon healthy", healthy);
+    }
+
+    /// True when no file of the runtime's store holds `secret`.
+    fn store_lacks(&self, secret: &str) -> bool {
+        let db = self.env.runtime().join("db");
+        std::fs::read_dir(db).unwrap().flatten().all(|e| {
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+        })
+    }
+}
+
+fn id_of(p: &serde_json::Value) -> u32 {
+    p["id"].as_u64().unwrap() as u32
+}
+
+fn map_pin(env: &Env, owner: u32, map: &str) -> PathBuf {
+    env.fs().join(owner.to_string()).join(map)
+}
+
+/// Attaches `id` at its section's tracepoint and waits for `key` of the map
+/// to grow.
+fn attach_and_count(ctx: &Ctx, id: u32, map: &Path, key: u32) {
+    let link = ctx.ok_json(&["attach", &id.to_string(), "tracepoint"]);
+    assert!(link["id"].as_u64().is_some(), "{link}");
+    let first = read_u64(map, key);
+    eventually("the counter grows", || read_u64(map, key) > first + 2);
+}
+
+#[test]
+fn build_push_load_attach_unload() {
+    if !root_or_skip("build_push_load_attach_unload") {
+        return;
+    }
+    let Some(reg) = Registry::start("build_push_load_attach_unload", None) else {
+        return;
+    };
+    let ctx = Ctx::new(Some(&reg), None);
+    let r = reg.reference("stats:v1");
+
+    // Programs default to the object's, typed by their sections.
+    let digest = ctx.push(STATS, &r, &["--map", "stats_map=array"]);
+    let info = ctx.ok_json(&["image", "inspect", &r]);
+    assert_eq!(info["digest"], digest.as_str());
+    assert_eq!(info["programs"]["count_sched_switch"], "tracepoint");
+    assert_eq!(info["maps"]["stats_map"], "array");
+    assert!(info["labels"]["io.ebpf.programs"].is_string(), "{info}");
+    let table = ctx.run(&["image", "inspect", &r]);
+    assert!(
+        table.ok && table.stdout.contains("count_sched_switch=tracepoint"),
+        "{}",
+        table.stdout
+    );
+
+    // The seed flow, from the image.
+    let loaded = ctx.load_image(&[
+        "--image-url",
+        &r,
+        "count_sched_switch",
+        "-m",
+        "bpfman.io/application=stats",
+    ]);
+    assert_eq!(loaded.len(), 1);
+    let id = id_of(&loaded[0]);
+    assert!(kernel_has_program(id));
+    let source = serde_json::json!({"type": "image", "url": r, "digest": digest});
+    assert_eq!(loaded[0]["record"]["source"], source);
+    assert_eq!(
+        loaded[0]["record"]["metadata"]["bpfman.io/application"],
+        "stats"
+    );
+    let got = ctx.ok_json(&["get", &id.to_string()]);
+    assert_eq!(got["record"]["source"], source);
+    let table = ctx.run(&["get", &id.to_string()]);
+    assert!(
+        table.stdout.contains(&format!("image {r}@{digest}")),
+        "{}",
+        table.stdout
+    );
+    // The layer is in the private cache now.
+    assert!(ctx.cache().join("blobs/sha256").read_dir().unwrap().count() >= 2);
+    let pulled = ctx.ok_json(&["image", "pull", &r]);
+    assert_eq!(pulled["from_cache"], true);
+    assert_eq!(pulled["signature"], "not_checked");
+
+    attach_and_count(&ctx, id, &map_pin(&ctx.env, id, "stats_map"), 0);
+
+    ctx.ok_json(&["unload", &id.to_string()]);
+    assert!(!kernel_has_program(id));
+    ctx.env.assert_empty();
+
+    // Prune empties the cache.
+    let pruned = ctx.ok_json(&["image", "prune", "--all"]);
+    assert!(
+        !pruned["images_removed"].as_array().unwrap().is_empty(),
+        "{pruned}"
+    );
+    let e = ctx.fails(&["load", "image", "-i", &r, "--pull-policy", "Never"]);
+    assert!(e.contains("pull policy is Never"), "{e}");
+}
+
+#[test]
+fn programs_come_from_the_labels() {
+    if !root_or_skip("programs_come_from_the_labels") {
+        return;
+    }
+    let Some(reg) = Registry::start("programs_come_from_the_labels", None) else {
+        return;
+    };
+    let ctx = Ctx::new(Some(&reg), None);
+
+    // The label names one of the object's two programs: only it loads.
+    let one = reg.reference("multi:one");
+    ctx.push(MULTI, &one, &["--program", "tp_one=tracepoint"]);
+    let loaded = ctx.load_image(&["--image-url", &one]);
+    let names: Vec<&str> = loaded.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tp_one"]);
+    let id = id_of(&loaded[0]);
+    attach_and_count(&ctx, id, &map_pin(&ctx.env, id, "shared_map"), 0);
+
+    // Labels from the object: both programs, sharing one set of maps.
+    let all = reg.reference("multi:all");
+    ctx.push(MULTI, &all, &[]);
+    let info = ctx.ok_json(&["image", "inspect", &all]);
+    assert_eq!(info["programs"]["tp_two"], "tracepoint", "{info}");
+    let loaded = ctx.load_image(&["--image-url", &all]);
+    let mut names: Vec<&str> = loaded.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["tp_one", "tp_two"]);
+
+    // Programs named on the command line win over the labels (upstream form too).
+    let loaded = ctx.load_image(&["-i", &one, "--programs", "tracepoint:tp_two"]);
+    assert_eq!(loaded[0]["name"], "tp_two");
+
+    // A program the image does not hold: a clear error, nothing loaded.
+    let before = ctx.ok_json(&["list"]).as_array().unwrap().len();
+    let e = ctx.fails(&["load", "image", "-i", &one, "nope"]);
+    assert!(
+        e.contains("'nope'") && e.contains(&format!("image {one}")),
+        "{e}"
+    );
+    assert_eq!(ctx.ok_json(&["list"]).as_array().unwrap().len(), before);
+
+    for p in ctx.ok_json(&["list"]).as_array().unwrap() {
+        ctx.ok_json(&["unload", &id_of(p).to_string()]);
+    }
+    ctx.env.assert_empty();
+}
+
+#[test]
+fn image_without_labels_loads_named_programs() {
+    if !root_or_skip("image_without_labels_loads_named_programs") {
+        return;
+    }
+    let Some(reg) = Registry::start("image_without_labels_loads_named_programs", None) else {
+        return;
+    };
+    let ctx = Ctx::new(Some(&reg), None);
+    let r = reg.reference("bare:v1");
+    let mut cfg = bpfman_image::ImageConfig::with_cache_dir(ctx.images.path().join("build"));
+    cfg.insecure_registries.push(reg.host());
+    bpfman_image::build(
+        &cfg,
+        &bpfman_image::BuildRequest::new(obj(STATS)),
+        &bpfman_image::BuildDest::Registry(r.clone()),
+        None,
+    )
+    .unwrap();
+    let info = ctx.ok_json(&["image", "inspect", &r]);
+    assert!(info["labels"].as_object().unwrap().is_empty(), "{info}");
+
+    let loaded = ctx.load_image(&["-i", &r, "count_sched_switch"]);
+    let id = id_of(&loaded[0]);
+    attach_and_count(&ctx, id, &map_pin(&ctx.env, id, "stats_map"), 0);
+    ctx.ok_json(&["unload", &id.to_string()]);
+    // No labels, no names: every program of the object.
+    let loaded = ctx.load_image(&["-i", &r]);
+    assert_eq!(loaded.len(), 1);
+    ctx.ok_json(&["unload", &id_of(&loaded[0]).to_string()]);
+    ctx.env.assert_empty();
+}
+
+#[test]
+fn never_with_an_empty_cache_is_one_clear_line() {
+    if !root_or_skip("never_with_an_empty_cache_is_one_clear_line") {
+        return;
+    }
+    // No registry at all: Never must not even try the network.
+    let ctx = Ctx::new(None, None);
+    let r = "127.0.0.1:1/bpf/stats:v1";
+    let e = ctx.fails(&[
+        "load",
+        "image",
+        "--image-url",
+        r,
+        "--pull-policy",
+        "Never",
+        "count_sched_switch",
+    ]);
+    assert!(
+        e.contains(r) && e.contains("pull policy is Never") && e.contains("bpfman image pull"),
+        "{e}"
+    );
+    ctx.env.assert_empty();
+    let e = ctx.fails(&["image", "pull", r, "--pull-policy", "Never"]);
+    assert!(e.contains("pull policy is Never"), "{e}");
+    let e = ctx.fails(&["load", "image", "-i", r, "--pull-policy", "Sometimes"]);
+    assert!(e.contains("Sometimes"), "{e}");
+}
+
+#[test]
+fn signing_policy_is_enforced() {
+    if !root_or_skip("signing_policy_is_enforced") {
+        return;
+    }
+    let Some(reg) = Registry::start("signing_policy_is_enforced", None) else {
+        return;
+    };
+    // Build and push without a policy, then load under one.
+    let builder = Ctx::new(Some(&reg), None);
+    // Builds are reproducible: the same object gives the same digest, and a
+    // signature is a tag on that digest in its repository. So one repository each.
+    let signed = reg.reference("signed/stats:v1");
+    let unsigned = reg.reference("unsigned/stats:v1");
+    let wrong = reg.reference("wrong-key/stats:v1");
+    let trusted = key("trusted.key");
+    let other = key("other.key");
+    builder.push(STATS, &signed, &["--sign-key", &trusted]);
+    builder.push(STATS, &unsigned, &[]);
+    builder.push(STATS, &wrong, &["--sign-key", &other]);
+    drop(builder);
+
+    let policy = format!(
+        "verify = true\nallow_unsigned = false\npublic_key = \"{}\"",
+        key("trusted.pub")
+    );
+    let ctx = Ctx::new(Some(&reg), Some(&policy));
+    let loaded = ctx.load_image(&["-i", &signed, "count_sched_switch"]);
+    let id = id_of(&loaded[0]);
+    let pulled = ctx.ok_json(&["image", "pull", &signed]);
+    assert_eq!(pulled["signature"], "verified", "{pulled}");
+
+    let e = ctx.fails(&["load", "image", "-i", &unsigned, "count_sched_switch"]);
+    assert!(
+        e.contains("no cosign signature") && e.contains("allow_unsigned"),
+        "{e}"
+    );
+    let e = ctx.fails(&["load", "image", "-i", &wrong, "count_sched_switch"]);
+    assert!(e.contains("signature rejected"), "{e}");
+    // The refusals left nothing: only the signed program exists.
+    let list = ctx.ok_json(&["list"]);
+    let ids: Vec<u32> = list.as_array().unwrap().iter().map(id_of).collect();
+    assert_eq!(ids, [id]);
+
+    attach_and_count(&ctx, id, &map_pin(&ctx.env, id, "stats_map"), 0);
+    ctx.ok_json(&["unload", &id.to_string()]);
+    ctx.env.assert_empty();
+}
+
+#[test]
+fn registry_credentials_are_used_and_never_stored() {
+    if !root_or_skip("registry_credentials_are_used_and_never_stored") {
+        return;
+    }
+    let Some(reg) = Registry::start(
+        "registry_credentials_are_used_and_never_stored",
+        Some(("alice", ALICE_PASSWORD)),
+    ) else {
+        return;
+    };
+    let ctx = Ctx::new(Some(&reg), None);
+    let r = reg.reference("private/stats:v1");
+    ctx.push(STATS, &r, &["--registry-auth", ALICE]);
+
+    let e = ctx.fails(&["load", "image", "-i", &r, "count_sched_switch"]);
+    assert!(e.contains(&reg.host()), "{e}");
+    // base64("alice:not-the-password")
+    let e = ctx.fails(&[
+        "load",
+        "image",
+        "-i",
+        &r,
+        "--registry-auth",
+        "YWxpY2U6bm90LXRoZS1wYXNzd29yZA==",
+    ]);
+    assert!(
+        e.contains("refused the credentials") && !e.contains("not-the-password"),
+        "{e}"
+    );
+    ctx.env.assert_empty();
+
+    let loaded = ctx.load_image(&["-i", &r, "-r", ALICE, "count_sched_switch"]);
+    let id = id_of(&loaded[0]);
+    let got = ctx.run(&["get", &id.to_string(), "-o", "json"]);
+    assert!(!got.stdout.contains(ALICE_PASSWORD), "{}", got.stdout);
+    assert!(ctx.store_lacks(ALICE_PASSWORD));
+    assert!(ctx.store_lacks(ALICE));
+    ctx.ok_json(&["unload", &id.to_string()]);
+    ctx.env.assert_empty();
+}
+
+#[test]
+fn daemon_loads_images_over_grpc_and_ext() {
+    if !root_or_skip("daemon_loads_images_over_grpc_and_ext") {
+        return;
+    }
+    let Some(reg) = Registry::start("daemon_loads_images_over_grpc_and_ext", None) else {
+        return;
+    };
+    let mut ctx = Ctx::new(Some(&reg), None);
+    let r = reg.reference("stats:v1");
+    let digest = ctx.push(STATS, &r, &[]);
+    ctx.start_daemon();
+    let socket = ctx.daemon.as_ref().unwrap().socket.clone();
+    let image = |policy: i32| v1::BytecodeImage {
+        url: r.clone(),
+        image_pull_policy: policy,
+        // What upstream clients send without credentials.
+        username: Some(String::new()),
+        password: Some(String::new()),
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let mut c = BpfmanClient::new(connect_uds(&socket).await.unwrap());
+        // Never before anything is cached: FAILED_PRECONDITION, clear message.
+        let e = c
+            .pull_bytecode(v1::PullBytecodeRequest {
+                image: Some(image(2)),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains("pull policy is Never"), "{e:?}");
+        c.pull_bytecode(v1::PullBytecodeRequest {
+            image: Some(image(0)),
+        })
+        .await
+        .unwrap();
+        // Now Never finds it in the cache.
+        let req = v1::LoadRequest {
+            bytecode: Some(v1::BytecodeLocation {
+                location: Some(Location::Image(image(2))),
+            }),
+            metadata: BTreeMap::from([("bpfman.io/application".into(), "stats".into())]),
+            info: vec![v1::LoadInfo {
+                name: "count_sched_switch".into(),
+                program_type: v1::BpfmanProgramType::Tracepoint as i32,
+                info: None,
+            }],
+            ..Default::default()
+        };
+        let resp = c.load(req).await.unwrap().into_inner();
+        let p = &resp.programs[0];
+        let id = p.kernel_info.as_ref().unwrap().id;
+        let info = p.info.as_ref().unwrap();
+        match info.bytecode.as_ref().and_then(|b| b.location.as_ref()) {
+            Some(Location::Image(i)) => assert_eq!(i.url, r),
+            other => panic!("{other:?}"),
+        }
+        c.attach(v1::AttachRequest {
+            id,
+            attach: Some(v1::AttachInfo {
+                info: Some(AttachKind::TracepointAttachInfo(v1::TracepointAttachInfo {
+                    tracepoint: "sched/sched_switch".into(),
+                    metadata: BTreeMap::new(),
+                })),
+            }),
+        })
+        .await
+        .unwrap();
+        id
+    });
+    let map = map_pin(&ctx.env, id, "stats_map");
+    let first = read_u64(&map, 0);
+    eventually("the counter grows", || read_u64(&map, 0) > first + 2);
+    // The CLI sees the digest the daemon recorded.
+    let got = ctx.ok_json_mode(&["get", &id.to_string()], true);
+    assert_eq!(got["record"]["source"]["digest"], digest.as_str());
+
+    // The remote CLI: `load image` goes through the daemon (labels decide).
+    let loaded = ctx.ok_json_mode(&["load", "image", "-i", &r], true);
+    let id2 = id_of(&loaded[0]);
+    assert_eq!(loaded[0]["record"]["source"]["url"], r.as_str());
+    assert!(kernel_has_program(id2));
+
+    rt.block_on(async {
+        let mut c = BpfmanClient::new(connect_uds(&socket).await.unwrap());
+        for id in [id, id2] {
+            c.unload(v1::UnloadRequest { id }).await.unwrap();
+        }
+    });
+    ctx.env.assert_empty();
+}
