@@ -7,7 +7,9 @@
 #   - Debian packages: clang/llvm/libbpf-dev (rebuild BPF objects: `make bpf`),
 #     gcc + libc6-dev (static uprobe test target), bpftool (inspection and
 #     benchmark baseline), iproute2 (netns/veth/tc in tests), kmod, make,
-#     python3-venv (for the tools below);
+#     python3-venv (for the tools below), and what the OCI image tests need
+#     (crates/bpfman-image/INSTALL_DEPS): docker-registry (a real registry on
+#     loopback), apache2-utils (htpasswd), openssl (token server certificate);
 #   - kubectl, if none is on PATH: Debian's `kubernetes-client` package. Its
 #     built-in kustomize (`kubectl kustomize`) is what scripts/check-manifests.sh
 #     uses to build manifests/. (No newer kubectl is packaged for Debian 12 and
@@ -33,6 +35,7 @@ APT_PACKAGES=(
   gcc libc6-dev make
   iproute2 kmod util-linux
   ca-certificates python3 python3-venv
+  docker-registry apache2-utils openssl
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
