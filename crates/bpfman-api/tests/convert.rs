@@ -567,6 +567,7 @@ fn managed_view(id: u32, owner: u32, source: BytecodeSource) -> ProgramView {
         kernel_link_id: None,
         metadata: BTreeMap::new(),
         created_at: 2,
+        hook: None,
     };
     ProgramView {
         id,

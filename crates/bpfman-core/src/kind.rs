@@ -111,6 +111,17 @@ impl ProgramKind {
         })
     }
 
+    /// True for kprobe/kretprobe/uprobe/uretprobe.
+    pub fn is_probe(self) -> bool {
+        matches!(
+            self,
+            ProgramKind::Kprobe
+                | ProgramKind::Kretprobe
+                | ProgramKind::Uprobe
+                | ProgramKind::Uretprobe
+        )
+    }
+
     /// True for kinds that need a trampoline (fentry/fexit).
     pub fn is_trampoline(self) -> bool {
         matches!(self, ProgramKind::Fentry | ProgramKind::Fexit)
@@ -119,7 +130,8 @@ impl ProgramKind {
     /// True when both kinds are loaded the same way (a kprobe may attach as a kretprobe
     /// only if its section says so, so they are distinct here).
     pub fn same_family(self, other: ProgramKind) -> bool {
-        self.wire_type() == other.wire_type()
+        let sched_cls = |k| matches!(k, ProgramKind::Tc | ProgramKind::Tcx);
+        self.wire_type() == other.wire_type() || (sched_cls(self) && sched_cls(other))
     }
 }
 

@@ -22,8 +22,8 @@ pub use error::CoreError;
 pub use kind::ProgramKind;
 pub use metadata::{Metadata, Selector};
 pub use model::{
-    KernelMapInfo, KernelProgramInfo, LinkRecord, LinkView, MapRecord, MapView, ProgramRecord,
-    ProgramView, VolumeRecord,
+    KernelMapInfo, KernelProgramInfo, LinkRecord, LinkView, MapRecord, MapView, NetHookView,
+    ProgramRecord, ProgramView, VolumeRecord,
 };
 pub use paths::RuntimePaths;
 pub use spec::{AttachSpec, BytecodeSource, LoadSpec, ProgramRequest};

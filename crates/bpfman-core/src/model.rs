@@ -162,6 +162,30 @@ pub struct LinkView {
     pub metadata: Metadata,
     /// Unix time of the attach.
     pub created_at: i64,
+    /// Network hook details (XDP, TC, TCX links only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<NetHookView>,
+}
+
+/// Where a network link sits on its hook, as read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetHookView {
+    /// Hook kind (`xdp`, `tc-ingress`, `tc-egress`, `tcx-ingress`, `tcx-egress`).
+    pub kind: String,
+    /// Interface name given at attach.
+    pub iface: String,
+    /// Namespace path given at attach.
+    pub netns: Option<String>,
+    /// Namespace inode (the hook's identity with `ifindex`).
+    pub netns_ino: u64,
+    /// Interface index inside the namespace.
+    pub ifindex: u32,
+    /// 0-based run position on the hook (absent when not running).
+    pub position: Option<u32>,
+    /// Dispatcher slot (absent when attached directly or through TCX).
+    pub slot: Option<u32>,
+    /// Kernel id of the dispatcher program, when there is one.
+    pub dispatcher_id: Option<u32>,
 }
 
 /// One program as `list` and `get` show it. `record` is absent for programs

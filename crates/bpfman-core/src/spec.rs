@@ -325,8 +325,10 @@ impl AttachSpec {
             AttachSpec::Fentry => kind == ProgramKind::Fentry,
             AttachSpec::Fexit => kind == ProgramKind::Fexit,
             AttachSpec::Xdp { .. } => kind == ProgramKind::Xdp,
-            AttachSpec::Tc { .. } => kind == ProgramKind::Tc,
-            AttachSpec::Tcx { .. } => kind == ProgramKind::Tcx,
+            // Both are SCHED_CLS programs: one object serves either hook.
+            AttachSpec::Tc { .. } | AttachSpec::Tcx { .. } => {
+                matches!(kind, ProgramKind::Tc | ProgramKind::Tcx)
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 use bpfman_core::CoreError;
 use bpfman_kernel::KernelError;
+use bpfman_net::NetError;
 use bpfman_store::StoreError;
 use thiserror::Error;
 
@@ -118,3 +119,16 @@ impl From<KernelError> for ManagerError {
 
 /// Result of manager operations.
 pub type Result<T> = std::result::Result<T, ManagerError>;
+
+impl From<NetError> for ManagerError {
+    fn from(e: NetError) -> Self {
+        let code = match &e {
+            NetError::Unsupported(_) => Code::Unimplemented,
+            NetError::NotFound(_) => Code::NotFound,
+            NetError::InvalidArgument(_) => Code::InvalidArgument,
+            NetError::Conflict(_) | NetError::TooMany(_) => Code::FailedPrecondition,
+            _ => Code::Internal,
+        };
+        ManagerError::new(code, e.to_string())
+    }
+}

@@ -21,7 +21,11 @@ impl Manager {
         let snap = self.snapshot(&store)?;
         let mut items = plan_gc(&snap);
         items.extend(self.stale_volumes(&store)?);
+        let orphan_hooks = self.orphan_hooks(&store)?;
         if prune {
+            for (key, _) in &orphan_hooks {
+                bpfman_net::remove_hook(&self.net_paths(), key)?;
+            }
             for item in &items {
                 for a in &item.actions {
                     execute_fs(a)?;
@@ -39,7 +43,37 @@ impl Manager {
                 tracing::info!(kind = %item.kind, subject = %item.subject, "gc removed: {}", item.reason);
             }
         }
+        items.extend(orphan_hooks.into_iter().map(|(_, item)| item));
         Ok(items)
+    }
+
+    /// Dispatcher hooks with pins but no link row (a crash between the kernel
+    /// change and the store commit, or state from an older store).
+    fn orphan_hooks(
+        &self,
+        store: &bpfman_store::Store,
+    ) -> Result<Vec<(bpfman_core::dispatcher::HookKey, GcItem)>> {
+        let paths = self.net_paths();
+        let mut out = Vec::new();
+        for key in paths.list_hooks()? {
+            if !store.net_links_on(&key)?.is_empty() {
+                continue;
+            }
+            let dir = paths
+                .hook_dir(&key)
+                .map(|p| path_str(&p))
+                .unwrap_or_default();
+            out.push((
+                key,
+                GcItem {
+                    kind: "dispatcher".into(),
+                    subject: dir.clone(),
+                    reason: format!("hook {key} has pins at {dir} but no link row"),
+                    actions: vec![Action::RemoveTree { path: dir }],
+                },
+            ));
+        }
+        Ok(out)
     }
 
     fn snapshot(&self, store: &bpfman_store::Store) -> Result<GcSnapshot> {
@@ -51,6 +85,13 @@ impl Manager {
             live_links: bpfman_kernel::live_link_ids()?,
             ..Default::default()
         };
+        // A dispatcher link's pin is its hook directory.
+        let net = self.net_paths();
+        for key in net.list_hooks()? {
+            if let Some(dir) = net.hook_dir(&key) {
+                s.pins.insert(path_str(&dir));
+            }
+        }
         let fs = self.paths.fs();
         for entry in read_dir(&fs)? {
             let path = entry.path();

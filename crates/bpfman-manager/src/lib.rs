@@ -11,6 +11,7 @@ pub mod image;
 mod load;
 pub mod lock;
 mod modify;
+mod net;
 mod query;
 pub mod undo;
 mod volume;

@@ -85,7 +85,15 @@ impl Manager {
                         ))
                     })?;
                 let kind = match (req.kind, found.kind) {
-                    (Some(asked), Some(sec)) if asked.same_family(sec) => sec,
+                    // Probes: the section decides the direction (kprobe vs
+                    // kretprobe); TC and TCX share sections: the user's word decides.
+                    (Some(asked), Some(sec)) if asked.same_family(sec) => {
+                        if sec.is_probe() {
+                            sec
+                        } else {
+                            asked
+                        }
+                    }
                     (Some(asked), Some(sec)) => {
                         return Err(ManagerError::invalid(format!(
                             "program '{}' is a {sec} program (section '{}'), not {asked}",
@@ -268,9 +276,20 @@ impl Manager {
         }
         self.fault("load:pinned_maps")?;
 
+        // Dispatchers reload XDP/TC programs as extensions from the same bytes.
+        let object_digest = records
+            .iter()
+            .any(|r| crate::net::keeps_object(r.kind))
+            .then(|| crate::net::digest(bytes));
         store.write(|tx| -> Result<()> {
             for r in &records {
                 tx.insert_program(r)?;
+                if let Some(d) = object_digest
+                    .as_deref()
+                    .filter(|_| crate::net::keeps_object(r.kind))
+                {
+                    tx.put_object(r.id, d, bytes)?;
+                }
             }
             for m in &maps {
                 tx.insert_map(m)?;

@@ -26,22 +26,33 @@ impl Manager {
         let pin = self.paths.link_pin(link_id);
 
         let mut undo = UndoLog::default();
+        let mut net: Option<crate::net::NetAttached> = None;
         let result = (|| -> Result<LinkRecord> {
-            let kernel_link_id =
-                bpfman_kernel::attach(Path::new(&prog.pin_path), prog.kind, &spec, &pin)?;
-            undo.push(Undo::RemovePin(pin.clone()));
+            let (pin_path, kernel_link_id) = if crate::net::hook_of(&spec).is_some() {
+                let a = self.attach_net(&store, &prog, &spec, link_id)?;
+                let r = (a.pin_path.clone(), a.kernel_link_id);
+                net = Some(a);
+                r
+            } else {
+                let k = bpfman_kernel::attach(Path::new(&prog.pin_path), prog.kind, &spec, &pin)?;
+                undo.push(Undo::RemovePin(pin.clone()));
+                (path_str(&pin), k)
+            };
             self.fault("attach:attached")?;
             let rec = LinkRecord {
                 id: link_id,
                 program_id: id,
                 spec: spec.clone(),
-                pin_path: path_str(&pin),
+                pin_path,
                 kernel_link_id,
                 metadata: md.clone(),
                 created_at: now(),
             };
             store.write(|tx| -> Result<()> {
                 tx.insert_link(&rec)?;
+                if let Some(a) = &net {
+                    tx.insert_net_link(&a.record)?;
+                }
                 self.fault("attach:before_commit")
             })?;
             Ok(rec)
@@ -50,10 +61,13 @@ impl Manager {
             Ok(rec) => {
                 undo.commit();
                 tracing::info!(link = rec.id, program = id, at = %rec.spec.describe(), "attached");
-                Ok(crate::query::link_view(&rec, &prog.name))
+                self.link_view_of(&store, &rec, &prog.name)
             }
             Err(e) => {
                 undo.rollback();
+                if let Some(a) = &net {
+                    self.undo_attach_net(&store, a);
+                }
                 Err(e)
             }
         }
@@ -66,15 +80,26 @@ impl Manager {
         let link = store
             .get_link(link_id)?
             .ok_or_else(|| ManagerError::not_found(format!("link {link_id} does not exist")))?;
+        let dispatcher = store
+            .net_link(link_id)?
+            .is_some_and(|n| n.hook.kind.uses_dispatcher());
         let mut undo = UndoLog::default();
+        let mut touched = Vec::new();
         let result = (|| -> Result<()> {
-            release_pin(Path::new(&link.pin_path), &mut undo)?;
+            if dispatcher {
+                touched = self.detach_net(&store, &[&link])?;
+            } else {
+                release_pin(Path::new(&link.pin_path), &mut undo)?;
+            }
             self.fault("detach:unpinned_link")?;
             store.write(|tx| -> Result<()> {
                 tx.delete_link(link_id)?;
                 self.fault("detach:before_commit")
             })
         })();
+        if result.is_err() {
+            self.restore_hooks(&store, &touched);
+        }
         finish(undo, result)?;
         tracing::info!(link = link_id, "detached");
         Ok(())
@@ -100,10 +125,23 @@ impl Manager {
         // itself is still recorded (then its own unload removes it).
         let remove_maps = other_users.is_empty();
 
+        let mut dispatched = Vec::new();
+        for l in &links {
+            if store
+                .net_link(l.id)?
+                .is_some_and(|n| n.hook.kind.uses_dispatcher())
+            {
+                dispatched.push(l);
+            }
+        }
         let mut undo = UndoLog::default();
+        let mut touched = Vec::new();
         let result = (|| -> Result<()> {
+            touched = self.detach_net(&store, &dispatched)?;
             for l in &links {
-                release_pin(Path::new(&l.pin_path), &mut undo)?;
+                if !dispatched.iter().any(|d| d.id == l.id) {
+                    release_pin(Path::new(&l.pin_path), &mut undo)?;
+                }
             }
             self.fault("unload:detached_links")?;
             release_pin(Path::new(&prog.pin_path), &mut undo)?;
@@ -130,6 +168,9 @@ impl Manager {
                 self.fault("unload:before_commit")
             })
         })();
+        if result.is_err() {
+            self.restore_hooks(&store, &touched);
+        }
         finish(undo, result)?;
         tracing::info!(id, name = %prog.name, "unloaded");
         Ok(())

@@ -37,6 +37,7 @@ pub(crate) fn link_view(l: &LinkRecord, program_name: &str) -> LinkView {
         kernel_link_id: l.kernel_link_id,
         metadata: l.metadata.clone(),
         created_at: l.created_at,
+        hook: None,
     }
 }
 
@@ -69,11 +70,10 @@ fn kernel_type_name(t: u32) -> String {
 
 fn managed_view(
     p: ProgramRecord,
-    links: &[LinkRecord],
+    links: Vec<LinkView>,
     used_by: Vec<ProgramId>,
     kernel: Option<KernelProgramInfo>,
 ) -> ProgramView {
-    let links = links.iter().map(|l| link_view(l, &p.name)).collect();
     let mut kernel = kernel;
     if let Some(k) = kernel.as_mut() {
         // Report the logical type, as upstream does (dispatcher-attached programs are EXT in the kernel).
@@ -107,6 +107,51 @@ fn unmanaged_view(k: KernelProgramInfo) -> ProgramView {
 }
 
 impl Manager {
+    /// A link as shown to users, with its place on a network hook read back
+    /// from the kernel (position, slot, dispatcher).
+    pub(crate) fn link_view_of(
+        &self,
+        store: &bpfman_store::Store,
+        l: &LinkRecord,
+        program_name: &str,
+    ) -> Result<LinkView> {
+        let mut v = link_view(l, program_name);
+        let Some(n) = store.net_link(l.id)? else {
+            return Ok(v);
+        };
+        let iface = crate::net::recorded_iface(&n);
+        let (mut position, mut slot, mut dispatcher_id) = (None, None, None);
+        if n.hook.kind.uses_dispatcher() {
+            // A vanished namespace or interface reads as "not running".
+            if let Ok(Some(state)) = bpfman_net::hook_state(&self.net_paths(), &iface, n.hook.kind)
+            {
+                if let Some(hp) = state.programs.iter().find(|hp| hp.link_id == l.id) {
+                    position = Some(hp.position);
+                    slot = hp.slot;
+                }
+                dispatcher_id = state.dispatcher.map(|d| d.program_id);
+            }
+        } else if let (Some(dir), Some(k)) = (n.hook.kind.direction(), l.kernel_link_id)
+            && let Ok(chain) = bpfman_net::tcx_chain(&iface, dir)
+        {
+            position = chain
+                .iter()
+                .find(|t| t.kernel_link_id == k)
+                .map(|t| t.position);
+        }
+        v.hook = Some(bpfman_core::NetHookView {
+            kind: n.hook.kind.as_str().to_string(),
+            iface: n.iface,
+            netns: n.netns,
+            netns_ino: n.hook.netns_ino,
+            ifindex: n.hook.ifindex,
+            position,
+            slot,
+            dispatcher_id,
+        });
+        Ok(v)
+    }
+
     /// Programs, managed first (by id), then with `all` the kernel's others.
     pub fn list(&self, f: &ListFilter) -> Result<Vec<ProgramView>> {
         let _lock = self.lock.shared()?;
@@ -120,7 +165,6 @@ impl Manager {
         for p in store.list_programs(None, &Selector::default())? {
             users.entry(p.map_owner_id).or_default().push(p.id);
         }
-        drop(store);
         let kernel_all: BTreeMap<u32, KernelProgramInfo> = bpfman_kernel::loaded_programs()?
             .into_iter()
             .map(|k| (k.id, k))
@@ -132,10 +176,15 @@ impl Manager {
             {
                 continue;
             }
-            let links = links_by_prog.remove(&p.id).unwrap_or_default();
+            let links = links_by_prog
+                .remove(&p.id)
+                .unwrap_or_default()
+                .iter()
+                .map(|l| self.link_view_of(&store, l, &p.name))
+                .collect::<Result<Vec<_>>>()?;
             let used = users.get(&p.map_owner_id).cloned().unwrap_or_default();
             let k = kernel_all.get(&p.id).cloned();
-            out.push(managed_view(p, &links, used, k));
+            out.push(managed_view(p, links, used, k));
         }
         if f.all && f.selector.is_empty() {
             let managed: std::collections::BTreeSet<u32> = out.iter().map(|v| v.id).collect();
@@ -172,12 +221,16 @@ impl Manager {
                 ))),
             };
         };
-        let links = store.links_of(id)?;
+        let links = store
+            .links_of(id)?
+            .iter()
+            .map(|l| self.link_view_of(&store, l, &p.name))
+            .collect::<Result<Vec<_>>>()?;
         let used = store.programs_using_maps_of(p.map_owner_id)?;
         let maps = store.maps_of(p.map_owner_id)?;
         drop(store);
         let kernel = bpfman_kernel::program_info(id)?;
-        let mut v = managed_view(p, &links, used, kernel);
+        let mut v = managed_view(p, links, used, kernel);
         v.maps = maps
             .into_iter()
             .map(|m| MapView {
@@ -208,7 +261,7 @@ impl Manager {
                         .unwrap_or_default(),
                 );
             }
-            out.push(link_view(l, &names[&l.program_id]));
+            out.push(self.link_view_of(&store, l, &names[&l.program_id])?);
         }
         Ok(out)
     }

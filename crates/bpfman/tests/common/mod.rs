@@ -266,6 +266,11 @@ impl Env {
                 if name.ends_with(".debug") {
                     continue; // the kernel's bpffs preload iterators
                 }
+                if name == "dispatchers" {
+                    // The layout skeleton may stay; pins inside may not.
+                    out.extend(files_under(&e.path()));
+                    continue;
+                }
                 if name == "links" {
                     for l in std::fs::read_dir(e.path()).unwrap().flatten() {
                         out.push(format!("links/{}", l.file_name().to_string_lossy()));
@@ -390,4 +395,19 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
     v.sort();
     v.reverse();
     v
+}
+
+/// Files (pins) anywhere under `dir`.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
 }
