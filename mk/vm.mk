@@ -7,7 +7,7 @@ VM_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))../scripts/vm)
 # this host cannot run (kprobes, trampolines, dispatchers) plus the kernel
 # adapter's own suite; the full CLI suite under TCG takes minutes per kernel
 # (VM_TEST_GROUPS="bpfman bpfman-kernel bpfman-net" runs everything).
-VM_TEST_GROUPS ?= --test=probes bpfman | bpfman-kernel bpfman-net
+VM_TEST_GROUPS ?= --test=probes --test=net bpfman | bpfman-kernel bpfman-net
 # Extra options for scripts/vm/run.sh, e.g. VM_RUN_ARGS="--kernel PKG -v"; the
 # default shows the output of passing tests, so a skip and its reason are visible.
 VM_RUN_ARGS ?= --arg --show-output

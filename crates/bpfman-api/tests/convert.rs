@@ -580,6 +580,7 @@ fn managed_view(id: u32, owner: u32, source: BytecodeSource) -> ProgramView {
         // The kernel sees a dispatcher extension (EXT = 28).
         kernel: Some(kernel(id, "xdp_pass_long_n", 28)),
         record: Some(record),
+        owned_by: None,
     }
 }
 
@@ -675,6 +676,7 @@ fn unmanaged_and_gone_program_views() {
         maps: vec![],
         links: vec![],
         kernel: Some(kernel(99, "sd_fw_egress", 8)),
+        owned_by: None,
     };
     let (info, k) = program_view_to_v1(&view);
     assert!(info.is_none());

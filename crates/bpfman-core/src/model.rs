@@ -211,6 +211,10 @@ pub struct ProgramView {
     pub links: Vec<LinkView>,
     /// Kernel facts (absent if the kernel program is gone).
     pub kernel: Option<KernelProgramInfo>,
+    /// For programs bpfman did not load but runs on users' behalf (XDP/TC
+    /// dispatchers and their extension copies): what they are, with the pin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by: Option<String>,
 }
 
 mod hex_map {

@@ -89,6 +89,7 @@ fn managed_view(
         links,
         kernel,
         record: Some(p),
+        owned_by: None,
     }
 }
 
@@ -103,6 +104,7 @@ fn unmanaged_view(k: KernelProgramInfo) -> ProgramView {
         maps: Vec::new(),
         links: Vec::new(),
         kernel: Some(k),
+        owned_by: None,
     }
 }
 
@@ -190,6 +192,10 @@ impl Manager {
             let managed: std::collections::BTreeSet<u32> = out.iter().map(|v| v.id).collect();
             let all_records: std::collections::BTreeSet<u32> =
                 users.values().flatten().copied().collect();
+            let ours: BTreeMap<u32, String> = bpfman_net::pinned_programs(&self.net_paths())?
+                .into_iter()
+                .map(|(id, pin)| (id, format!("bpfman dispatcher ({})", pin.display())))
+                .collect();
             for (id, k) in kernel_all {
                 if managed.contains(&id) || all_records.contains(&id) {
                     continue;
@@ -202,7 +208,9 @@ impl Manager {
                 if f.kernel_type.is_some_and(|t| t != k.program_type) {
                     continue;
                 }
-                out.push(unmanaged_view(k));
+                let mut v = unmanaged_view(k);
+                v.owned_by = ours.get(&id).cloned();
+                out.push(v);
             }
         }
         Ok(out)

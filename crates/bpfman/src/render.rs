@@ -77,6 +77,11 @@ pub fn programs(out: Output, list: &[ProgramView]) -> String {
                     kv(&r.metadata),
                     r.map_pin_path.clone(),
                 ),
+                None if p.owned_by.is_some() => (
+                    "(bpfman dispatcher)".to_string(),
+                    "-".to_string(),
+                    "-".to_string(),
+                ),
                 None => (
                     "(not managed)".to_string(),
                     "-".to_string(),

@@ -171,6 +171,12 @@ async fn wait_for_stop(mut rx: watch::Receiver<bool>) {
 /// here is logged and the daemon serves anyway: refusing to start would
 /// leave the node without bpfman over state `gc --prune` can fix later.
 fn reconcile(mgr: &Manager) {
+    // Network hooks first: a dispatcher whose kernel state is gone is rebuilt
+    // from the store (a no-op when the kernel already runs the recorded set).
+    match mgr.reconcile_net() {
+        Ok(lines) => lines.iter().for_each(|l| info!("reconcile: {l}")),
+        Err(e) => warn!("reconcile of network hooks failed, serving anyway: {e}"),
+    }
     match mgr.gc(true) {
         Ok(items) if items.is_empty() => info!("reconcile: store, kernel and bpffs agree"),
         Ok(items) => {

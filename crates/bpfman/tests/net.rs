@@ -184,6 +184,16 @@ fn xdp_or_tc(kind: &str, prog: &str, pass: i32, proceeds: bool, extra: &[&str]) 
         assert!(l2["hook"]["dispatcher_id"].is_u64());
         let got = env.ok_json(&["get", &first.to_string()]);
         assert_eq!(got["links"][0]["hook"]["position"], 1, "{got}");
+        // The dispatcher shows in `list --all` as bpfman's.
+        let all = env.ok_json(&["list", "--all"]);
+        let disp = l2["hook"]["dispatcher_id"].clone();
+        assert!(
+            all.as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["id"] == disp && p["owned_by"].is_string()),
+            "dispatcher {disp} not marked in list --all"
+        );
         pair.send(100, 5);
         if proceeds {
             eventually("both programs count", || {
