@@ -367,3 +367,73 @@ fn bad_network_input_is_refused_cleanly() {
     no_dispatcher_pins(&env);
     env.assert_empty();
 }
+
+/// A daemon restart keeps network attachments working and manageable, and
+/// start-up reconciliation repairs a hook whose kernel state was removed
+/// behind bpfman's back (here: the TC filter deleted with `tc`).
+#[test]
+fn restart_repairs_and_keeps_network_attachments() {
+    if !root_or_skip("restart_repairs_and_keeps_network_attachments") {
+        return;
+    }
+    let mut env = Env::new(Mode::Remote);
+    let pair = Pair::new();
+    let ns = pair.ns_b();
+    let xdp = load(&env, "xdp_test", 1, 2, None);
+    let tc = load(&env, "tc_test", 2, 0, Some(xdp));
+    let x = env.ok_json(&[
+        "attach",
+        &xdp.to_string(),
+        "xdp",
+        "--iface",
+        "vb",
+        "--netns",
+        &ns,
+        "--mode",
+        "skb",
+    ]);
+    env.ok_json(&[
+        "attach",
+        &tc.to_string(),
+        "tc",
+        "--iface",
+        "vb",
+        "--netns",
+        &ns,
+        "--direction",
+        "ingress",
+    ]);
+    pair.send(0, 3);
+    eventually("both count", || {
+        counts(&env, xdp, 1) >= 3 && counts(&env, xdp, 2) >= 3
+    });
+
+    env.stop_daemon();
+    // Break the TC hook while no daemon runs.
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &pair.b, "tc", "filter", "del", "dev", "vb", "ingress",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pair.send(10, 3);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let tc_before = counts(&env, xdp, 2);
+    env.start_daemon();
+    // XDP kept running; TC was repaired at start-up.
+    pair.send(20, 3);
+    eventually("XDP still counts", || counts(&env, xdp, 1) >= 9);
+    eventually("TC repaired", || counts(&env, xdp, 2) >= tc_before + 3);
+    // Still manageable after the restart.
+    env.ok_json(&["detach", &x["id"].to_string()]);
+    for id in [tc, xdp] {
+        env.ok_json(&["unload", &id.to_string()]);
+    }
+    no_dispatcher_pins(&env);
+    env.assert_empty();
+}
