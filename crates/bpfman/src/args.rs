@@ -53,6 +53,24 @@ pub fn parse_program(s: &str) -> Result<ProgramRequest, CoreError> {
     })
 }
 
+/// Plain program names (type from the ELF section), then `TYPE:NAME[:FN]` ones.
+fn program_requests<'a>(
+    names: impl Iterator<Item = &'a String>,
+    typed: &[String],
+) -> Result<Vec<ProgramRequest>, CoreError> {
+    let mut programs: Vec<ProgramRequest> = names
+        .map(|n| ProgramRequest {
+            name: n.clone(),
+            kind: None,
+            attach_fn: None,
+        })
+        .collect();
+    for p in typed {
+        programs.push(parse_program(p)?);
+    }
+    Ok(programs)
+}
+
 /// `load file` arguments -> LoadSpec. `cwd` makes relative paths absolute.
 pub fn load_file_spec(a: &LoadFileArgs, cwd: &Path) -> Result<LoadSpec, CoreError> {
     let (metadata, global_data) = common(&a.common)?;
@@ -73,16 +91,7 @@ pub fn load_file_spec(a: &LoadFileArgs, cwd: &Path) -> Result<LoadSpec, CoreErro
             ));
         }
     };
-    let mut programs: Vec<ProgramRequest> = positional
-        .map(|n| ProgramRequest {
-            name: n.clone(),
-            kind: None,
-            attach_fn: None,
-        })
-        .collect();
-    for p in &a.programs {
-        programs.push(parse_program(p)?);
-    }
+    let programs = program_requests(positional, &a.programs)?;
     let abs = if path.is_absolute() {
         path
     } else {
@@ -106,18 +115,7 @@ pub fn load_file_spec(a: &LoadFileArgs, cwd: &Path) -> Result<LoadSpec, CoreErro
 /// `load image` arguments -> LoadSpec (credentials decoded, not yet used).
 pub fn load_image_spec(a: &LoadImageArgs) -> Result<LoadSpec, CoreError> {
     let (metadata, global_data) = common(&a.common)?;
-    let mut programs: Vec<ProgramRequest> = a
-        .positional
-        .iter()
-        .map(|n| ProgramRequest {
-            name: n.clone(),
-            kind: None,
-            attach_fn: None,
-        })
-        .collect();
-    for p in &a.programs {
-        programs.push(parse_program(p)?);
-    }
+    let programs = program_requests(a.positional.iter(), &a.programs)?;
     let spec = LoadSpec {
         source: BytecodeSource::Image {
             url: a.image_url.clone(),
