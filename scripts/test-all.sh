@@ -19,17 +19,14 @@ cargo test --workspace --no-fail-fast
 step "gRPC concurrency: 8 clients x 200 mixed operations"
 cargo test -p bpfman --test grpc -- --ignored
 
-if [ -x scripts/check-manifests.sh ]; then
-	step "manifests"
-	bash scripts/check-manifests.sh
-fi
+step "manifests (strict schemas, kustomize build) and Dockerfiles (hadolint)"
+bash scripts/check-manifests.sh
+make --no-print-directory lint-docker
 
-if [ -f scripts/demo.sh ]; then
-	step "demo"
-	bash scripts/demo.sh --check
-fi
+step "demo"
+bash scripts/demo.sh --check
 
-if [ -f scripts/vm/run.sh ] && [ "${BPFMAN_SKIP_VM:-0}" != 1 ]; then
-	step "kernel tests in VMs"
+if [ "${BPFMAN_SKIP_VM:-0}" != 1 ]; then
+	step "kernel tests in VMs (stock Debian kernels, QEMU/TCG)"
 	make --no-print-directory test-vm
 fi
