@@ -69,7 +69,7 @@ impl Env {
     fn new() -> Env {
         let dir = tempfile::Builder::new()
             .prefix("bpfman-grpc-")
-            .tempdir_in("/tmp")
+            .tempdir_in(std::env::temp_dir())
             .unwrap();
         Env { dir, daemon: None }
     }

@@ -180,7 +180,7 @@ impl Ctx {
     fn new(registry: Option<&Registry>, signing: Option<&str>) -> Ctx {
         let images = tempfile::Builder::new()
             .prefix("bpfman-images-")
-            .tempdir_in("/tmp")
+            .tempdir_in(std::env::temp_dir())
             .unwrap();
         let mut toml = String::new();
         if let Some(r) = registry {

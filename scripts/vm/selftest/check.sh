@@ -29,7 +29,9 @@ ARCH_INC="/usr/include/$(uname -m)-linux-gnu"
 build_only=0
 case "${1-}" in
 --build-only) build_only=1 ;;
-"") ;;
+# run.sh passes the same --arg options to every executable: ignore the test
+# harness's (e.g. --show-output).
+"" | --show-output | --nocapture) ;;
 *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
 esac
 

@@ -88,7 +88,7 @@ impl Env {
     pub fn new(mode: Mode) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("bpfman-test-")
-            .tempdir_in("/tmp")
+            .tempdir_in(std::env::temp_dir())
             .unwrap();
         let mut env = Env {
             dir,
@@ -106,7 +106,7 @@ impl Env {
     pub fn with_csi() -> Env {
         let dir = tempfile::Builder::new()
             .prefix("bpfman-test-")
-            .tempdir_in("/tmp")
+            .tempdir_in(std::env::temp_dir())
             .unwrap();
         let mut env = Env {
             dir,
