@@ -152,11 +152,9 @@ impl Manager {
                 }
                 remove_empty_dir(&self.paths.program_dir(owner), &mut undo)?;
             }
+            // A sharer's own directory holds only its program pin. The owner's
+            // directory went above with the maps, or stays for the other users.
             if owner != id {
-                remove_empty_dir(&self.paths.program_dir(id), &mut undo)?;
-            } else if !remove_maps {
-                // Owner leaves while others still use its maps: keep the directory.
-            } else {
                 remove_empty_dir(&self.paths.program_dir(id), &mut undo)?;
             }
             self.fault("unload:removed_maps")?;
