@@ -17,6 +17,27 @@ pub const PROGRAM_ATTR: &str = "csi.bpfman.io/program";
 /// Upstream-style attribute limiting the volume to some maps (`a,b`).
 pub const MAPS_ATTR: &str = "csi.bpfman.io/maps";
 
+/// A request to publish a volume, as the CSI layer hands it to the manager.
+///
+/// By the time the manager sees it, `volume_id` is a safe token (non-empty, at
+/// most 128 bytes, no `/`, NUL or control characters, not `.` or `..`) and
+/// `target_path` is absolute, normalised, free of symlinks up to its parent
+/// and strictly inside the kubelet pods directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRequest {
+    /// Volume id chosen by kubelet (`csi-<sha256>` for inline volumes).
+    pub volume_id: String,
+    /// Where the volume must appear (created when missing).
+    pub target_path: std::path::PathBuf,
+    /// `volume_context`: the pod's `volumeAttributes` plus kubelet's pod-info
+    /// keys (`csi.storage.k8s.io/...`). Secrets are never included.
+    pub attributes: BTreeMap<String, String>,
+    /// Publish read-only (requested, or implied by a reader-only access mode).
+    pub readonly: bool,
+    /// Group that should own the volume's files (the pod's fsGroup), if any.
+    pub fs_group: Option<u32>,
+}
+
 /// One map to re-pin into a volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeMap {

@@ -3,30 +3,9 @@
 //! manager in production, a recorder in tests) selects the maps, mounts the
 //! bpffs, re-pins, bind-mounts and records the volume.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A validated NodePublishVolume request, as handed to the backend.
-///
-/// By the time the backend sees it, `volume_id` is a safe token (non-empty, at
-/// most 128 bytes, no `/`, NUL or control characters, not `.` or `..`) and
-/// `target_path` is absolute, normalised, free of symlinks up to its parent
-/// and strictly inside the kubelet pods directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishRequest {
-    /// Volume id chosen by kubelet (`csi-<sha256>` for inline volumes).
-    pub volume_id: String,
-    /// Where the volume must appear (the backend creates this directory).
-    pub target_path: PathBuf,
-    /// `volume_context`: the pod's `volumeAttributes` plus kubelet's pod-info
-    /// keys (`csi.storage.k8s.io/...`). Secrets are never included.
-    pub attributes: BTreeMap<String, String>,
-    /// Publish read-only (requested, or implied by a reader-only access mode).
-    pub readonly: bool,
-    /// Group that should own the volume's files (the pod's fsGroup, from
-    /// `VolumeCapability.MountVolume.volume_mount_group`), if any.
-    pub fs_group: Option<u32>,
-}
+pub use bpfman_core::volume::PublishRequest;
 
 /// Why the backend refused or failed a volume operation. Each variant maps to
 /// the gRPC status code of the same name.

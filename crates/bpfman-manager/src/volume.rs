@@ -1,9 +1,8 @@
 //! CSI volumes: publish selected maps into a private bpffs bind-mounted at the
 //! pod's target path; unpublish removes everything publish made.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bpfman_core::action::Action;
 use bpfman_core::gc::GcItem;
@@ -15,20 +14,7 @@ use crate::error::{Code, ManagerError, Result};
 use crate::undo::{Undo, UndoLog};
 use crate::{Manager, create_dir, now, path_str};
 
-/// A publish request as the CSI layer hands it over (already validated there).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishRequest {
-    /// CSI volume id.
-    pub volume_id: String,
-    /// Where kubelet wants the volume.
-    pub target_path: PathBuf,
-    /// Volume attributes (volume_context).
-    pub attributes: BTreeMap<String, String>,
-    /// Read-only mount.
-    pub readonly: bool,
-    /// Group given access to the map files.
-    pub fs_group: Option<u32>,
-}
+pub use bpfman_core::volume::PublishRequest;
 
 fn check_volume_id(id: &str) -> Result<()> {
     if id.is_empty()

@@ -270,15 +270,9 @@ fn volume_error(e: ManagerError) -> bpfman_csi::VolumeError {
 
 impl bpfman_csi::VolumeBackend for ManagerVolumes {
     fn publish(&self, req: &bpfman_csi::PublishRequest) -> Result<(), bpfman_csi::VolumeError> {
-        let req = bpfman_manager::PublishRequest {
-            volume_id: req.volume_id.clone(),
-            target_path: req.target_path.clone(),
-            attributes: req.attributes.clone(),
-            readonly: req.readonly,
-            fs_group: req.fs_group,
-        };
+        // One request type (bpfman_core::volume) serves both sides.
         self.mgr
-            .publish_volume(&req)
+            .publish_volume(req)
             .map(|_| ())
             .map_err(volume_error)
     }
