@@ -61,7 +61,7 @@ impl Manager {
             Ok(rec) => {
                 undo.commit();
                 tracing::info!(link = rec.id, program = id, at = %rec.spec.describe(), "attached");
-                self.link_view_of(&store, &rec, &prog.name)
+                self.link_view_of(&store, &rec, &prog.name, &mut Default::default())
             }
             Err(e) => {
                 undo.rollback();

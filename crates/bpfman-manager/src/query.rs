@@ -108,6 +108,17 @@ fn unmanaged_view(k: KernelProgramInfo) -> ProgramView {
     }
 }
 
+/// What the kernel runs on one network hook, read once per view-building call.
+pub(crate) enum HookRead {
+    /// A dispatcher hook (XDP/TC): its state, `None` when gone or unreadable.
+    Dispatcher(Option<bpfman_net::HookState>),
+    /// A TCX hook: the chain in kernel order, `None` when unreadable.
+    Tcx(Option<Vec<bpfman_net::TcxProgram>>),
+}
+
+/// Per-call cache of hook reads, keyed by hook.
+pub(crate) type HookReads = BTreeMap<bpfman_core::dispatcher::HookKey, HookRead>;
+
 impl Manager {
     /// A link as shown to users, with its place on a network hook read back
     /// from the kernel (position, slot, dispatcher).
@@ -116,30 +127,47 @@ impl Manager {
         store: &bpfman_store::Store,
         l: &LinkRecord,
         program_name: &str,
+        hooks: &mut HookReads,
     ) -> Result<LinkView> {
         let mut v = link_view(l, program_name);
         let Some(n) = store.net_link(l.id)? else {
             return Ok(v);
         };
-        let iface = crate::net::recorded_iface(&n);
         let (mut position, mut slot, mut dispatcher_id) = (None, None, None);
-        if n.hook.kind.uses_dispatcher() {
+        // Each hook is read from the kernel once per call, however many links it has.
+        let read = hooks.entry(n.hook).or_insert_with(|| {
+            let iface = crate::net::recorded_iface(&n);
             // A vanished namespace or interface reads as "not running".
-            if let Ok(Some(state)) = bpfman_net::hook_state(&self.net_paths(), &iface, n.hook.kind)
-            {
+            if n.hook.kind.uses_dispatcher() {
+                HookRead::Dispatcher(
+                    bpfman_net::hook_state(&self.net_paths(), &iface, n.hook.kind)
+                        .ok()
+                        .flatten(),
+                )
+            } else {
+                HookRead::Tcx(
+                    n.hook
+                        .kind
+                        .direction()
+                        .and_then(|dir| bpfman_net::tcx_chain(&iface, dir).ok()),
+                )
+            }
+        });
+        match read {
+            HookRead::Dispatcher(Some(state)) => {
                 if let Some(hp) = state.programs.iter().find(|hp| hp.link_id == l.id) {
                     position = Some(hp.position);
                     slot = hp.slot;
                 }
-                dispatcher_id = state.dispatcher.map(|d| d.program_id);
+                dispatcher_id = state.dispatcher.as_ref().map(|d| d.program_id);
             }
-        } else if let (Some(dir), Some(k)) = (n.hook.kind.direction(), l.kernel_link_id)
-            && let Ok(chain) = bpfman_net::tcx_chain(&iface, dir)
-        {
-            position = chain
-                .iter()
-                .find(|t| t.kernel_link_id == k)
-                .map(|t| t.position);
+            HookRead::Tcx(Some(chain)) => {
+                position = chain
+                    .iter()
+                    .find(|t| Some(t.kernel_link_id) == l.kernel_link_id)
+                    .map(|t| t.position);
+            }
+            _ => {}
         }
         v.hook = Some(bpfman_core::NetHookView {
             kind: n.hook.kind.as_str().to_string(),
@@ -172,6 +200,7 @@ impl Manager {
             .map(|k| (k.id, k))
             .collect();
         let mut out = Vec::new();
+        let mut hooks = HookReads::new();
         for p in records {
             if f.kernel_type
                 .is_some_and(|t| t != p.kind.kernel_prog_type())
@@ -182,7 +211,7 @@ impl Manager {
                 .remove(&p.id)
                 .unwrap_or_default()
                 .iter()
-                .map(|l| self.link_view_of(&store, l, &p.name))
+                .map(|l| self.link_view_of(&store, l, &p.name, &mut hooks))
                 .collect::<Result<Vec<_>>>()?;
             let used = users.get(&p.map_owner_id).cloned().unwrap_or_default();
             let k = kernel_all.get(&p.id).cloned();
@@ -229,10 +258,11 @@ impl Manager {
                 ))),
             };
         };
+        let mut hooks = HookReads::new();
         let links = store
             .links_of(id)?
             .iter()
-            .map(|l| self.link_view_of(&store, l, &p.name))
+            .map(|l| self.link_view_of(&store, l, &p.name, &mut hooks))
             .collect::<Result<Vec<_>>>()?;
         let used = store.programs_using_maps_of(p.map_owner_id)?;
         let maps = store.maps_of(p.map_owner_id)?;
@@ -260,6 +290,7 @@ impl Manager {
         };
         let mut names: BTreeMap<ProgramId, String> = BTreeMap::new();
         let mut out = Vec::with_capacity(links.len());
+        let mut hooks = HookReads::new();
         for l in &links {
             if let std::collections::btree_map::Entry::Vacant(e) = names.entry(l.program_id) {
                 e.insert(
@@ -269,7 +300,7 @@ impl Manager {
                         .unwrap_or_default(),
                 );
             }
-            out.push(self.link_view_of(&store, l, &names[&l.program_id])?);
+            out.push(self.link_view_of(&store, l, &names[&l.program_id], &mut hooks)?);
         }
         Ok(out)
     }
