@@ -316,6 +316,8 @@ fn deleted_namespace_stays_manageable() {
         "--direction",
         "ingress",
     ]);
+    // TCX needs Linux 6.6; older kernels refuse it with that reason.
+    assert!(t.ok || t.stderr.contains("6.6"), "tcx attach: {}", t.stderr);
     pair.delete();
     // Detach and unload still work with the namespace gone; gc leaves nothing.
     env.ok_json(&["detach", &x["id"].to_string()]);
@@ -323,7 +325,6 @@ fn deleted_namespace_stays_manageable() {
     for id in [xdp, tc, tcx] {
         env.ok_json(&["unload", &id.to_string()]);
     }
-    let _ = t;
     no_dispatcher_pins(&env);
     env.assert_empty();
 }
