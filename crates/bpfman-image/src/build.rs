@@ -299,9 +299,21 @@ fn sign_into(s: &mut dyn Sink, digest: &str, key: &Path) -> Result<String, Image
     let key = sign::load_signing_key(key)?;
     let payload = sign::payload(&s.docker_reference(), digest);
     let sig = sign::sign(&key, &payload);
-    let (manifest, config) = sign::signature_image(&payload, &sig)
+    put_signature(s, digest, &payload, &sig, &BTreeMap::new())
+}
+
+/// Writes a signature image for `digest`: one simple-signing layer with
+/// the signature and `extra` annotations. Returns its manifest digest.
+fn put_signature(
+    s: &mut dyn Sink,
+    digest: &str,
+    payload: &[u8],
+    signature_b64: &str,
+    extra: &BTreeMap<String, String>,
+) -> Result<String, ImageError> {
+    let (manifest, config) = sign::signature_image(payload, signature_b64, extra)
         .map_err(|e| ImageError::Build(format!("encode signature: {e}")))?;
-    s.put_blob(&payload)?;
+    s.put_blob(payload)?;
     s.put_blob(&config)?;
     s.put_manifest(&sign::signature_tag(digest), oci::OCI_MANIFEST, &manifest)
 }
@@ -366,4 +378,23 @@ pub(crate) fn build_index(
         digest,
         signature,
     })
+}
+
+/// Attaches a signature made elsewhere to image `digest` in `dest`'s
+/// repository, as `cosign attach signature` does: `sign(payload)` gets the
+/// simple-signing payload naming the image and returns the base64
+/// signature and the layer's other annotations.
+#[cfg(any(test, feature = "test-support"))]
+pub(crate) fn attach_signature(
+    cfg: &ImageConfig,
+    dest: &BuildDest,
+    digest: &str,
+    sign: &dyn Fn(&[u8]) -> crate::testing::LayerSignature,
+    creds: Option<&Credentials>,
+) -> Result<String, ImageError> {
+    digest::hex_part(digest).map_err(ImageError::Build)?;
+    let mut s = sink(cfg, dest, creds)?;
+    let payload = sign::payload(&s.docker_reference(), digest);
+    let (sig, extra) = sign(&payload);
+    put_signature(s.as_mut(), digest, &payload, &sig, &extra)
 }

@@ -6,6 +6,12 @@
 //! allow_unsigned = false   # refuse images without a signature
 //! public_key = "/etc/bpfman/cosign.pub"
 //!
+//! [signing.keyless]       # keyless (Fulcio + Rekor) signatures, checked offline
+//! trust_root = "/etc/bpfman/trusted_root.json"
+//! identity = "release@example.com"          # or identity_regexp
+//! issuer = "https://accounts.example.com"   # or issuer_regexp
+//! # [[signing.keyless.identities]] adds more signers
+//!
 //! [images]
 //! cache_dir = "/var/cache/bpfman/images"
 //! max_cache_bytes = 1073741824
@@ -42,21 +48,108 @@ pub struct SignaturePolicy {
     pub allow_unsigned: bool,
     /// PEM public key (ECDSA P-256, `cosign generate-key-pair`'s `cosign.pub`).
     pub public_key: Option<PathBuf>,
-    /// Keyless (Fulcio/Rekor) rules; parsed but not supported yet: with
-    /// `verify`, a policy that sets them fails with a clear error.
+    /// Keyless (Fulcio certificate + Rekor entry) rules. With both a key and
+    /// keyless rules, a signature passes if either accepts it.
     pub keyless: Option<KeylessPolicy>,
 }
 
-/// Keyless signature rules (parsed, not yet enforced: see [`SignaturePolicy::keyless`]).
+/// Keyless signatures: a short-lived Fulcio certificate naming the signer,
+/// logged in Rekor. Checked offline against a Sigstore trust root.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeylessPolicy {
+    /// Sigstore `trusted_root.json` (Fulcio CAs, Rekor keys, CT log keys).
+    /// Required: verification never goes to the network.
+    pub trust_root: Option<PathBuf>,
+    /// Accepted signers: a certificate passes if one rule matches it.
+    pub identities: Vec<IdentityRule>,
+}
+
+/// One accepted signer: exactly one of `identity`/`identity_regexp` and
+/// exactly one of `issuer`/`issuer_regexp`. Regular expressions must match
+/// the whole value.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeylessPolicy {
-    /// Expected certificate identity (SAN), e.g. a workflow URL or e-mail.
+pub struct IdentityRule {
+    /// The certificate's subject alternative name (an e-mail address, or a
+    /// URI such as a CI workflow), exactly.
     pub identity: Option<String>,
-    /// Expected OIDC issuer.
+    /// A regular expression over the subject alternative name.
+    pub identity_regexp: Option<String>,
+    /// The OIDC issuer recorded in the certificate, exactly.
     pub issuer: Option<String>,
-    /// Offline trust root (Sigstore trusted_root.json).
-    pub trust_root: Option<PathBuf>,
+    /// A regular expression over the OIDC issuer.
+    pub issuer_regexp: Option<String>,
+}
+
+impl IdentityRule {
+    /// Checks the rule is complete and its expressions compile.
+    fn validate(&self, n: usize) -> Result<(), ImageError> {
+        let bad = |what: String| Err(ImageError::Policy(format!("signing.keyless {what}")));
+        match (&self.identity, &self.identity_regexp) {
+            (None, None) => {
+                return bad(format!(
+                    "rule {n} needs identity or identity_regexp (the signer's certificate subject)"
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return bad(format!(
+                    "rule {n} sets both identity and identity_regexp; keep one"
+                ));
+            }
+            _ => {}
+        }
+        match (&self.issuer, &self.issuer_regexp) {
+            (None, None) => {
+                return bad(format!(
+                    "rule {n} needs issuer or issuer_regexp (the OIDC issuer, e.g. \
+                     https://token.actions.githubusercontent.com)"
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return bad(format!(
+                    "rule {n} sets both issuer and issuer_regexp; keep one"
+                ));
+            }
+            _ => {}
+        }
+        for re in [&self.identity_regexp, &self.issuer_regexp]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = anchored(re) {
+                return bad(format!(
+                    "rule {n}: regular expression {re:?} does not compile: {e}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Does a certificate with these subject alternative names and this
+    /// issuer match? Returns the name that matched.
+    pub fn matches<'a>(&self, names: &'a [String], issuer: &str) -> Option<&'a str> {
+        let issuer_ok = match (&self.issuer, &self.issuer_regexp) {
+            (Some(i), _) => i == issuer,
+            (None, Some(re)) => anchored(re).is_ok_and(|r| r.is_match(issuer)),
+            (None, None) => false,
+        };
+        if !issuer_ok {
+            return None;
+        }
+        names
+            .iter()
+            .find(|n| match (&self.identity, &self.identity_regexp) {
+                (Some(i), _) => i == *n,
+                (None, Some(re)) => anchored(re).is_ok_and(|r| r.is_match(n)),
+                (None, None) => false,
+            })
+            .map(String::as_str)
+    }
+}
+
+/// `re` compiled to match a whole value, not a part of it.
+fn anchored(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{re})$"))
 }
 
 impl SignaturePolicy {
@@ -65,21 +158,34 @@ impl SignaturePolicy {
         if !self.verify {
             return Ok(());
         }
-        if self.keyless.is_some() {
-            // Refused rather than ignored: a user who wrote identity rules
-            // expects them enforced.
+        let Some(k) = &self.keyless else {
+            if self.public_key.is_none() {
+                return Err(ImageError::Policy(
+                    "signing.verify = true needs signing.public_key (a cosign ECDSA P-256 PEM \
+                     public key) or [signing.keyless] rules"
+                        .to_string(),
+                ));
+            }
+            return Ok(());
+        };
+        if k.trust_root.is_none() {
             return Err(ImageError::Policy(
-                "keyless (Fulcio/Rekor) verification is not supported yet; remove [signing.keyless] \
-                 and set signing.public_key to a cosign public key, or set signing.verify = false"
+                "signing.keyless needs trust_root: a Sigstore trusted_root.json (for the public \
+                 Sigstore instance, the trusted_root.json target of its TUF repository, e.g. \
+                 from `cosign trusted-root create` or sigstore's root-signing repository); \
+                 bpfman verifies offline and never fetches it"
                     .to_string(),
             ));
         }
-        if self.public_key.is_none() {
+        if k.identities.is_empty() {
             return Err(ImageError::Policy(
-                "signing.verify = true needs signing.public_key (a cosign ECDSA P-256 PEM public key); \
-                 keyless verification is not supported yet"
+                "signing.keyless needs at least one signer: identity (or identity_regexp) and \
+                 issuer (or issuer_regexp), or [[signing.keyless.identities]] entries"
                     .to_string(),
             ));
+        }
+        for (n, rule) in k.identities.iter().enumerate() {
+            rule.validate(n + 1)?;
         }
         Ok(())
     }
@@ -144,7 +250,40 @@ struct SigningSection {
     verify: Option<bool>,
     allow_unsigned: Option<bool>,
     public_key: Option<PathBuf>,
-    keyless: Option<KeylessPolicy>,
+    keyless: Option<KeylessSection>,
+}
+
+/// `[signing.keyless]`: one signer inline, more in `identities`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KeylessSection {
+    trust_root: Option<PathBuf>,
+    identity: Option<String>,
+    identity_regexp: Option<String>,
+    issuer: Option<String>,
+    issuer_regexp: Option<String>,
+    #[serde(default)]
+    identities: Vec<IdentityRule>,
+}
+
+impl From<KeylessSection> for KeylessPolicy {
+    fn from(s: KeylessSection) -> Self {
+        let inline = IdentityRule {
+            identity: s.identity,
+            identity_regexp: s.identity_regexp,
+            issuer: s.issuer,
+            issuer_regexp: s.issuer_regexp,
+        };
+        let mut identities = Vec::new();
+        if inline != IdentityRule::default() {
+            identities.push(inline);
+        }
+        identities.extend(s.identities);
+        KeylessPolicy {
+            trust_root: s.trust_root,
+            identities,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -181,7 +320,7 @@ pub fn parse_config(text: &str) -> Result<ImageConfig, String> {
             verify: s.verify.unwrap_or(false),
             allow_unsigned: s.allow_unsigned.unwrap_or(true),
             public_key: s.public_key,
-            keyless: s.keyless,
+            keyless: s.keyless.map(KeylessPolicy::from),
         };
     }
     if let Some(i) = file.images {
@@ -260,17 +399,80 @@ mod tests {
     #[test]
     fn unusable_policies_are_refused() {
         let e = parse_config("[signing]\nverify = true\n").unwrap_err();
-        assert!(e.contains("public_key"), "{e}");
+        assert!(e.contains("public_key") && e.contains("keyless"), "{e}");
         let e = parse_config("[signing]\nverify = true\n[signing.keyless]\nissuer = \"x\"\n")
             .unwrap_err();
-        assert!(e.contains("keyless"), "{e}");
+        assert!(e.contains("trust_root"), "{e}");
         let e = parse_config(
-            "[signing]\nverify = true\npublic_key = \"/k\"\n[signing.keyless]\nissuer = \"x\"\n",
+            "[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\nissuer = \"x\"\n",
         )
         .unwrap_err();
-        assert!(e.contains("not supported yet"), "{e}");
+        assert!(e.contains("rule 1 needs identity"), "{e}");
+        let e = parse_config("[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\n")
+            .unwrap_err();
+        assert!(e.contains("at least one signer"), "{e}");
+        let e = parse_config(
+            "[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\n\
+             identity = \"a@b\"\nissuer = \"x\"\nissuer_regexp = \"y\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("both issuer and issuer_regexp"), "{e}");
+        let e = parse_config(
+            "[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\n\
+             identity_regexp = \"(\"\nissuer = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("does not compile"), "{e}");
         let e = parse_config("[signing]\nverfy = true\n").unwrap_err();
         assert!(e.contains("verfy"), "{e}");
+        let e = parse_config("[signing.keyless]\nsubject = \"x\"\n").unwrap_err();
+        assert!(e.contains("subject"), "{e}");
+    }
+
+    #[test]
+    fn keyless_rules() {
+        let cfg = parse_config(
+            r#"
+            [signing]
+            verify = true
+            allow_unsigned = false
+            [signing.keyless]
+            trust_root = "/etc/bpfman/trusted_root.json"
+            identity = "release@example.com"
+            issuer = "https://accounts.example.com"
+            [[signing.keyless.identities]]
+            identity_regexp = "https://github\\.com/org/[^/]+/\\.github/workflows/.*"
+            issuer = "https://token.actions.githubusercontent.com"
+            "#,
+        )
+        .unwrap();
+        let k = cfg.policy.keyless.unwrap();
+        assert_eq!(
+            k.trust_root.as_deref(),
+            Some(Path::new("/etc/bpfman/trusted_root.json"))
+        );
+        assert_eq!(k.identities.len(), 2);
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mail = names(&["release@example.com"]);
+        assert_eq!(
+            k.identities[0].matches(&mail, "https://accounts.example.com"),
+            Some("release@example.com")
+        );
+        assert_eq!(
+            k.identities[0].matches(&mail, "https://evil.example.com"),
+            None
+        );
+        let wf =
+            names(&["https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main"]);
+        let gh = "https://token.actions.githubusercontent.com";
+        assert!(k.identities[1].matches(&wf, gh).is_some());
+        // Anchored: a prefix or a suffix elsewhere does not match.
+        let evil = names(&["https://evil.com/?https://github.com/org/repo/.github/workflows/x"]);
+        assert_eq!(k.identities[1].matches(&evil, gh), None);
+        assert_eq!(
+            k.identities[1].matches(&wf, "https://token.actions.githubusercontent.com.evil"),
+            None
+        );
     }
 
     #[test]

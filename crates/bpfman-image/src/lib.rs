@@ -36,13 +36,21 @@ mod reference;
 #[cfg(feature = "oci")]
 mod build;
 #[cfg(feature = "oci")]
+mod keyless;
+#[cfg(feature = "oci")]
 mod layer;
+#[cfg(feature = "oci")]
+mod pki;
 #[cfg(feature = "oci")]
 mod pull;
 #[cfg(feature = "oci")]
 mod registry;
 #[cfg(feature = "oci")]
 mod sign;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+#[cfg(feature = "oci")]
+mod trust_root;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +61,7 @@ pub use auth::{
 };
 pub use cache::PruneReport;
 pub use config::{
-    DEFAULT_CACHE_DIR, DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_LAYER_BYTES, ImageConfig,
+    DEFAULT_CACHE_DIR, DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_LAYER_BYTES, IdentityRule, ImageConfig,
     KeylessPolicy, MAX_MANIFEST_BYTES, SignaturePolicy, load_config, parse_config,
 };
 pub use error::ImageError;
@@ -102,6 +110,21 @@ pub enum SignatureStatus {
         key: String,
         /// The digest the signature covers (the index or the platform manifest).
         signed_digest: String,
+    },
+    /// A keyless cosign signature: a Fulcio certificate of a signer the
+    /// policy accepts, logged in a Rekor log of the trust root.
+    VerifiedKeyless {
+        /// The certificate's subject alternative name that matched a rule.
+        identity: String,
+        /// The OIDC issuer recorded in the certificate.
+        issuer: String,
+        /// The digest the signature covers.
+        signed_digest: String,
+        /// Rekor log index of the signature's entry.
+        log_index: u64,
+        /// When Rekor logged it (Unix seconds): the time the certificate
+        /// and the CA were checked at.
+        integrated_time: i64,
     },
 }
 

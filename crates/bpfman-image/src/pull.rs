@@ -318,10 +318,7 @@ fn verify(f: &mut Fetcher<'_>, state: &SigState, top: &str) -> Result<SignatureS
         }
         SigState::Present { subject, manifest } => (subject.clone(), manifest.clone()),
     };
-    let key_path = policy.public_key.clone().ok_or_else(|| {
-        ImageError::Policy("signing.verify = true needs signing.public_key".to_string())
-    })?;
-    let key = sign::load_public_key(&key_path)?;
+    let verifier = sign::Verifier::from_policy(policy)?;
     let display = f.display.clone();
     let invalid = |reason: String| ImageError::SignatureInvalid {
         reference: display.clone(),
@@ -331,9 +328,9 @@ fn verify(f: &mut Fetcher<'_>, state: &SigState, top: &str) -> Result<SignatureS
     let bytes = f.manifest(&manifest)?;
     let m: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| invalid(format!("signature manifest is malformed: {e}")))?;
-    let layers: Vec<(Descriptor, String)> = sign::signature_layers(&m)
+    let layers: Vec<(Descriptor, BTreeMap<String, String>)> = sign::signature_layers(&m)
         .into_iter()
-        .map(|(d, s)| (d.clone(), s.to_string()))
+        .map(|(d, a)| (d.clone(), a.clone()))
         .collect();
     if layers.is_empty() {
         return Err(invalid(
@@ -341,20 +338,15 @@ fn verify(f: &mut Fetcher<'_>, state: &SigState, top: &str) -> Result<SignatureS
         ));
     }
     let mut reasons = Vec::new();
-    for (desc, sig) in layers {
+    for (desc, annotations) in layers {
         let payload = f.blob(
             &desc,
             "signature payload",
             MAX_MANIFEST_BYTES,
             "(fixed) payload size",
         )?;
-        match sign::verify_one(&key, &payload, &sig, &subject) {
-            Ok(()) => {
-                return Ok(SignatureStatus::Verified {
-                    key: key.fingerprint,
-                    signed_digest: subject,
-                });
-            }
+        match verifier.verify(&payload, &annotations, &subject) {
+            Ok(status) => return Ok(status),
             Err(e) => reasons.push(e),
         }
     }
@@ -370,11 +362,9 @@ pub(crate) fn pull(
 ) -> Result<PulledImage, ImageError> {
     let r = Reference::parse(reference)?;
     cfg.policy.validate()?;
-    if cfg.policy.verify
-        && let Some(p) = &cfg.policy.public_key
-    {
-        // A bad key fails before any download.
-        sign::load_public_key(p)?;
+    if cfg.policy.verify {
+        // A bad key or trust root fails before any download.
+        sign::Verifier::from_policy(&cfg.policy)?;
     }
     let display = r.to_string();
     let tag = canonical_tag(&r);

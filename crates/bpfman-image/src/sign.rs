@@ -18,9 +18,13 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePublicKey as _};
 use serde::Deserialize;
 
+use crate::SignatureStatus;
+use crate::config::SignaturePolicy;
 use crate::digest;
 use crate::error::ImageError;
+use crate::keyless::KeylessVerifier;
 use crate::oci::{self, Descriptor, Manifest};
+use crate::trust_root::TrustRoot;
 
 /// cosign's payload type string.
 const COSIGN_TYPE: &str = "cosign container image signature";
@@ -109,9 +113,12 @@ pub(crate) fn sign(key: &SigningKey, payload: &[u8]) -> String {
 }
 
 /// The signature image for `payload`: (manifest bytes, config bytes).
+/// `extra` annotations go on the layer beside the signature (a keyless
+/// signature's certificate, chain and Rekor bundle).
 pub(crate) fn signature_image(
     payload: &[u8],
     signature_b64: &str,
+    extra: &BTreeMap<String, String>,
 ) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
     let payload_digest = digest::sha256(payload);
     let config = serde_json::to_vec(&serde_json::json!({
@@ -120,7 +127,7 @@ pub(crate) fn signature_image(
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
     }))?;
-    let mut ann = BTreeMap::new();
+    let mut ann = extra.clone();
     ann.insert(
         oci::COSIGN_SIGNATURE_ANNOTATION.to_string(),
         signature_b64.to_string(),
@@ -165,24 +172,22 @@ struct PayloadImage {
     digest: String,
 }
 
-/// Checks one signature layer: the signature over the payload bytes verifies
-/// with `key`, and the payload names `digest`.
-pub(crate) fn verify_one(
-    key: &PublicKey,
-    payload: &[u8],
-    signature_b64: &str,
-    digest: &str,
-) -> Result<(), String> {
+/// The decoded signature annotation: cosign writes ASN.1 DER; raw r||s
+/// (P-256) is accepted too and converted.
+fn decode_signature(signature_b64: &str) -> Result<Vec<u8>, String> {
     let raw = STANDARD
         .decode(signature_b64.trim())
         .map_err(|_| "the signature annotation is not base64".to_string())?;
-    // cosign writes ASN.1 DER; accept raw r||s too.
-    let sig = Signature::from_der(&raw)
-        .or_else(|_| Signature::from_slice(&raw))
-        .map_err(|_| "the signature is not an ECDSA P-256 signature".to_string())?;
-    key.key
-        .verify(payload, &sig)
-        .map_err(|_| "the signature does not verify with the configured public key".to_string())?;
+    if Signature::from_der(&raw).is_err()
+        && let Ok(s) = Signature::from_slice(&raw)
+    {
+        return Ok(s.to_der().as_bytes().to_vec());
+    }
+    Ok(raw)
+}
+
+/// The payload is a cosign simple-signing payload naming `digest`.
+fn check_payload(payload: &[u8], digest: &str) -> Result<(), String> {
     let p: Payload = serde_json::from_slice(payload)
         .map_err(|e| format!("the signed payload is not a cosign payload: {e}"))?;
     if p.critical.kind != COSIGN_TYPE {
@@ -200,16 +205,109 @@ pub(crate) fn verify_one(
     Ok(())
 }
 
-/// The signature layers of a signature manifest: (descriptor, base64 sig).
-pub(crate) fn signature_layers(m: &Manifest) -> Vec<(&Descriptor, &str)> {
+/// Checks one signature layer: the signature over the payload bytes verifies
+/// with `key`, and the payload names `digest`.
+pub(crate) fn verify_one(
+    key: &PublicKey,
+    payload: &[u8],
+    signature_b64: &str,
+    digest: &str,
+) -> Result<(), String> {
+    let raw = decode_signature(signature_b64)?;
+    let sig = Signature::from_der(&raw)
+        .map_err(|_| "the signature is not an ECDSA P-256 signature".to_string())?;
+    key.key
+        .verify(payload, &sig)
+        .map_err(|_| "the signature does not verify with the configured public key".to_string())?;
+    check_payload(payload, digest)
+}
+
+/// Everything the policy trusts: a public key, keyless rules, or both.
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    key: Option<PublicKey>,
+    keyless: Option<KeylessVerifier>,
+}
+
+impl Verifier {
+    /// Loads the key and the trust root the policy names (a policy error
+    /// when one cannot be read).
+    pub(crate) fn from_policy(policy: &SignaturePolicy) -> Result<Verifier, ImageError> {
+        policy.validate()?;
+        let key = policy
+            .public_key
+            .as_deref()
+            .map(load_public_key)
+            .transpose()?;
+        let keyless = match &policy.keyless {
+            Some(k) => {
+                let path = k.trust_root.as_deref().ok_or_else(|| {
+                    ImageError::Policy("signing.keyless needs trust_root".to_string())
+                })?;
+                Some(KeylessVerifier {
+                    root: TrustRoot::load(path)?,
+                    rules: k.identities.clone(),
+                })
+            }
+            None => None,
+        };
+        Ok(Verifier { key, keyless })
+    }
+
+    /// Checks one signature layer of the signature of `digest`; any trusted
+    /// way of signing that accepts it is enough.
+    pub(crate) fn verify(
+        &self,
+        payload: &[u8],
+        annotations: &BTreeMap<String, String>,
+        digest: &str,
+    ) -> Result<SignatureStatus, String> {
+        let sig_b64 = annotations
+            .get(oci::COSIGN_SIGNATURE_ANNOTATION)
+            .ok_or("the layer has no signature annotation")?;
+        let mut reasons = Vec::new();
+        if let Some(k) = &self.keyless {
+            let keyless = decode_signature(sig_b64)
+                .and_then(|sig| k.verify(payload, &sig, annotations))
+                .and_then(|signer| check_payload(payload, digest).map(|()| signer));
+            match keyless {
+                Ok(s) => {
+                    return Ok(SignatureStatus::VerifiedKeyless {
+                        identity: s.identity,
+                        issuer: s.issuer,
+                        signed_digest: digest.to_string(),
+                        log_index: s.log_index,
+                        integrated_time: s.integrated_time,
+                    });
+                }
+                Err(e) => reasons.push(e),
+            }
+        }
+        if let Some(key) = &self.key {
+            match verify_one(key, payload, sig_b64, digest) {
+                Ok(()) => {
+                    return Ok(SignatureStatus::Verified {
+                        key: key.fingerprint.clone(),
+                        signed_digest: digest.to_string(),
+                    });
+                }
+                Err(e) => reasons.push(e),
+            }
+        }
+        Err(reasons.join("; "))
+    }
+}
+
+/// The signature layers of a signature manifest, with their annotations.
+pub(crate) fn signature_layers(m: &Manifest) -> Vec<(&Descriptor, &BTreeMap<String, String>)> {
     m.layers
         .iter()
         .filter(|l| l.media_type == oci::COSIGN_SIMPLESIGNING)
         .filter_map(|l| {
             l.annotations
                 .as_ref()
-                .and_then(|a| a.get(oci::COSIGN_SIGNATURE_ANNOTATION))
-                .map(|s| (l, s.as_str()))
+                .filter(|a| a.contains_key(oci::COSIGN_SIGNATURE_ANNOTATION))
+                .map(|a| (l, a))
         })
         .collect()
 }
@@ -259,7 +357,7 @@ pub(crate) mod tests {
         assert!(verify_one(&pk, &tampered, &s, &d).is_err());
         assert!(verify_one(&pk, &p, "!!", &d).is_err());
         assert_eq!(signature_tag(&d), format!("sha256-{}.sig", &d[7..]));
-        let (m, _) = signature_image(&p, &s).unwrap();
+        let (m, _) = signature_image(&p, &s, &BTreeMap::new()).unwrap();
         let m: Manifest = serde_json::from_slice(&m).unwrap();
         assert_eq!(signature_layers(&m).len(), 1);
     }

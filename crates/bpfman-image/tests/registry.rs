@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use bpfman_image::testing::{KeylessSigner, TestSigstore, attach_signature};
 use bpfman_image::{
-    BuildDest, BuildRequest, Credentials, ImageConfig, ImageError, Platform, PullPolicy,
-    SignaturePolicy, SignatureStatus,
+    BuildDest, BuildRequest, Credentials, IdentityRule, ImageConfig, ImageError, KeylessPolicy,
+    Platform, PullPolicy, SignaturePolicy, SignatureStatus,
 };
 
 const STATS: &str = concat!(
@@ -653,6 +654,206 @@ fn index_signature_covers_all_platforms() {
             other => panic!("{other:?}"),
         }
     );
+}
+
+const SIGNER: &str = "release@example.com";
+const ISSUER: &str = "https://accounts.example.com";
+
+fn keyless_policy(
+    trust_root: &Path,
+    allow_unsigned: bool,
+    public_key: Option<&str>,
+) -> SignaturePolicy {
+    SignaturePolicy {
+        verify: true,
+        allow_unsigned,
+        public_key: public_key.map(key),
+        keyless: Some(KeylessPolicy {
+            trust_root: Some(trust_root.to_path_buf()),
+            identities: vec![IdentityRule {
+                identity: Some(SIGNER.to_string()),
+                issuer: Some(ISSUER.to_string()),
+                ..IdentityRule::default()
+            }],
+        }),
+    }
+}
+
+/// Pushes the stats image to `reference` and attaches a keyless signature
+/// made by `sigstore` as `signer`; returns the image digest.
+fn push_keyless(
+    cfg: &ImageConfig,
+    reference: &str,
+    sigstore: &TestSigstore,
+    signer: &KeylessSigner,
+) -> String {
+    let d = push(cfg, &stats_request(), reference, None);
+    attach_signature(
+        cfg,
+        &BuildDest::Registry(reference.to_string()),
+        &d,
+        &|payload| sigstore.sign(payload, signer),
+        None,
+    )
+    .unwrap();
+    d
+}
+
+#[test]
+fn keyless_signatures_under_each_policy() {
+    let Some(reg) = TestRegistry::start("keyless_signatures_under_each_policy", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let base = config(Some(&reg), cache.path());
+    let sigstore = TestSigstore::new(11, "fulcio-test");
+    let stranger = TestSigstore::new(12, "elsewhere");
+    let root = cache.path().join("trusted_root.json");
+    std::fs::write(&root, sigstore.trusted_root_json(true)).unwrap();
+    let good = KeylessSigner::new(SIGNER, ISSUER);
+
+    let valid = reg.reference("keyless/valid:v1");
+    let digest = push_keyless(&base, &valid, &sigstore, &good);
+    let wrong_identity = reg.reference("keyless/mallory:v1");
+    push_keyless(
+        &base,
+        &wrong_identity,
+        &sigstore,
+        &KeylessSigner::new("mallory@example.com", ISSUER),
+    );
+    let wrong_issuer = reg.reference("keyless/issuer:v1");
+    push_keyless(
+        &base,
+        &wrong_issuer,
+        &sigstore,
+        &KeylessSigner::new(SIGNER, "https://evil.example.com"),
+    );
+    let untrusted = reg.reference("keyless/stranger:v1");
+    push_keyless(&base, &untrusted, &stranger, &good);
+    let expired = reg.reference("keyless/expired:v1");
+    push_keyless(
+        &base,
+        &expired,
+        &sigstore,
+        &KeylessSigner {
+            logged_after: 3600,
+            ..good.clone()
+        },
+    );
+    let unlogged = reg.reference("keyless/unlogged:v1");
+    push_keyless(
+        &base,
+        &unlogged,
+        &sigstore,
+        &KeylessSigner {
+            rekor_bundle: false,
+            ..good.clone()
+        },
+    );
+    let key_signed = reg.reference("keyless/keysigned:v1");
+    let mut req = stats_request();
+    req.sign_key = Some(key("trusted.key"));
+    bpfman_image::build(&base, &req, &BuildDest::Registry(key_signed.clone()), None).unwrap();
+    let missing = reg.reference("keyless/unsigned:v1");
+    push(&base, &stats_request(), &missing, None);
+
+    let strict = keyless_policy(&root, false, None);
+    let lenient = keyless_policy(&root, true, None);
+    let both = keyless_policy(&root, false, Some("trusted.pub"));
+    let pull = |p: &SignaturePolicy, r: &str, pp: PullPolicy| {
+        let mut cfg = base.clone();
+        cfg.policy = p.clone();
+        bpfman_image::pull(&cfg, r, pp, None)
+    };
+
+    let img = pull(&strict, &valid, PullPolicy::IfNotPresent).unwrap();
+    match &img.signature {
+        SignatureStatus::VerifiedKeyless {
+            identity,
+            issuer,
+            signed_digest,
+            log_index,
+            integrated_time,
+        } => {
+            assert_eq!(identity, SIGNER);
+            assert_eq!(issuer, ISSUER);
+            assert_eq!(signed_digest, &digest);
+            assert_eq!(*log_index, 4242);
+            assert_eq!(*integrated_time, good.signed_at + 5);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(elf_ok(&img.object));
+
+    let refused = |r: &str, want: &str| {
+        for p in [&strict, &lenient] {
+            let e = pull(p, r, PullPolicy::IfNotPresent).unwrap_err();
+            assert!(matches!(e, ImageError::SignatureInvalid { .. }), "{r}: {e}");
+            assert!(e.to_string().contains(want), "{r}: {e}");
+        }
+    };
+    refused(&wrong_identity, "mallory@example.com");
+    refused(&wrong_issuer, "matches no signing.keyless identity rule");
+    refused(&untrusted, "does not list");
+    refused(&expired, "not valid when Rekor logged");
+    refused(&unlogged, "no Rekor bundle");
+    refused(&key_signed, "no Fulcio certificate");
+    // Unsigned: refused or allowed, per allow_unsigned.
+    let e = pull(&strict, &missing, PullPolicy::IfNotPresent).unwrap_err();
+    assert!(matches!(e, ImageError::SignatureMissing { .. }), "{e}");
+    assert_eq!(
+        pull(&lenient, &missing, PullPolicy::IfNotPresent)
+            .unwrap()
+            .signature,
+        SignatureStatus::Unsigned
+    );
+    // Key and keyless together: either kind of signature passes.
+    assert!(matches!(
+        pull(&both, &key_signed, PullPolicy::IfNotPresent)
+            .unwrap()
+            .signature,
+        SignatureStatus::Verified { .. }
+    ));
+    assert!(matches!(
+        pull(&both, &valid, PullPolicy::IfNotPresent)
+            .unwrap()
+            .signature,
+        SignatureStatus::VerifiedKeyless { .. }
+    ));
+
+    // Offline, from the cache: still verified, and a changed trust root
+    // or identity rule applies at once.
+    reg.stop();
+    let img = pull(&strict, &valid, PullPolicy::Never).unwrap();
+    assert!(img.from_cache);
+    assert!(matches!(
+        img.signature,
+        SignatureStatus::VerifiedKeyless { .. }
+    ));
+    std::fs::write(&root, stranger.trusted_root_json(true)).unwrap();
+    let e = pull(&strict, &valid, PullPolicy::Never).unwrap_err();
+    assert!(matches!(e, ImageError::SignatureInvalid { .. }), "{e}");
+    let ok = pull(&strict, &untrusted, PullPolicy::Never).unwrap();
+    assert!(matches!(
+        ok.signature,
+        SignatureStatus::VerifiedKeyless { .. }
+    ));
+    std::fs::write(&root, sigstore.trusted_root_json(true)).unwrap();
+    let mut other_rule = strict.clone();
+    if let Some(k) = other_rule.keyless.as_mut() {
+        k.identities[0].identity = Some("someone-else@example.com".into());
+    }
+    let e = pull(&other_rule, &valid, PullPolicy::Never).unwrap_err();
+    assert!(e.to_string().contains("matches no"), "{e}");
+    // A broken trust root is a policy error before anything is read.
+    std::fs::write(&root, "{}").unwrap();
+    let e = pull(&strict, &valid, PullPolicy::Never).unwrap_err();
+    assert!(matches!(e, ImageError::Policy(_)), "{e}");
+    assert!(e.to_string().contains("trust_root"), "{e}");
+}
+
+fn elf_ok(object: &[u8]) -> bool {
+    object.starts_with(b"\x7fELF") && object == stats_object().as_slice()
 }
 
 #[test]

@@ -1,0 +1,488 @@
+//! The X.509 and ECDSA pieces keyless verification needs: public keys from
+//! SubjectPublicKeyInfo (P-256, P-384), certificate signatures, the
+//! extensions Fulcio writes, and embedded Certificate Transparency SCTs.
+//!
+//! Only what Sigstore uses is supported; anything else is an error that
+//! names it, never a silent pass.
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912::{
+    ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ID_CE_BASIC_CONSTRAINTS, ID_CE_EXT_KEY_USAGE,
+    ID_CE_KEY_USAGE, ID_CE_SUBJECT_ALT_NAME, ID_EC_PUBLIC_KEY, ID_KP_CODE_SIGNING, SECP_256_R_1,
+    SECP_384_R_1,
+};
+use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+use p256::pkcs8::DecodePublicKey as _;
+use sha2::{Digest as _, Sha256, Sha384};
+use x509_cert::Certificate;
+use x509_cert::der::asn1::OctetString;
+use x509_cert::der::{self, Decode as _, DecodePem as _, Encode as _};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+};
+
+/// Fulcio's OIDC issuer extension, raw string value (deprecated form).
+pub(crate) const FULCIO_ISSUER_V1: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
+/// Fulcio's OIDC issuer extension, DER UTF8String value.
+pub(crate) const FULCIO_ISSUER_V2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
+/// Embedded SCT list (RFC 6962 §3.3).
+pub(crate) const CT_PRECERT_SCTS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+
+/// A hash algorithm used with ECDSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hash {
+    Sha256,
+    Sha384,
+}
+
+impl Hash {
+    pub(crate) fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha256 => Sha256::digest(data).to_vec(),
+            Hash::Sha384 => Sha384::digest(data).to_vec(),
+        }
+    }
+}
+
+/// An ECDSA public key on a curve Sigstore uses.
+#[derive(Debug, Clone)]
+pub(crate) enum EcKey {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+}
+
+impl EcKey {
+    /// From a DER SubjectPublicKeyInfo.
+    pub(crate) fn from_spki_der(der: &[u8]) -> Result<EcKey, String> {
+        let spki = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|e| format!("not a DER public key: {e}"))?;
+        if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
+            return Err(format!(
+                "public key algorithm {} is not supported (ECDSA P-256 or P-384 only)",
+                spki.algorithm.oid
+            ));
+        }
+        let curve: ObjectIdentifier = spki
+            .algorithm
+            .parameters
+            .ok_or("an EC public key without a curve")?
+            .decode_as()
+            .map_err(|e| format!("EC curve parameter: {e}"))?;
+        if curve == SECP_256_R_1 {
+            p256::ecdsa::VerifyingKey::from_public_key_der(der)
+                .map(EcKey::P256)
+                .map_err(|e| format!("bad P-256 public key: {e}"))
+        } else if curve == SECP_384_R_1 {
+            p384::ecdsa::VerifyingKey::from_public_key_der(der)
+                .map(EcKey::P384)
+                .map_err(|e| format!("bad P-384 public key: {e}"))
+        } else {
+            Err(format!(
+                "EC curve {curve} is not supported (P-256 or P-384 only)"
+            ))
+        }
+    }
+
+    /// The hash this key signs with by default (the curve's own size).
+    pub(crate) fn default_hash(&self) -> Hash {
+        match self {
+            EcKey::P256(_) => Hash::Sha256,
+            EcKey::P384(_) => Hash::Sha384,
+        }
+    }
+
+    /// Verifies an ASN.1 DER ECDSA signature over an already computed
+    /// digest.
+    pub(crate) fn verify_prehash(&self, digest: &[u8], sig_der: &[u8]) -> Result<(), ()> {
+        match self {
+            EcKey::P256(k) => {
+                let s = p256::ecdsa::Signature::from_der(sig_der).map_err(|_| ())?;
+                k.verify_prehash(digest, &s).map_err(|_| ())
+            }
+            EcKey::P384(k) => {
+                let s = p384::ecdsa::Signature::from_der(sig_der).map_err(|_| ())?;
+                k.verify_prehash(digest, &s).map_err(|_| ())
+            }
+        }
+    }
+
+    /// Verifies a DER signature over `data` hashed with `hash`.
+    pub(crate) fn verify(&self, hash: Hash, data: &[u8], sig_der: &[u8]) -> Result<(), ()> {
+        self.verify_prehash(&hash.digest(data), sig_der)
+    }
+}
+
+/// A parsed certificate with its DER bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Cert {
+    pub der: Vec<u8>,
+    pub cert: Certificate,
+}
+
+impl Cert {
+    pub(crate) fn from_der(der: &[u8]) -> Result<Cert, String> {
+        let cert = Certificate::from_der(der).map_err(|e| format!("not a DER certificate: {e}"))?;
+        Ok(Cert {
+            der: der.to_vec(),
+            cert,
+        })
+    }
+
+    /// The first certificate of a PEM text.
+    pub(crate) fn from_pem(pem: &str) -> Result<Cert, String> {
+        let cert = Certificate::from_pem(pem.trim().as_bytes())
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let der = cert
+            .to_der()
+            .map_err(|e| format!("cannot re-encode the certificate: {e}"))?;
+        Ok(Cert { der, cert })
+    }
+
+    fn tbs(&self) -> &x509_cert::TbsCertificate {
+        &self.cert.tbs_certificate
+    }
+
+    /// DER SubjectPublicKeyInfo.
+    pub(crate) fn spki_der(&self) -> Result<Vec<u8>, String> {
+        self.tbs()
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| format!("cannot encode a public key: {e}"))
+    }
+
+    pub(crate) fn public_key(&self) -> Result<EcKey, String> {
+        EcKey::from_spki_der(&self.spki_der()?)
+    }
+
+    /// Subject (for messages).
+    pub(crate) fn subject(&self) -> String {
+        self.tbs().subject.to_string()
+    }
+
+    /// notBefore..=notAfter as Unix seconds.
+    pub(crate) fn validity(&self) -> (i64, i64) {
+        let v = &self.tbs().validity;
+        (
+            v.not_before.to_unix_duration().as_secs() as i64,
+            v.not_after.to_unix_duration().as_secs() as i64,
+        )
+    }
+
+    pub(crate) fn valid_at(&self, t: i64) -> bool {
+        let (a, b) = self.validity();
+        a <= t && t <= b
+    }
+
+    fn extension(&self, oid: ObjectIdentifier) -> Option<&[u8]> {
+        self.tbs()
+            .extensions
+            .as_ref()?
+            .iter()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes())
+    }
+
+    /// Was this certificate signed by `issuer`'s key (and named by it)?
+    pub(crate) fn verify_issued_by(&self, issuer: &Cert) -> Result<(), String> {
+        if self.tbs().issuer != issuer.tbs().subject {
+            return Err(format!(
+                "issuer {} is not {}",
+                self.tbs().issuer,
+                issuer.subject()
+            ));
+        }
+        let hash = match self.cert.signature_algorithm.oid {
+            o if o == ECDSA_WITH_SHA_256 => Hash::Sha256,
+            o if o == ECDSA_WITH_SHA_384 => Hash::Sha384,
+            o => {
+                return Err(format!(
+                    "certificate signature algorithm {o} is not supported (ECDSA with SHA-256/384)"
+                ));
+            }
+        };
+        let tbs = self
+            .tbs()
+            .to_der()
+            .map_err(|e| format!("cannot encode the certificate body: {e}"))?;
+        let sig = self
+            .cert
+            .signature
+            .as_bytes()
+            .ok_or("the certificate signature is not a whole number of bytes")?;
+        issuer
+            .public_key()?
+            .verify(hash, &tbs, sig)
+            .map_err(|()| format!("the signature of {} does not verify", issuer.subject()))
+    }
+
+    /// A CA certificate: basicConstraints cA = true and, when key usage is
+    /// present, keyCertSign.
+    pub(crate) fn check_ca(&self) -> Result<(), String> {
+        let bc = self
+            .extension(ID_CE_BASIC_CONSTRAINTS)
+            .map(BasicConstraints::from_der)
+            .transpose()
+            .map_err(|e| format!("basicConstraints: {e}"))?;
+        if !bc.is_some_and(|b| b.ca) {
+            return Err(format!("{} is not a CA certificate", self.subject()));
+        }
+        if let Some(ku) = self.key_usage()?
+            && !ku.0.contains(KeyUsages::KeyCertSign)
+        {
+            return Err(format!("{} may not sign certificates", self.subject()));
+        }
+        Ok(())
+    }
+
+    fn key_usage(&self) -> Result<Option<KeyUsage>, String> {
+        self.extension(ID_CE_KEY_USAGE)
+            .map(KeyUsage::from_der)
+            .transpose()
+            .map_err(|e| format!("keyUsage: {e}"))
+    }
+
+    /// A code-signing leaf: digitalSignature and the codeSigning purpose.
+    pub(crate) fn check_code_signing(&self) -> Result<(), String> {
+        if !self
+            .key_usage()?
+            .is_some_and(|ku| ku.0.contains(KeyUsages::DigitalSignature))
+        {
+            return Err("the certificate's key usage does not include digitalSignature".into());
+        }
+        let eku = self
+            .extension(ID_CE_EXT_KEY_USAGE)
+            .map(ExtendedKeyUsage::from_der)
+            .transpose()
+            .map_err(|e| format!("extendedKeyUsage: {e}"))?;
+        if !eku.is_some_and(|e| e.0.contains(&ID_KP_CODE_SIGNING)) {
+            return Err("the certificate is not for code signing (extendedKeyUsage)".into());
+        }
+        Ok(())
+    }
+
+    /// Subject alternative names Fulcio writes: e-mail addresses, URIs
+    /// (workflows, SPIFFE ids) and other names (usernames).
+    pub(crate) fn identities(&self) -> Result<Vec<String>, String> {
+        let Some(raw) = self.extension(ID_CE_SUBJECT_ALT_NAME) else {
+            return Ok(Vec::new());
+        };
+        let san = SubjectAltName::from_der(raw).map_err(|e| format!("subjectAltName: {e}"))?;
+        let mut out = Vec::new();
+        for n in san.0 {
+            match n {
+                GeneralName::Rfc822Name(s) => out.push(s.to_string()),
+                GeneralName::UniformResourceIdentifier(s) => out.push(s.to_string()),
+                GeneralName::DnsName(s) => out.push(s.to_string()),
+                GeneralName::OtherName(o) => {
+                    if let Ok(s) = o.value.decode_as::<der::asn1::Utf8StringRef<'_>>() {
+                        out.push(s.as_str().to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// The OIDC issuer Fulcio recorded, if any.
+    pub(crate) fn oidc_issuer(&self) -> Result<Option<String>, String> {
+        if let Some(raw) = self.extension(FULCIO_ISSUER_V2) {
+            let s = der::asn1::Utf8StringRef::from_der(raw)
+                .map_err(|e| format!("Fulcio issuer extension: {e}"))?;
+            return Ok(Some(s.as_str().to_string()));
+        }
+        if let Some(raw) = self.extension(FULCIO_ISSUER_V1) {
+            return String::from_utf8(raw.to_vec())
+                .map(Some)
+                .map_err(|_| "Fulcio issuer extension is not UTF-8".to_string());
+        }
+        Ok(None)
+    }
+
+    /// The embedded SCTs, parsed.
+    pub(crate) fn scts(&self) -> Result<Vec<Sct>, String> {
+        let Some(raw) = self.extension(CT_PRECERT_SCTS) else {
+            return Ok(Vec::new());
+        };
+        let inner = OctetString::from_der(raw).map_err(|e| format!("SCT extension: {e}"))?;
+        parse_sct_list(inner.as_bytes())
+    }
+
+    /// The body of the precertificate a CT log signed: this certificate's
+    /// TBS without the SCT list.
+    pub(crate) fn precert_tbs(&self) -> Result<Vec<u8>, String> {
+        let mut tbs = self.tbs().clone();
+        if let Some(exts) = tbs.extensions.as_mut() {
+            exts.retain(|e| e.extn_id != CT_PRECERT_SCTS);
+        }
+        tbs.to_der()
+            .map_err(|e| format!("cannot encode the precertificate: {e}"))
+    }
+}
+
+/// One signed certificate timestamp (RFC 6962 §3.2), version 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sct {
+    pub log_id: [u8; 32],
+    pub timestamp_ms: u64,
+    pub extensions: Vec<u8>,
+    /// TLS HashAlgorithm (4 = SHA-256, 5 = SHA-384).
+    pub hash: u8,
+    /// TLS SignatureAlgorithm (3 = ECDSA).
+    pub sig_alg: u8,
+    pub signature: Vec<u8>,
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("truncated SCT list".to_string());
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<usize, String> {
+        let b = self.take(2)?;
+        Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+    fn vec16(&mut self) -> Result<&'a [u8], String> {
+        let n = self.u16()?;
+        self.take(n)
+    }
+}
+
+fn parse_sct_list(data: &[u8]) -> Result<Vec<Sct>, String> {
+    let mut outer = Reader(data);
+    let mut list = Reader(outer.vec16()?);
+    let mut out = Vec::new();
+    while !list.0.is_empty() {
+        let mut r = Reader(list.vec16()?);
+        let version = r.u8()?;
+        if version != 0 {
+            // Unknown versions are skipped, as RFC 6962 asks.
+            continue;
+        }
+        let mut log_id = [0u8; 32];
+        log_id.copy_from_slice(r.take(32)?);
+        let ts = r.take(8)?;
+        let mut t = [0u8; 8];
+        t.copy_from_slice(ts);
+        let extensions = r.vec16()?.to_vec();
+        let hash = r.u8()?;
+        let sig_alg = r.u8()?;
+        let signature = r.vec16()?.to_vec();
+        out.push(Sct {
+            log_id,
+            timestamp_ms: u64::from_be_bytes(t),
+            extensions,
+            hash,
+            sig_alg,
+            signature,
+        });
+    }
+    Ok(out)
+}
+
+impl Sct {
+    /// The bytes the log signed for a precertificate entry.
+    pub(crate) fn signed_data(&self, issuer_key_hash: &[u8; 32], precert_tbs: &[u8]) -> Vec<u8> {
+        let mut d = Vec::with_capacity(precert_tbs.len() + 64);
+        d.push(0); // version v1
+        d.push(0); // signature_type certificate_timestamp
+        d.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        d.extend_from_slice(&1u16.to_be_bytes()); // entry_type precert_entry
+        d.extend_from_slice(issuer_key_hash);
+        let n = precert_tbs.len() as u32;
+        d.extend_from_slice(&n.to_be_bytes()[1..]);
+        d.extend_from_slice(precert_tbs);
+        d.extend_from_slice(&(self.extensions.len() as u16).to_be_bytes());
+        d.extend_from_slice(&self.extensions);
+        d
+    }
+
+    /// The TLS encoding of this SCT (for building certificates in tests).
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut d = vec![0u8];
+        d.extend_from_slice(&self.log_id);
+        d.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        d.extend_from_slice(&(self.extensions.len() as u16).to_be_bytes());
+        d.extend_from_slice(&self.extensions);
+        d.push(self.hash);
+        d.push(self.sig_alg);
+        d.extend_from_slice(&(self.signature.len() as u16).to_be_bytes());
+        d.extend_from_slice(&self.signature);
+        d
+    }
+
+    pub(crate) fn hash(&self) -> Result<Hash, String> {
+        match (self.hash, self.sig_alg) {
+            (4, 3) => Ok(Hash::Sha256),
+            (5, 3) => Ok(Hash::Sha384),
+            (h, s) => Err(format!(
+                "SCT signature algorithm (hash {h}, signature {s}) is not supported (ECDSA)"
+            )),
+        }
+    }
+}
+
+/// An SCT list as the extension value holds it (TLS list in an OCTET STRING).
+#[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
+pub(crate) fn sct_list_extension_value(scts: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let mut list = Vec::new();
+    for s in scts {
+        list.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        list.extend_from_slice(s);
+    }
+    let mut tls = (list.len() as u16).to_be_bytes().to_vec();
+    tls.extend_from_slice(&list);
+    OctetString::new(tls)
+        .and_then(|o| o.to_der())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sct_list_round_trip_and_truncation() {
+        let sct = Sct {
+            log_id: [7; 32],
+            timestamp_ms: 1_700_000_000_123,
+            extensions: vec![],
+            hash: 4,
+            sig_alg: 3,
+            signature: vec![1, 2, 3],
+        };
+        let v = sct_list_extension_value(&[sct.encode()]).unwrap();
+        let inner = OctetString::from_der(&v).unwrap();
+        assert_eq!(parse_sct_list(inner.as_bytes()).unwrap(), vec![sct.clone()]);
+        let b = inner.as_bytes();
+        assert!(parse_sct_list(&b[..b.len() - 1]).is_err());
+        assert_eq!(sct.hash().unwrap(), Hash::Sha256);
+    }
+
+    #[test]
+    fn unsupported_keys_are_named() {
+        // An Ed25519 SubjectPublicKeyInfo.
+        let ed = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            "MCowBQYDK2VwAyEAPn+AREHoBaZ7wgS1zBqpxmLSGnyhxXj4lFxSdWVB8o8=",
+        )
+        .unwrap();
+        let e = EcKey::from_spki_der(&ed).unwrap_err();
+        assert!(e.contains("not supported"), "{e}");
+        assert!(EcKey::from_spki_der(b"junk").is_err());
+    }
+}

@@ -1,0 +1,456 @@
+//! A throwaway Sigstore for tests (feature `test-support`): a Fulcio-like
+//! root and intermediate CA (P-384), a Rekor log key and a CT log key
+//! (P-256), issuing short-lived code-signing certificates with embedded
+//! SCTs and Rekor bundles shaped as the real services shape them, plus the
+//! `trusted_root.json` that trusts them. Keys derive from a seed, so two
+//! instances with different seeds do not trust each other.
+//!
+//! Nothing here is used by bpfman itself.
+
+use std::collections::BTreeMap;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use const_oid::db::rfc5912::{
+    ECDSA_WITH_SHA_384, ID_CE_BASIC_CONSTRAINTS, ID_CE_EXT_KEY_USAGE, ID_CE_KEY_USAGE,
+    ID_CE_SUBJECT_ALT_NAME, ID_KP_CODE_SIGNING,
+};
+use p256::ecdsa::signature::Signer as _;
+use sha2::{Digest as _, Sha256};
+use x509_cert::der::asn1::{BitString, GeneralizedTime, Ia5String, OctetString, Utf8StringRef};
+use x509_cert::der::{Decode as _, EncodePem as _, pem::LineEnding};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::time::{Time, Validity};
+use x509_cert::{Certificate, TbsCertificate, Version};
+
+use crate::BuildDest;
+use crate::auth::Credentials;
+use crate::config::ImageConfig;
+use crate::error::ImageError;
+use crate::keyless::{
+    BUNDLE_ANNOTATION, BundlePayload, CERT_ANNOTATION, CHAIN_ANNOTATION, RekorBundle,
+};
+use crate::pki::{
+    CT_PRECERT_SCTS, FULCIO_ISSUER_V1, FULCIO_ISSUER_V2, Sct, sct_list_extension_value,
+};
+
+/// 2020-01-01T00:00:00Z: CAs and logs are valid from then.
+const EPOCH_2020: i64 = 1_577_836_800;
+/// 2045-01-01T00:00:00Z: ... until then.
+const EPOCH_2045: i64 = 2_366_841_600;
+
+/// How one keyless signature is made; the defaults are a correct one.
+#[derive(Debug, Clone)]
+pub struct KeylessSigner {
+    /// Subject alternative name: an e-mail address, or a URI when it
+    /// contains "://".
+    pub identity: String,
+    /// OIDC issuer written into the certificate.
+    pub issuer: String,
+    /// When the certificate starts (Unix seconds); it lives 10 minutes.
+    pub signed_at: i64,
+    /// Seconds between `signed_at` and the Rekor integration time
+    /// (over 600 means the certificate had expired when it was logged).
+    pub logged_after: i64,
+    /// Mark the certificate for code signing (Fulcio always does).
+    pub code_signing: bool,
+    /// Embed an SCT from the CT log.
+    pub sct: bool,
+    /// Add the Rekor bundle annotation.
+    pub rekor_bundle: bool,
+    /// Corrupt the Rekor SignedEntryTimestamp.
+    pub bad_set: bool,
+}
+
+impl KeylessSigner {
+    /// A valid signature by `identity` authenticated by `issuer`, made one
+    /// hour ago.
+    pub fn new(identity: &str, issuer: &str) -> KeylessSigner {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(EPOCH_2020 + 86_400);
+        KeylessSigner {
+            identity: identity.to_string(),
+            issuer: issuer.to_string(),
+            signed_at: now - 3600,
+            logged_after: 5,
+            code_signing: true,
+            sct: true,
+            rekor_bundle: true,
+            bad_set: false,
+        }
+    }
+}
+
+/// A signature layer's content: the base64 signature and the layer's other
+/// annotations.
+pub type LayerSignature = (String, BTreeMap<String, String>);
+
+/// A test Fulcio CA, Rekor and CT log.
+pub struct TestSigstore {
+    root: Certificate,
+    inter_key: p384::ecdsa::SigningKey,
+    inter: Certificate,
+    rekor_key: p256::ecdsa::SigningKey,
+    ct_key: p256::ecdsa::SigningKey,
+    name: String,
+}
+
+fn scalar(seed: u8, role: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([seed]);
+    h.update(role.as_bytes());
+    h.finalize().into()
+}
+
+fn p384_key(seed: u8, role: &str) -> p384::ecdsa::SigningKey {
+    let mut bytes = [0u8; 48];
+    bytes[..32].copy_from_slice(&scalar(seed, role));
+    bytes[32..].copy_from_slice(&scalar(seed, &format!("{role}/2"))[..16]);
+    bytes[0] &= 0x7f; // below the group order
+    p384::ecdsa::SigningKey::from_slice(&bytes).expect("a valid P-384 scalar")
+}
+
+fn p256_key(seed: u8, role: &str) -> p256::ecdsa::SigningKey {
+    let mut bytes = scalar(seed, role);
+    bytes[0] &= 0x7f;
+    p256::ecdsa::SigningKey::from_slice(&bytes).expect("a valid P-256 scalar")
+}
+
+fn spki_der(key: &impl p256::pkcs8::EncodePublicKey) -> Vec<u8> {
+    key.to_public_key_der()
+        .expect("encodable public key")
+        .as_bytes()
+        .to_vec()
+}
+
+fn time(t: i64) -> Time {
+    let d = Duration::from_secs(u64::try_from(t).unwrap_or(0));
+    Time::GeneralTime(GeneralizedTime::from_unix_duration(d).expect("time in range"))
+}
+
+fn ext(oid: const_oid::ObjectIdentifier, critical: bool, der: Vec<u8>) -> Extension {
+    Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(der).expect("extension value"),
+    }
+}
+
+fn to_der(v: &impl x509_cert::der::Encode) -> Vec<u8> {
+    v.to_der().expect("encodable")
+}
+
+/// Signs a TBS with a P-384 CA key (ecdsa-with-SHA384).
+fn sign_tbs(tbs: TbsCertificate, key: &p384::ecdsa::SigningKey) -> Certificate {
+    let sig: p384::ecdsa::Signature = key.sign(&to_der(&tbs));
+    Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA_384,
+            parameters: None,
+        },
+        signature: BitString::from_bytes(sig.to_der().as_bytes()).expect("bit string"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tbs(
+    serial: u8,
+    issuer: &Name,
+    subject: Name,
+    spki: &[u8],
+    not_before: i64,
+    not_after: i64,
+    extensions: Vec<Extension>,
+) -> TbsCertificate {
+    TbsCertificate {
+        version: Version::V3,
+        serial_number: SerialNumber::new(&[serial]).expect("serial"),
+        signature: AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA_384,
+            parameters: None,
+        },
+        issuer: issuer.clone(),
+        validity: Validity {
+            not_before: time(not_before),
+            not_after: time(not_after),
+        },
+        subject,
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki).expect("spki"),
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    }
+}
+
+fn ca_extensions(path_len: Option<u8>) -> Vec<Extension> {
+    vec![
+        ext(
+            ID_CE_KEY_USAGE,
+            true,
+            to_der(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)),
+        ),
+        ext(
+            ID_CE_BASIC_CONSTRAINTS,
+            true,
+            to_der(&BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            }),
+        ),
+    ]
+}
+
+fn pem(c: &Certificate) -> String {
+    c.to_pem(LineEnding::LF).expect("PEM")
+}
+
+impl TestSigstore {
+    /// A new instance; `name` goes into its CA names and log URLs.
+    pub fn new(seed: u8, name: &str) -> TestSigstore {
+        let root_key = p384_key(seed, "root");
+        let inter_key = p384_key(seed, "intermediate");
+        let root_name = Name::from_str(&format!("CN={name},O=sigstore.test")).expect("name");
+        let inter_name =
+            Name::from_str(&format!("CN={name}-intermediate,O=sigstore.test")).expect("name");
+        let root = sign_tbs(
+            tbs(
+                1,
+                &root_name,
+                root_name.clone(),
+                &spki_der(root_key.verifying_key()),
+                EPOCH_2020,
+                EPOCH_2045,
+                ca_extensions(Some(1)),
+            ),
+            &root_key,
+        );
+        let inter = sign_tbs(
+            tbs(
+                2,
+                &root_name,
+                inter_name,
+                &spki_der(inter_key.verifying_key()),
+                EPOCH_2020,
+                EPOCH_2045,
+                ca_extensions(Some(0)),
+            ),
+            &root_key,
+        );
+        TestSigstore {
+            root,
+            inter_key,
+            inter,
+            rekor_key: p256_key(seed, "rekor"),
+            ct_key: p256_key(seed, "ctlog"),
+            name: name.to_string(),
+        }
+    }
+
+    fn log_json(&self, what: &str, key: &p256::ecdsa::SigningKey) -> serde_json::Value {
+        let der = spki_der(key.verifying_key());
+        serde_json::json!({
+            "baseUrl": format!("https://{what}.{}.test", self.name),
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {
+                "rawBytes": STANDARD.encode(&der),
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            },
+            "logId": {"keyId": STANDARD.encode(Sha256::digest(&der))},
+        })
+    }
+
+    /// The `trusted_root.json` trusting this instance; `with_ct` lists its
+    /// CT log (then SCTs are required). An Ed25519 log bpfman cannot use
+    /// is listed too, as real trust roots do.
+    pub fn trusted_root_json(&self, with_ct: bool) -> String {
+        let ed25519 = {
+            let mut d = vec![
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ];
+            d.extend_from_slice(&scalar(0, "ed25519"));
+            d
+        };
+        let mut root = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [
+                self.log_json("rekor", &self.rekor_key),
+                {
+                    "baseUrl": "https://rekor-v2.example.test",
+                    "hashAlgorithm": "SHA2_256",
+                    "publicKey": {
+                        "rawBytes": STANDARD.encode(&ed25519),
+                        "keyDetails": "PKIX_ED25519",
+                        "validFor": {"start": "2025-01-01T00:00:00Z"},
+                    },
+                    "logId": {"keyId": STANDARD.encode(Sha256::digest(&ed25519))},
+                },
+            ],
+            "certificateAuthorities": [{
+                "subject": {"organization": "sigstore.test", "commonName": self.name},
+                "uri": format!("https://fulcio.{}.test", self.name),
+                "certChain": {"certificates": [
+                    {"rawBytes": STANDARD.encode(to_der(&self.inter))},
+                    {"rawBytes": STANDARD.encode(to_der(&self.root))},
+                ]},
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            }],
+            "ctlogs": [],
+        });
+        if with_ct {
+            root["ctlogs"] = serde_json::json!([self.log_json("ctfe", &self.ct_key)]);
+        }
+        serde_json::to_string_pretty(&root).expect("JSON")
+    }
+
+    /// Makes a keyless signature of `payload`: the base64 signature and
+    /// the cosign layer annotations (certificate, chain, Rekor bundle).
+    pub fn sign(&self, payload: &[u8], s: &KeylessSigner) -> LayerSignature {
+        let payload_hash = Sha256::digest(payload);
+        let mut seed = Sha256::new();
+        seed.update(payload_hash);
+        seed.update(s.identity.as_bytes());
+        seed.update(s.signed_at.to_be_bytes());
+        let mut leaf_scalar: [u8; 32] = seed.finalize().into();
+        leaf_scalar[0] &= 0x7f;
+        let leaf_key = p256::ecdsa::SigningKey::from_slice(&leaf_scalar).expect("P-256 scalar");
+
+        let san = if s.identity.contains("://") {
+            GeneralName::UniformResourceIdentifier(Ia5String::new(&s.identity).expect("IA5"))
+        } else {
+            GeneralName::Rfc822Name(Ia5String::new(&s.identity).expect("IA5"))
+        };
+        let eku = if s.code_signing {
+            ID_KP_CODE_SIGNING
+        } else {
+            const_oid::db::rfc5912::ID_KP_SERVER_AUTH
+        };
+        let exts = vec![
+            ext(
+                ID_CE_KEY_USAGE,
+                true,
+                to_der(&KeyUsage(KeyUsages::DigitalSignature.into())),
+            ),
+            ext(
+                ID_CE_EXT_KEY_USAGE,
+                false,
+                to_der(&ExtendedKeyUsage(vec![eku])),
+            ),
+            ext(
+                ID_CE_SUBJECT_ALT_NAME,
+                true,
+                to_der(&SubjectAltName(vec![san])),
+            ),
+            ext(FULCIO_ISSUER_V1, false, s.issuer.as_bytes().to_vec()),
+            ext(
+                FULCIO_ISSUER_V2,
+                false,
+                to_der(&Utf8StringRef::new(&s.issuer).expect("UTF-8")),
+            ),
+        ];
+        let mut leaf_tbs = tbs(
+            3,
+            &self.inter.tbs_certificate.subject,
+            Name::default(),
+            &spki_der(leaf_key.verifying_key()),
+            s.signed_at,
+            s.signed_at + 600,
+            exts,
+        );
+        if s.sct {
+            let ct_der = spki_der(self.ct_key.verifying_key());
+            let mut sct = Sct {
+                log_id: Sha256::digest(&ct_der).into(),
+                timestamp_ms: u64::try_from(s.signed_at).unwrap_or(0) * 1000,
+                extensions: Vec::new(),
+                hash: 4,
+                sig_alg: 3,
+                signature: Vec::new(),
+            };
+            let issuer_key_hash: [u8; 32] =
+                Sha256::digest(spki_der(self.inter_key.verifying_key())).into();
+            let signed = sct.signed_data(&issuer_key_hash, &to_der(&leaf_tbs));
+            let sig: p256::ecdsa::Signature = self.ct_key.sign(&signed);
+            sct.signature = sig.to_der().as_bytes().to_vec();
+            let value = sct_list_extension_value(&[sct.encode()]).expect("SCT list");
+            if let Some(e) = leaf_tbs.extensions.as_mut() {
+                e.push(ext(CT_PRECERT_SCTS, false, value));
+            }
+        }
+        let leaf = sign_tbs(leaf_tbs, &self.inter_key);
+        let leaf_pem = pem(&leaf);
+
+        let sig: p256::ecdsa::Signature = leaf_key.sign(payload);
+        let sig_der = sig.to_der().as_bytes().to_vec();
+        let sig_b64 = STANDARD.encode(&sig_der);
+
+        let mut ann = BTreeMap::new();
+        ann.insert(CERT_ANNOTATION.to_string(), leaf_pem.clone());
+        ann.insert(
+            CHAIN_ANNOTATION.to_string(),
+            pem(&self.inter) + &pem(&self.root),
+        );
+        if s.rekor_bundle {
+            let body = serde_json::json!({
+                "apiVersion": "0.0.1",
+                "kind": "hashedrekord",
+                "spec": {
+                    "data": {"hash": {"algorithm": "sha256", "value": crate::digest::hex(&payload_hash)}},
+                    "signature": {
+                        "content": sig_b64,
+                        "publicKey": {"content": STANDARD.encode(leaf_pem.as_bytes())},
+                    },
+                },
+            });
+            let rekor_der = spki_der(self.rekor_key.verifying_key());
+            let payload = BundlePayload {
+                body: STANDARD.encode(body.to_string()),
+                integrated_time: s.signed_at + s.logged_after,
+                log_id: crate::digest::hex(&Sha256::digest(&rekor_der)),
+                log_index: 4242,
+            };
+            let canonical = payload.canonical().expect("canonical JSON");
+            let set: p256::ecdsa::Signature = self.rekor_key.sign(&canonical);
+            let mut set = set.to_der().as_bytes().to_vec();
+            if s.bad_set {
+                let n = set.len() - 1;
+                set[n] ^= 1;
+            }
+            let bundle = RekorBundle {
+                signed_entry_timestamp: STANDARD.encode(&set),
+                payload,
+            };
+            ann.insert(
+                BUNDLE_ANNOTATION.to_string(),
+                serde_json::to_string(&bundle).expect("JSON"),
+            );
+        }
+        (sig_b64, ann)
+    }
+}
+
+/// Attaches a signature to image `digest` in `dest`'s repository (what
+/// `cosign attach signature` does): `sign` receives the simple-signing
+/// payload naming the image and returns the base64 signature and the
+/// layer's other annotations. Returns the signature manifest's digest.
+pub fn attach_signature(
+    cfg: &ImageConfig,
+    dest: &BuildDest,
+    digest: &str,
+    sign: &dyn Fn(&[u8]) -> LayerSignature,
+    creds: Option<&Credentials>,
+) -> Result<String, ImageError> {
+    crate::build::attach_signature(cfg, dest, digest, sign, creds)
+}
