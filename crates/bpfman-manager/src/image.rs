@@ -142,19 +142,52 @@ pub struct PulledImageInfo {
     pub maps: BTreeMap<String, String>,
     /// `not_checked` (verification off), `unsigned` (allowed by the policy) or `verified`.
     pub signature: String,
-    /// For `verified`: the `sha256:` fingerprint of the key that verified it.
+    /// For `verified` with a key: the `sha256:` fingerprint of the key that verified it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
+    /// For `verified` by a keyless signature: who signed, per the Fulcio
+    /// certificate, and the Rekor entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessSigner>,
     /// True when no request went to the registry.
     pub from_cache: bool,
 }
 
+/// The signer of a verified keyless signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeylessSigner {
+    /// The certificate's subject alternative name that matched the policy.
+    pub identity: String,
+    /// The OIDC issuer recorded in the certificate.
+    pub issuer: String,
+    /// Rekor log index of the signature.
+    pub rekor_log_index: u64,
+    /// When Rekor logged it (Unix seconds).
+    pub integrated_time: i64,
+}
+
 impl From<&PulledImage> for PulledImageInfo {
     fn from(p: &PulledImage) -> Self {
-        let (signature, signed_by) = match &p.signature {
-            SignatureStatus::NotChecked => ("not_checked", None),
-            SignatureStatus::Unsigned => ("unsigned", None),
-            SignatureStatus::Verified { key, .. } => ("verified", Some(key.clone())),
+        let (signature, signed_by, keyless) = match &p.signature {
+            SignatureStatus::NotChecked => ("not_checked", None, None),
+            SignatureStatus::Unsigned => ("unsigned", None, None),
+            SignatureStatus::Verified { key, .. } => ("verified", Some(key.clone()), None),
+            SignatureStatus::VerifiedKeyless {
+                identity,
+                issuer,
+                log_index,
+                integrated_time,
+                ..
+            } => (
+                "verified",
+                None,
+                Some(KeylessSigner {
+                    identity: identity.clone(),
+                    issuer: issuer.clone(),
+                    rekor_log_index: *log_index,
+                    integrated_time: *integrated_time,
+                }),
+            ),
         };
         PulledImageInfo {
             reference: p.reference.clone(),
@@ -166,6 +199,7 @@ impl From<&PulledImage> for PulledImageInfo {
             maps: p.maps.clone(),
             signature: signature.to_string(),
             signed_by,
+            keyless,
             from_cache: p.from_cache,
         }
     }

@@ -380,9 +380,13 @@ pub fn pulled_image(out: Output, i: &PulledImageInfo) -> String {
     f("Maps", kv(&i.maps));
     f(
         "Signature",
-        match &i.signed_by {
-            Some(k) => format!("{} (key {k})", i.signature),
-            None => i.signature.clone(),
+        match (&i.signed_by, &i.keyless) {
+            (Some(k), _) => format!("{} (key {k})", i.signature),
+            (None, Some(k)) => format!(
+                "{} (keyless: {}, issuer {}, Rekor entry {})",
+                i.signature, k.identity, k.issuer, k.rekor_log_index
+            ),
+            (None, None) => i.signature.clone(),
         },
     );
     f(

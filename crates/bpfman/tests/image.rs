@@ -568,6 +568,122 @@ fn signing_policy_is_enforced() {
 }
 
 #[test]
+fn keyless_signatures_are_verified_offline() {
+    use bpfman_image::testing::{KeylessSigner, TestSigstore, attach_signature};
+    if !root_or_skip("keyless_signatures_are_verified_offline") {
+        return;
+    }
+    let Some(reg) = Registry::start("keyless_signatures_are_verified_offline", None) else {
+        return;
+    };
+    const SIGNER: &str =
+        "https://github.com/example/bpf/.github/workflows/release.yml@refs/tags/v1";
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+    let sigstore = TestSigstore::new(21, "fulcio-cli");
+    let builder = Ctx::new(Some(&reg), None);
+    let mut cfg = bpfman_image::ImageConfig::with_cache_dir(builder.cache());
+    cfg.insecure_registries.push(reg.host());
+    // `image build` pushes; a keyless signature (as `cosign sign` in a CI
+    // workflow makes) is attached by the test Sigstore.
+    let sign = |reference: &str, signer: &KeylessSigner| {
+        let digest = builder.push(STATS, reference, &[]);
+        attach_signature(
+            &cfg,
+            &bpfman_image::BuildDest::Registry(reference.to_string()),
+            &digest,
+            &|payload| sigstore.sign(payload, signer),
+            None,
+        )
+        .unwrap();
+    };
+    let signed = reg.reference("keyless/stats:v1");
+    let forked = reg.reference("fork/stats:v1");
+    let unsigned = reg.reference("nosig/stats:v1");
+    sign(&signed, &KeylessSigner::new(SIGNER, ISSUER));
+    sign(
+        &forked,
+        &KeylessSigner::new(
+            "https://github.com/fork/bpf/.github/workflows/release.yml@refs/tags/v1",
+            ISSUER,
+        ),
+    );
+    builder.push(STATS, &unsigned, &[]);
+    drop(builder);
+
+    let mut ctx = Ctx::new(Some(&reg), None);
+    let root = ctx.images.path().join("trusted_root.json");
+    std::fs::write(&root, sigstore.trusted_root_json(true)).unwrap();
+    let policy = format!(
+        "verify = true\nallow_unsigned = false\n[signing.keyless]\ntrust_root = \"{}\"\n\
+         identity_regexp = \"https://github\\\\.com/example/bpf/\\\\.github/workflows/.*\"\n\
+         issuer = \"{ISSUER}\"\n",
+        root.display()
+    );
+    let toml = format!(
+        "[images]\ninsecure_registries = [\"{}\"]\n[signing]\n{policy}",
+        reg.host()
+    );
+    std::fs::write(ctx.images.path().join("bpfman.toml"), toml).unwrap();
+
+    let pulled = ctx.ok_json(&["image", "pull", &signed]);
+    assert_eq!(pulled["signature"], "verified", "{pulled}");
+    assert_eq!(pulled["keyless"]["identity"], SIGNER, "{pulled}");
+    assert_eq!(pulled["keyless"]["issuer"], ISSUER, "{pulled}");
+    let table = ctx.run(&["image", "pull", &signed]);
+    assert!(
+        table.ok
+            && table
+                .stdout
+                .contains("keyless: https://github.com/example/bpf/"),
+        "{}",
+        table.stdout
+    );
+    let loaded = ctx.load_image(&["-i", &signed, "count_sched_switch"]);
+    let id = id_of(&loaded[0]);
+
+    let e = ctx.fails(&["load", "image", "-i", &forked, "count_sched_switch"]);
+    assert!(
+        e.contains("signature rejected") && e.contains("https://github.com/fork/bpf/"),
+        "{e}"
+    );
+    let e = ctx.fails(&["load", "image", "-i", &unsigned, "count_sched_switch"]);
+    assert!(e.contains("no cosign signature"), "{e}");
+
+    // The daemon applies the same policy (it reads bpfman.toml per pull).
+    ctx.start_daemon();
+    let r = ctx.run_mode(
+        &["load", "image", "-i", &forked, "count_sched_switch"],
+        true,
+    );
+    assert!(
+        !r.ok
+            && r.stderr
+                .contains("matches no signing.keyless identity rule"),
+        "{}",
+        r.stderr
+    );
+    let remote = ctx.ok_json_mode(
+        &["load", "image", "-i", &signed, "count_sched_switch"],
+        true,
+    );
+    let id2 = id_of(&remote[0]);
+
+    // The refusals left nothing: only the two signed loads exist.
+    let list = ctx.ok_json(&["list"]);
+    let mut ids: Vec<u32> = list.as_array().unwrap().iter().map(id_of).collect();
+    ids.sort();
+    let mut want = vec![id, id2];
+    want.sort();
+    assert_eq!(ids, want);
+
+    attach_and_count(&ctx, id, &map_pin(&ctx.env, id, "stats_map"), 0);
+    for i in [id, id2] {
+        ctx.ok_json(&["unload", &i.to_string()]);
+    }
+    ctx.env.assert_empty();
+}
+
+#[test]
 fn registry_credentials_are_used_and_never_stored() {
     if !root_or_skip("registry_credentials_are_used_and_never_stored") {
         return;
