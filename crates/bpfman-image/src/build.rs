@@ -31,6 +31,13 @@ trait Sink {
         media_type: &str,
         body: &[u8],
     ) -> Result<String, ImageError>;
+    /// Stores a manifest reachable by digest only (the platform images of
+    /// an index).
+    fn put_untagged_manifest(
+        &mut self,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<String, ImageError>;
     /// The name written into signature payloads.
     fn docker_reference(&self) -> String;
     /// The tag given by the destination.
@@ -67,6 +74,14 @@ impl Sink for RegistrySink<'_> {
         body: &[u8],
     ) -> Result<String, ImageError> {
         self.reg.put_manifest(tag, media_type, body)
+    }
+    fn put_untagged_manifest(
+        &mut self,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<String, ImageError> {
+        self.reg
+            .put_manifest(&digest::sha256(body), media_type, body)
     }
     fn docker_reference(&self) -> String {
         self.reference.repository_name()
@@ -162,6 +177,13 @@ impl Sink for LayoutSink {
             .map_err(|e| ImageError::io(format!("write {}", index_path.display()), e))?;
         Ok(d)
     }
+    fn put_untagged_manifest(
+        &mut self,
+        _media_type: &str,
+        body: &[u8],
+    ) -> Result<String, ImageError> {
+        self.put_blob(body)
+    }
     fn docker_reference(&self) -> String {
         self.dir.display().to_string()
     }
@@ -211,6 +233,29 @@ pub(crate) fn build(
     dest: &BuildDest,
     creds: Option<&Credentials>,
 ) -> Result<BuildOutput, ImageError> {
+    let prepared = prepare(req)?;
+    let mut s = sink(cfg, dest, creds)?;
+    let tag = s.tag();
+    let digest = put_image(s.as_mut(), &prepared, Some(&tag))?;
+    let signature = match &req.sign_key {
+        Some(k) => Some(sign_into(s.as_mut(), &digest, k)?),
+        None => None,
+    };
+    Ok(BuildOutput {
+        reference: s.display(&digest),
+        digest,
+        signature,
+    })
+}
+
+/// An image's blobs, built and checked, nothing written yet.
+struct Prepared {
+    layer: Vec<u8>,
+    config: Vec<u8>,
+}
+
+/// Reads and checks the object and builds the layer and config.
+fn prepare(req: &BuildRequest) -> Result<Prepared, ImageError> {
     let object = fs::read(&req.object)
         .map_err(|e| ImageError::io(format!("read {}", req.object.display()), e))?;
     let endian = elf::bpf_elf_endian(&object)
@@ -259,9 +304,15 @@ pub(crate) fn build(
         },
     })?;
 
-    let mut s = sink(cfg, dest, creds)?;
-    let layer_digest = s.put_blob(&gz)?;
-    let config_digest = s.put_blob(&config)?;
+    Ok(Prepared { layer: gz, config })
+}
+
+/// Writes a prepared image (layer, config, manifest), tagged or by digest
+/// only; returns the manifest digest.
+fn put_image(s: &mut dyn Sink, p: &Prepared, tag: Option<&str>) -> Result<String, ImageError> {
+    let (gz, config) = (&p.layer, &p.config);
+    let layer_digest = s.put_blob(gz)?;
+    let config_digest = s.put_blob(config)?;
     let manifest = json(&Manifest {
         schema_version: 2,
         media_type: Some(oci::OCI_MANIFEST.to_string()),
@@ -281,17 +332,39 @@ pub(crate) fn build(
         }],
         annotations: None,
     })?;
-    let tag = s.tag();
-    let digest = s.put_manifest(&tag, oci::OCI_MANIFEST, &manifest)?;
-    let signature = match &req.sign_key {
-        Some(k) => Some(sign_into(s.as_mut(), &digest, k)?),
-        None => None,
-    };
-    Ok(BuildOutput {
-        reference: s.display(&digest),
-        digest,
-        signature,
-    })
+    match tag {
+        Some(t) => s.put_manifest(t, oci::OCI_MANIFEST, &manifest),
+        None => s.put_untagged_manifest(oci::OCI_MANIFEST, &manifest),
+    }
+}
+
+/// Builds one image per request (each for its own platform), stored by
+/// digest, and a multi-arch index over them under `dest`'s tag, optionally
+/// signed. Returns the index output and the (platform, digest) of each image.
+pub(crate) fn build_multi(
+    cfg: &ImageConfig,
+    reqs: &[BuildRequest],
+    dest: &BuildDest,
+    sign_key: Option<&Path>,
+    creds: Option<&Credentials>,
+) -> Result<(BuildOutput, Vec<(crate::Platform, String)>), ImageError> {
+    for (i, a) in reqs.iter().enumerate() {
+        if reqs[..i].iter().any(|b| b.platform == a.platform) {
+            return Err(ImageError::Build(format!(
+                "platform {} is given twice; an index has one image per platform",
+                a.platform
+            )));
+        }
+    }
+    // Every object is checked before anything is written.
+    let prepared = reqs.iter().map(prepare).collect::<Result<Vec<_>, _>>()?;
+    let mut s = sink(cfg, dest, creds)?;
+    let mut images = Vec::new();
+    for (r, p) in reqs.iter().zip(&prepared) {
+        images.push((r.platform.clone(), put_image(s.as_mut(), p, None)?));
+    }
+    let digests: Vec<String> = images.iter().map(|(_, d)| d.clone()).collect();
+    Ok((index_into(s.as_mut(), &digests, sign_key)?, images))
 }
 
 /// Signs `digest` the cosign way; returns the signature manifest digest.
@@ -325,12 +398,21 @@ pub(crate) fn build_index(
     sign_key: Option<&Path>,
     creds: Option<&Credentials>,
 ) -> Result<BuildOutput, ImageError> {
+    let mut s = sink(cfg, dest, creds)?;
+    index_into(s.as_mut(), manifests, sign_key)
+}
+
+/// Writes an index over `manifests` (already in the sink) under its tag.
+fn index_into(
+    s: &mut dyn Sink,
+    manifests: &[String],
+    sign_key: Option<&Path>,
+) -> Result<BuildOutput, ImageError> {
     if manifests.is_empty() {
         return Err(ImageError::Build(
             "an index needs at least one image".to_string(),
         ));
     }
-    let mut s = sink(cfg, dest, creds)?;
     let mut entries = Vec::new();
     for d in manifests {
         digest::hex_part(d).map_err(ImageError::Build)?;
@@ -370,7 +452,7 @@ pub(crate) fn build_index(
     let tag = s.tag();
     let digest = s.put_manifest(&tag, oci::OCI_INDEX, &index)?;
     let signature = match sign_key {
-        Some(k) => Some(sign_into(s.as_mut(), &digest, k)?),
+        Some(k) => Some(sign_into(s, &digest, k)?),
         None => None,
     };
     Ok(BuildOutput {

@@ -10,7 +10,7 @@
 //!   platform), fetch with bounded sizes and verified digests, cache by digest,
 //!   unpack and check the ELF, apply the cosign signing policy.
 //! - [`inspect`]: labels, digests and platforms without downloading the layer.
-//! - [`build`] / [`build_index`]: write an image from an object (optionally
+//! - [`build`] / [`build_multi`] / [`build_index`]: write an image from an object (optionally
 //!   signed) to a registry or an OCI layout directory.
 //! - [`prune`]: bound the cache.
 //! - [`load_config`], [`credentials_from_auth_files`]: settings and credentials.
@@ -309,6 +309,37 @@ pub fn build_index(
     #[cfg(not(feature = "oci"))]
     {
         let _ = (cfg, manifests, dest, sign_key, creds);
+        Err(ImageError::Unsupported)
+    }
+}
+
+/// What [`build_multi`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiBuildOutput {
+    /// The index (under the destination's tag) and its signature.
+    pub index: BuildOutput,
+    /// Each platform's image manifest digest.
+    pub images: Vec<(Platform, String)>,
+}
+
+/// Builds one image per request (one platform each, stored by digest) and a
+/// multi-arch index over them under `dest`'s tag, signed with `sign_key`
+/// when given (pulls check the index's signature first).
+pub fn build_multi(
+    cfg: &ImageConfig,
+    reqs: &[BuildRequest],
+    dest: &BuildDest,
+    sign_key: Option<&Path>,
+    creds: Option<&Credentials>,
+) -> Result<MultiBuildOutput, ImageError> {
+    #[cfg(feature = "oci")]
+    {
+        let (index, images) = build::build_multi(cfg, reqs, dest, sign_key, creds)?;
+        Ok(MultiBuildOutput { index, images })
+    }
+    #[cfg(not(feature = "oci"))]
+    {
+        let _ = (cfg, reqs, dest, sign_key, creds);
         Err(ImageError::Unsupported)
     }
 }

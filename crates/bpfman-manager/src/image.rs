@@ -18,7 +18,7 @@ use bpfman_image::{
 };
 use serde::Serialize;
 
-pub use bpfman_image::{ImageConfig, PullPolicy};
+pub use bpfman_image::{ImageConfig, Platform as ImagePlatform, PullPolicy};
 
 use crate::Manager;
 use crate::error::{Code, ManagerError, Result};
@@ -295,18 +295,27 @@ pub enum BuildTarget {
     Push(String),
 }
 
-/// An image to build from a BPF object.
+/// One object of a build, for one platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildObject {
+    /// The BPF ELF object.
+    pub path: PathBuf,
+    /// Platform `os/arch[/variant]`; default the host's (single object only).
+    pub platform: Option<String>,
+}
+
+/// An image to build from a BPF object, or a multi-arch index from one
+/// object per platform.
 #[derive(Debug, Clone)]
 pub struct BuildImageRequest {
-    /// The BPF ELF object.
-    pub object: PathBuf,
+    /// The objects: one, or several each with its platform (then the image
+    /// is an index over one image per platform).
+    pub objects: Vec<BuildObject>,
     /// `io.ebpf.programs`; empty = every program of the object bpfman knows
     /// the type of (from its ELF section).
     pub programs: BTreeMap<String, String>,
     /// `io.ebpf.maps` (label left out when empty).
     pub maps: BTreeMap<String, String>,
-    /// Platform `os/arch[/variant]`; default the host's.
-    pub platform: Option<String>,
     /// Sign with this PEM ECDSA P-256 private key.
     pub sign_key: Option<PathBuf>,
     /// Destination.
@@ -329,6 +338,18 @@ pub struct BuiltImage {
     pub programs: BTreeMap<String, String>,
     /// The `io.ebpf.maps` label written.
     pub maps: BTreeMap<String, String>,
+    /// For a multi-arch index: each platform's image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<PlatformImage>,
+}
+
+/// One platform's image in a built index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlatformImage {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Its manifest digest.
+    pub digest: String,
 }
 
 /// The programs of an object, name → type from their ELF sections (those
@@ -352,26 +373,46 @@ pub fn object_program_labels(object: &Path) -> Result<BTreeMap<String, String>> 
         .collect())
 }
 
-/// Builds a bytecode image and writes it to an OCI layout or a registry.
+fn parse_platform(p: &str) -> Result<Platform> {
+    p.parse()
+        .map_err(|e: String| ManagerError::invalid(format!("platform '{p}': {e}")))
+}
+
+/// Builds a bytecode image and writes it to an OCI layout or a registry;
+/// with one object per platform, a multi-arch index over them.
 pub fn build_image(cfg: &ImageConfig, req: &BuildImageRequest) -> Result<BuiltImage> {
+    let Some(first) = req.objects.first() else {
+        return Err(ManagerError::invalid("no object to build an image from"));
+    };
     let mut programs = req.programs.clone();
     if programs.is_empty() {
-        programs = object_program_labels(&req.object)?;
+        programs = object_program_labels(&first.path)?;
         if programs.is_empty() {
             return Err(ManagerError::invalid(format!(
                 "{} holds no program of a type bpfman knows: name them with --program NAME=TYPE",
-                req.object.display()
+                first.path.display()
             )));
         }
+        // One label for the whole index: the objects must agree.
+        for o in &req.objects[1..] {
+            if object_program_labels(&o.path)? != programs {
+                return Err(ManagerError::invalid(format!(
+                    "{} and {} hold different programs: name the programs with --program NAME=TYPE",
+                    first.path.display(),
+                    o.path.display()
+                )));
+            }
+        }
     }
-    let mut build = BuildRequest::new(&req.object);
-    build.programs = programs.clone();
-    build.maps = req.maps.clone();
-    build.sign_key = req.sign_key.clone();
-    if let Some(p) = &req.platform {
-        build.platform = p
-            .parse()
-            .map_err(|e: String| ManagerError::invalid(format!("platform '{p}': {e}")))?;
+    let mut builds = Vec::new();
+    for o in &req.objects {
+        let mut build = BuildRequest::new(&o.path);
+        build.programs = programs.clone();
+        build.maps = req.maps.clone();
+        if let Some(p) = &o.platform {
+            build.platform = parse_platform(p)?;
+        }
+        builds.push(build);
     }
     let (dest, creds) = match &req.target {
         BuildTarget::OciLayout { dir, tag } => (
@@ -386,13 +427,37 @@ pub fn build_image(cfg: &ImageConfig, req: &BuildImageRequest) -> Result<BuiltIm
             credentials(r, req.auth.as_ref()),
         ),
     };
-    let out = bpfman_image::build(cfg, &build, &dest, creds.as_ref())?;
+    let (out, images) = if let [single] = builds.as_mut_slice() {
+        single.sign_key = req.sign_key.clone();
+        (
+            bpfman_image::build(cfg, single, &dest, creds.as_ref())?,
+            Vec::new(),
+        )
+    } else {
+        let m = bpfman_image::build_multi(
+            cfg,
+            &builds,
+            &dest,
+            req.sign_key.as_deref(),
+            creds.as_ref(),
+        )?;
+        let images = m
+            .images
+            .into_iter()
+            .map(|(p, digest)| PlatformImage {
+                platform: p.to_string(),
+                digest,
+            })
+            .collect();
+        (m.index, images)
+    };
     Ok(BuiltImage {
         reference: out.reference,
         digest: out.digest,
         signature: out.signature,
         programs,
         maps: req.maps.clone(),
+        images,
     })
 }
 

@@ -10,7 +10,7 @@ use bpfman_core::spec::{
     XdpMode, parse_global, validate_symbol,
 };
 use bpfman_core::{APPLICATION_KEY, CoreError, ProgramKind};
-use bpfman_manager::image::{BuildImageRequest, BuildTarget};
+use bpfman_manager::image::{BuildImageRequest, BuildObject, BuildTarget};
 
 use crate::cli::{
     AttachArgs, AttachType, ImageBuildArgs, ImageRefArgs, LoadCommon, LoadFileArgs, LoadImageArgs,
@@ -168,6 +168,26 @@ pub fn labels(what: &str, items: &[String]) -> Result<BTreeMap<String, String>, 
     Ok(out)
 }
 
+/// `--object PATH` or `--object OS/ARCH[/VARIANT]=PATH`.
+fn build_object(s: &str) -> Result<BuildObject, CoreError> {
+    if let Some((p, path)) = s.split_once('=')
+        && p.contains('/')
+        && p.parse::<bpfman_manager::image::ImagePlatform>().is_ok()
+    {
+        if path.is_empty() {
+            return Err(invalid(format!("--object '{s}' names no file")));
+        }
+        return Ok(BuildObject {
+            path: path.into(),
+            platform: Some(p.to_string()),
+        });
+    }
+    Ok(BuildObject {
+        path: s.into(),
+        platform: None,
+    })
+}
+
 /// `image build` arguments -> a build request.
 pub fn image_build_request(a: &ImageBuildArgs) -> Result<BuildImageRequest, CoreError> {
     let programs = labels("program", &a.programs)?;
@@ -200,11 +220,39 @@ pub fn image_build_request(a: &ImageBuildArgs) -> Result<BuildImageRequest, Core
     if a.registry_auth.is_some() && a.push.is_none() {
         return Err(invalid("--registry-auth applies to --push only"));
     }
+    let mut objects = Vec::new();
+    for o in &a.objects {
+        objects.push(build_object(o)?);
+    }
+    match objects.as_mut_slice() {
+        [] => return Err(invalid("give the BPF object with --object PATH")),
+        [one] => match (&one.platform, &a.platform) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "give the platform once: --object OS/ARCH=PATH or --platform OS/ARCH",
+                ));
+            }
+            (None, p) => one.platform = p.clone(),
+            _ => {}
+        },
+        many => {
+            if a.platform.is_some() {
+                return Err(invalid(
+                    "--platform applies to a single object; give each object as --object OS/ARCH=PATH",
+                ));
+            }
+            if let Some(o) = many.iter().find(|o| o.platform.is_none()) {
+                return Err(invalid(format!(
+                    "several objects make a multi-arch index: give {} as --object OS/ARCH=PATH",
+                    o.path.display()
+                )));
+            }
+        }
+    }
     Ok(BuildImageRequest {
-        object: a.object.clone(),
+        objects,
         programs,
         maps: labels("map", &a.maps)?,
-        platform: a.platform.clone(),
         sign_key: a.sign_key.clone(),
         target,
         auth: registry_auth(a.registry_auth.as_deref())?,
@@ -481,6 +529,56 @@ mod tests {
         };
         let r = image_build_request(&a).unwrap();
         assert!(matches!(r.target, BuildTarget::OciLayout { ref tag, .. } if tag == "latest"));
+        assert_eq!(
+            r.objects,
+            [BuildObject {
+                path: "x.o".into(),
+                platform: None
+            }]
+        );
+        // Several objects, one per platform: a multi-arch index.
+        let build = |extra: &[&str]| {
+            let mut v = vec!["bpfman", "image", "build", "--oci-layout", "/tmp/l"];
+            v.extend(extra);
+            let crate::cli::Command::Image(crate::cli::ImageCommand::Build(a)) = parse(&v).command
+            else {
+                panic!()
+            };
+            image_build_request(&a)
+        };
+        let r = build(&["-b", "linux/amd64=a.o", "-b", "linux/arm64/v8=b.o"]).unwrap();
+        assert_eq!(r.objects[1].platform.as_deref(), Some("linux/arm64/v8"));
+        assert_eq!(r.objects[1].path, std::path::Path::new("b.o"));
+        let r = build(&["-b", "linux/s390x=a.o"]).unwrap();
+        assert_eq!(r.objects[0].platform.as_deref(), Some("linux/s390x"));
+        let r = build(&["-b", "./a=b.o", "--platform", "linux/arm64"]).unwrap();
+        assert_eq!(r.objects[0].path, std::path::Path::new("./a=b.o"));
+        assert_eq!(r.objects[0].platform.as_deref(), Some("linux/arm64"));
+        for (bad, want) in [
+            (
+                &["-b", "a.o", "-b", "linux/arm64=b.o"][..],
+                "as --object OS/ARCH=PATH",
+            ),
+            (
+                &[
+                    "-b",
+                    "linux/amd64=a.o",
+                    "-b",
+                    "linux/arm64=b.o",
+                    "--platform",
+                    "linux/amd64",
+                ][..],
+                "single object",
+            ),
+            (
+                &["-b", "linux/amd64=a.o", "--platform", "linux/amd64"][..],
+                "platform once",
+            ),
+            (&["-b", "linux/amd64="][..], "names no file"),
+        ] {
+            let e = build(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
         // Exactly one destination.
         assert!(
             crate::cli::Cli::try_parse_from(["bpfman", "image", "build", "-b", "x.o"]).is_err()

@@ -184,9 +184,15 @@ pub struct ImageRefArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("dest").required(true).args(["oci_layout", "push"]))]
 pub struct ImageBuildArgs {
-    /// The BPF ELF object.
-    #[arg(short = 'b', long, value_name = "PATH")]
-    pub object: PathBuf,
+    /// The BPF ELF object; repeat as OS/ARCH[/VARIANT]=PATH, one per
+    /// platform, to build a multi-arch index.
+    #[arg(
+        short = 'b',
+        long = "object",
+        value_name = "[OS/ARCH=]PATH",
+        required = true
+    )]
+    pub objects: Vec<String>,
     /// Program label NAME=TYPE (repeatable; default: every program of the
     /// object, typed by its ELF section).
     #[arg(long = "program", value_name = "NAME=TYPE")]

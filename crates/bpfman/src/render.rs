@@ -448,6 +448,9 @@ pub fn built_image(out: Output, b: &BuiltImage) -> String {
         let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
     };
     f("Digest", b.digest.clone());
+    for i in &b.images {
+        f("Image", format!("{} {}", i.platform, i.digest));
+    }
     f("Programs", kv(&b.programs));
     f("Maps", kv(&b.maps));
     f(

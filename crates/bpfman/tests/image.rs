@@ -410,6 +410,74 @@ fn build_push_load_attach_unload() {
 }
 
 #[test]
+fn multi_arch_index_built_by_the_cli_loads_the_host_image() {
+    if !root_or_skip("multi_arch_index_built_by_the_cli_loads_the_host_image") {
+        return;
+    }
+    let Some(reg) = Registry::start("multi_arch_index_built_by_the_cli", None) else {
+        return;
+    };
+    let ctx = Ctx::new(Some(&reg), None);
+    let r = reg.reference("multi/stats:v1");
+    let stats = obj(STATS);
+    let amd64 = format!("linux/amd64={stats}");
+    let arm64 = format!("linux/arm64={stats}");
+    let s390x = format!("linux/s390x={stats}");
+    // A little-endian object cannot be the s390x image: refused before
+    // anything is pushed.
+    let e = ctx.fails(&["image", "build", "-b", &amd64, "-b", &s390x, "--push", &r]);
+    assert!(e.contains("big-endian") || e.contains("Big"), "{e}");
+    let e = ctx.fails(&["image", "inspect", &r]);
+    assert!(e.contains("not found"), "{e}");
+
+    let built = ctx.ok_json(&[
+        "image",
+        "build",
+        "-b",
+        &amd64,
+        "-b",
+        &arm64,
+        "--map",
+        "stats_map=array",
+        "--sign-key",
+        &key("trusted.key"),
+        "--push",
+        &r,
+    ]);
+    let images = built["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{built}");
+    assert_eq!(images[0]["platform"], "linux/amd64");
+    assert!(built["signature"].is_string(), "{built}");
+    let info = ctx.ok_json(&["image", "inspect", &r]);
+    assert_eq!(info["digest"], built["digest"]);
+    let host = bpfman_image::Platform::host().to_string();
+    let mine = images.iter().find(|i| i["platform"] == host.as_str());
+    assert_eq!(
+        Some(&info["manifest_digest"]),
+        mine.map(|i| &i["digest"]),
+        "{info}"
+    );
+    assert_eq!(
+        info["index_platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+
+    // Loaded under a strict key policy: the index signature covers it.
+    let policy = format!(
+        "verify = true\nallow_unsigned = false\npublic_key = \"{}\"",
+        key("trusted.pub")
+    );
+    let strict = Ctx::new(Some(&reg), Some(&policy));
+    let pulled = strict.ok_json(&["image", "pull", &r]);
+    assert_eq!(pulled["signature"], "verified", "{pulled}");
+    let loaded = strict.load_image(&["-i", &r, "count_sched_switch"]);
+    let id = id_of(&loaded[0]);
+    attach_and_count(&strict, id, &map_pin(&strict.env, id, "stats_map"), 0);
+    strict.ok_json(&["unload", &id.to_string()]);
+    strict.env.assert_empty();
+}
+
+#[test]
 fn programs_come_from_the_labels() {
     if !root_or_skip("programs_come_from_the_labels") {
         return;
