@@ -298,8 +298,13 @@ fn fetch_signature(
     Ok(SigState::Absent)
 }
 
-/// Verifies a cached signature state against the configured key.
-fn verify(f: &mut Fetcher<'_>, state: &SigState, top: &str) -> Result<SignatureStatus, ImageError> {
+/// Verifies a cached signature state with the policy's key and/or keyless rules.
+fn verify(
+    f: &mut Fetcher<'_>,
+    verifier: &sign::Verifier,
+    state: &SigState,
+    top: &str,
+) -> Result<SignatureStatus, ImageError> {
     let policy = &f.cfg.policy;
     let (subject, manifest) = match state {
         SigState::Absent if policy.allow_unsigned => return Ok(SignatureStatus::Unsigned),
@@ -318,7 +323,6 @@ fn verify(f: &mut Fetcher<'_>, state: &SigState, top: &str) -> Result<SignatureS
         }
         SigState::Present { subject, manifest } => (subject.clone(), manifest.clone()),
     };
-    let verifier = sign::Verifier::from_policy(policy)?;
     let display = f.display.clone();
     let invalid = |reason: String| ImageError::SignatureInvalid {
         reference: display.clone(),
@@ -362,10 +366,12 @@ pub(crate) fn pull(
 ) -> Result<PulledImage, ImageError> {
     let r = Reference::parse(reference)?;
     cfg.policy.validate()?;
-    if cfg.policy.verify {
-        // A bad key or trust root fails before any download.
-        sign::Verifier::from_policy(&cfg.policy)?;
-    }
+    // A bad key or trust root fails before any download.
+    let verifier = if cfg.policy.verify {
+        Some(sign::Verifier::from_policy(&cfg.policy)?)
+    } else {
+        None
+    };
     let display = r.to_string();
     let tag = canonical_tag(&r);
     let cache = Cache::open(&cfg.cache_dir, false)?;
@@ -423,10 +429,9 @@ pub(crate) fn pull(
     entry.references.insert(display.clone());
     entry.last_used = cache::now();
     cache.put_entry(&entry)?;
-    let signature = if cfg.policy.verify {
-        verify(&mut f, &sig_state, &top)?
-    } else {
-        SignatureStatus::NotChecked
+    let signature = match &verifier {
+        Some(v) => verify(&mut f, v, &sig_state, &top)?,
+        None => SignatureStatus::NotChecked,
     };
     let from_cache = !f.used_network();
     drop(f);
