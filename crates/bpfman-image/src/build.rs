@@ -25,6 +25,9 @@ trait Sink {
     fn put_blob(&mut self, data: &[u8]) -> Result<String, ImageError>;
     fn get_blob(&mut self, d: &str) -> Result<Vec<u8>, ImageError>;
     fn get_manifest(&mut self, d: &str) -> Result<Vec<u8>, ImageError>;
+    /// The manifest a tag names, if any.
+    #[cfg(any(test, feature = "test-support"))]
+    fn get_tagged(&mut self, tag: &str) -> Result<Option<Vec<u8>>, ImageError>;
     fn put_manifest(
         &mut self,
         tag: &str,
@@ -66,6 +69,10 @@ impl Sink for RegistrySink<'_> {
                 reference: format!("{}@{d}", self.reference.repository_name()),
                 reason: "the registry has no such manifest".to_string(),
             })
+    }
+    #[cfg(any(test, feature = "test-support"))]
+    fn get_tagged(&mut self, tag: &str) -> Result<Option<Vec<u8>>, ImageError> {
+        Ok(self.reg.get_manifest(tag)?.map(|f| f.bytes))
     }
     fn put_manifest(
         &mut self,
@@ -134,6 +141,26 @@ impl Sink for LayoutSink {
     }
     fn get_manifest(&mut self, d: &str) -> Result<Vec<u8>, ImageError> {
         self.get_blob(d)
+    }
+    #[cfg(any(test, feature = "test-support"))]
+    fn get_tagged(&mut self, tag: &str) -> Result<Option<Vec<u8>>, ImageError> {
+        let index_path = self.dir.join("index.json");
+        let index: Index = match fs::read(&index_path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| ImageError::Build(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ImageError::io(format!("read {}", index_path.display()), e)),
+        };
+        let found = index.manifests.iter().find(|m| {
+            m.annotations
+                .as_ref()
+                .and_then(|a| a.get(oci::REF_NAME_ANNOTATION))
+                .map(String::as_str)
+                == Some(tag)
+        });
+        match found {
+            Some(m) => Ok(Some(self.get_blob(&m.digest.clone())?)),
+            None => Ok(None),
+        }
     }
     fn put_manifest(
         &mut self,
@@ -479,4 +506,70 @@ pub(crate) fn attach_signature(
     let payload = sign::payload(&s.docker_reference(), digest);
     let (sig, extra) = sign(&payload);
     put_signature(s.as_mut(), digest, &payload, &sig, &extra)
+}
+
+/// Attaches a Sigstore bundle to image `digest` as an OCI 1.1 referrer
+/// (artifact manifest with the image as subject), listed in the
+/// `sha256-<hex>` referrers tag. Returns the artifact manifest's digest.
+#[cfg(any(test, feature = "test-support"))]
+pub(crate) fn attach_bundle(
+    cfg: &ImageConfig,
+    dest: &BuildDest,
+    digest: &str,
+    bundle: &[u8],
+    creds: Option<&Credentials>,
+) -> Result<String, ImageError> {
+    use crate::bundle::{BUNDLE_MEDIA_TYPE, EMPTY_MEDIA_TYPE};
+    let hex = digest::hex_part(digest)
+        .map_err(ImageError::Build)?
+        .to_string();
+    let mut s = sink(cfg, dest, creds)?;
+    let subject = s.get_manifest(digest)?;
+    let subject_type = serde_json::from_slice::<serde_json::Value>(&subject)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| oci::OCI_MANIFEST.to_string());
+    let empty = b"{}";
+    let empty_digest = s.put_blob(empty)?;
+    let bundle_digest = s.put_blob(bundle)?;
+    let manifest = json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_MANIFEST,
+        "artifactType": BUNDLE_MEDIA_TYPE,
+        "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": empty_digest, "size": empty.len()},
+        "layers": [{
+            "mediaType": BUNDLE_MEDIA_TYPE,
+            "digest": bundle_digest,
+            "size": bundle.len(),
+            "annotations": {"org.opencontainers.image.title": format!("{}.sigstore.json", bundle_digest.replacen(':', "-", 1))},
+        }],
+        "subject": {"mediaType": subject_type, "digest": digest, "size": subject.len()},
+        "annotations": {"dev.sigstore.bundle.content": "dsse-envelope",
+                        "dev.sigstore.bundle.predicateType": crate::bundle::COSIGN_SIGN_PREDICATE},
+    }))?;
+    let referrer = s.put_untagged_manifest(oci::OCI_MANIFEST, &manifest)?;
+    let tag = format!("sha256-{hex}");
+    let mut index = match s.get_tagged(&tag)? {
+        Some(b) => serde_json::from_slice::<serde_json::Value>(&b)
+            .map_err(|e| ImageError::Build(format!("referrers tag {tag}: {e}")))?,
+        None => {
+            serde_json::json!({"schemaVersion": 2, "mediaType": oci::OCI_INDEX, "manifests": []})
+        }
+    };
+    let entry = serde_json::json!({
+        "mediaType": oci::OCI_MANIFEST,
+        "digest": referrer,
+        "size": manifest.len(),
+        "artifactType": BUNDLE_MEDIA_TYPE,
+    });
+    match index.get_mut("manifests").and_then(|m| m.as_array_mut()) {
+        Some(m) => m.push(entry),
+        None => {
+            return Err(ImageError::Build(format!(
+                "referrers tag {tag} is not an index"
+            )));
+        }
+    }
+    s.put_manifest(&tag, oci::OCI_INDEX, &json(&index)?)?;
+    Ok(referrer)
 }

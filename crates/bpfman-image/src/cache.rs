@@ -34,8 +34,16 @@ pub(crate) enum SigState {
     NotFetched,
     /// Looked: the registry had no signature.
     Absent,
-    /// The signature manifest (cached) for `subject`.
-    Present { subject: String, manifest: String },
+    /// Signatures (cached) for `subject`: the cosign `.sig` manifest and/or
+    /// Sigstore bundle referrer manifests (cosign v3).
+    Present {
+        subject: String,
+        /// The legacy `sha256-<hex>.sig` manifest.
+        manifest: Option<String>,
+        /// Referrer manifests holding Sigstore bundles.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bundles: Vec<String>,
+    },
 }
 
 /// Per-digest bookkeeping.
@@ -268,8 +276,12 @@ impl Cache {
         let mut out = BTreeSet::new();
         let mut manifests = vec![e.digest.clone()];
         for s in e.signatures.values() {
-            if let SigState::Present { manifest, .. } = s {
-                manifests.push(manifest.clone());
+            if let SigState::Present {
+                manifest, bundles, ..
+            } = s
+            {
+                manifests.extend(manifest.iter().cloned());
+                manifests.extend(bundles.iter().cloned());
             }
         }
         while let Some(m) = manifests.pop() {

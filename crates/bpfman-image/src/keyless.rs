@@ -69,12 +69,67 @@ impl BundlePayload {
     }
 }
 
+/// What a signature covers, and so what its Rekor entry must record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Signed<'a> {
+    /// A cosign `.sig` layer: the signature is over the payload's SHA-256.
+    HashedRekord { payload_hash: &'a [u8; 32] },
+    /// A DSSE envelope: the signature is over its PAE bytes.
+    Dsse {
+        pae: &'a [u8],
+        payload_hash: [u8; 32],
+    },
+}
+
+/// Does a logged (base64 signature, base64 PEM certificate) pair name this
+/// signature and certificate?
+fn check_logged(
+    sig_b64: &str,
+    cert_b64: &str,
+    signature: &[u8],
+    leaf: &Cert,
+) -> Result<(), String> {
+    let logged_sig = STANDARD
+        .decode(sig_b64.trim())
+        .map_err(|_| "the Rekor entry's signature is not base64".to_string())?;
+    if logged_sig != signature {
+        return Err("the Rekor entry records another signature than this one".into());
+    }
+    let logged_cert = STANDARD
+        .decode(cert_b64.trim())
+        .ok()
+        .and_then(|pem| String::from_utf8(pem).ok())
+        .ok_or("the Rekor entry's public key is not base64 PEM")?;
+    let logged_cert =
+        Cert::from_pem(&logged_cert).map_err(|e| format!("the Rekor entry's certificate: {e}"))?;
+    if logged_cert.der != leaf.der {
+        return Err("the Rekor entry records another certificate than this one".into());
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct Body {
-    kind: String,
-    #[serde(rename = "apiVersion")]
-    api_version: String,
     spec: HashedRekord,
+}
+
+#[derive(Deserialize)]
+struct DsseBody {
+    spec: DsseSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DsseSpec {
+    payload_hash: HrHash,
+    #[serde(default)]
+    signatures: Vec<DsseLogged>,
+}
+
+#[derive(Deserialize)]
+struct DsseLogged {
+    signature: String,
+    verifier: String,
 }
 
 #[derive(Deserialize)]
@@ -150,19 +205,39 @@ impl KeylessVerifier {
              signing.public_key to accept key signatures)",
         )?;
         let leaf = Cert::from_pem(cert_pem).map_err(|e| format!("signing certificate: {e}"))?;
-        // Sigstore signs the SHA-256 of the artifact whatever the curve.
-        leaf.public_key()
-            .map_err(|e| format!("signing certificate: {e}"))?
-            .verify_prehash(payload_hash, signature)
-            .map_err(|()| "the signature does not verify with its certificate's key".to_string())?;
-
         let bundle = annotations.get(BUNDLE_ANNOTATION).ok_or(
             "the signature has no Rekor bundle (dev.sigstore.cosign/bundle): without a \
              transparency log entry there is no proof of when the short-lived certificate signed",
         )?;
         let bundle: RekorBundle = serde_json::from_str(bundle)
             .map_err(|e| format!("the Rekor bundle is malformed: {e}"))?;
-        let t = self.check_tlog(&bundle, &leaf, signature, payload_hash)?;
+        self.verify_signed(
+            &leaf,
+            signature,
+            Signed::HashedRekord { payload_hash },
+            &bundle,
+        )
+    }
+
+    /// Checks a signature by `leaf` over `signed`, logged as `tlog`.
+    pub(crate) fn verify_signed(
+        &self,
+        leaf: &Cert,
+        signature: &[u8],
+        signed: Signed<'_>,
+        tlog: &RekorBundle,
+    ) -> Result<Signer, String> {
+        let key = leaf
+            .public_key()
+            .map_err(|e| format!("signing certificate: {e}"))?;
+        let sig_ok = match signed {
+            // Sigstore signs the SHA-256 of the artifact whatever the curve.
+            Signed::HashedRekord { payload_hash } => key.verify_prehash(payload_hash, signature),
+            Signed::Dsse { pae, .. } => key.verify(key.default_hash(), pae, signature),
+        };
+        sig_ok
+            .map_err(|()| "the signature does not verify with its certificate's key".to_string())?;
+        let t = self.check_tlog(tlog, leaf, signature, signed)?;
 
         let (nb, na) = leaf.validity();
         if !(nb <= t && t <= na) {
@@ -172,9 +247,9 @@ impl KeylessVerifier {
             ));
         }
         leaf.check_code_signing()?;
-        let issuer_cert = self.check_chain(&leaf, t)?;
+        let issuer_cert = self.check_chain(leaf, t)?;
         if !self.root.ctlogs.is_empty() {
-            self.check_sct(&leaf, issuer_cert)?;
+            self.check_sct(leaf, issuer_cert)?;
         }
 
         let names = leaf.identities()?;
@@ -186,7 +261,7 @@ impl KeylessVerifier {
                 return Ok(Signer {
                     identity: id.to_string(),
                     issuer,
-                    log_index: u64::try_from(bundle.payload.log_index).unwrap_or(0),
+                    log_index: u64::try_from(tlog.payload.log_index).unwrap_or(0),
                     integrated_time: t,
                 });
             }
@@ -207,7 +282,7 @@ impl KeylessVerifier {
         bundle: &RekorBundle,
         leaf: &Cert,
         signature: &[u8],
-        payload_hash: &[u8; 32],
+        signed: Signed<'_>,
     ) -> Result<i64, String> {
         let p = &bundle.payload;
         let log_id: [u8; 32] = digest::unhex(&p.log_id)
@@ -249,41 +324,64 @@ impl KeylessVerifier {
             .map_err(|_| "the Rekor entry body is not base64".to_string())?;
         let kind: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| format!("the Rekor entry body is not JSON: {e}"))?;
-        if kind.get("kind").and_then(|k| k.as_str()) != Some("hashedrekord") {
-            return Err(format!(
-                "Rekor entry kind {} is not supported (hashedrekord)",
-                kind.get("kind").unwrap_or(&serde_json::Value::Null)
-            ));
-        }
-        let body: Body = serde_json::from_slice(&body)
-            .map_err(|e| format!("the Rekor hashedrekord entry is malformed: {e}"))?;
-        if body.kind != "hashedrekord" || body.api_version != "0.0.1" {
-            return Err(format!(
-                "Rekor entry {} {} is not supported (hashedrekord 0.0.1)",
-                body.kind, body.api_version
-            ));
-        }
-        let h = &body.spec.data.hash;
-        if h.algorithm != "sha256" || !h.value.eq_ignore_ascii_case(&digest::hex(payload_hash)) {
-            return Err(
-                "the Rekor entry is for other content than this signature's payload".into(),
-            );
-        }
-        let logged_sig = STANDARD
-            .decode(body.spec.signature.content.trim())
-            .map_err(|_| "the Rekor entry's signature is not base64".to_string())?;
-        if logged_sig != signature {
-            return Err("the Rekor entry records another signature than this one".into());
-        }
-        let logged_cert = STANDARD
-            .decode(body.spec.signature.public_key.content.trim())
-            .ok()
-            .and_then(|pem| String::from_utf8(pem).ok())
-            .ok_or("the Rekor entry's public key is not base64 PEM")?;
-        let logged_cert = Cert::from_pem(&logged_cert)
-            .map_err(|e| format!("the Rekor entry's certificate: {e}"))?;
-        if logged_cert.der != leaf.der {
-            return Err("the Rekor entry records another certificate than this one".into());
+        let kind = (
+            kind.get("kind").and_then(|k| k.as_str()).unwrap_or(""),
+            kind.get("apiVersion")
+                .and_then(|k| k.as_str())
+                .unwrap_or(""),
+        );
+        match (signed, kind) {
+            (Signed::HashedRekord { payload_hash }, ("hashedrekord", "0.0.1")) => {
+                let body: Body = serde_json::from_slice(&body)
+                    .map_err(|e| format!("the Rekor hashedrekord entry is malformed: {e}"))?;
+                let h = &body.spec.data.hash;
+                if h.algorithm != "sha256"
+                    || !h.value.eq_ignore_ascii_case(&digest::hex(payload_hash))
+                {
+                    return Err(
+                        "the Rekor entry is for other content than this signature's payload".into(),
+                    );
+                }
+                check_logged(
+                    &body.spec.signature.content,
+                    &body.spec.signature.public_key.content,
+                    signature,
+                    leaf,
+                )?;
+            }
+            (Signed::Dsse { payload_hash, .. }, ("dsse", "0.0.1")) => {
+                let body: DsseBody = serde_json::from_slice(&body)
+                    .map_err(|e| format!("the Rekor dsse entry is malformed: {e}"))?;
+                let h = &body.spec.payload_hash;
+                if h.algorithm != "sha256"
+                    || !h.value.eq_ignore_ascii_case(&digest::hex(&payload_hash))
+                {
+                    return Err(
+                        "the Rekor entry is for another payload than this signature's".into(),
+                    );
+                }
+                let mut reasons = Vec::new();
+                for s in &body.spec.signatures {
+                    match check_logged(&s.signature, &s.verifier, signature, leaf) {
+                        Ok(()) => {
+                            reasons.clear();
+                            break;
+                        }
+                        Err(e) => reasons.push(e),
+                    }
+                }
+                if body.spec.signatures.is_empty() || !reasons.is_empty() {
+                    return Err(reasons
+                        .pop()
+                        .unwrap_or_else(|| "the Rekor entry records no signature".to_string()));
+                }
+            }
+            (_, (k, v)) => {
+                return Err(format!(
+                    "Rekor entry {k} {v} does not match this kind of signature \
+                     (hashedrekord 0.0.1 for cosign .sig signatures, dsse 0.0.1 for bundles)"
+                ));
+            }
         }
         Ok(t)
     }

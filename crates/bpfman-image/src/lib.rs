@@ -36,6 +36,8 @@ mod reference;
 #[cfg(feature = "oci")]
 mod build;
 #[cfg(feature = "oci")]
+mod bundle;
+#[cfg(feature = "oci")]
 mod keyless;
 #[cfg(feature = "oci")]
 mod layer;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::auth::Credentials;
+use crate::bundle;
 use crate::cache::{self, Cache, Entry, SigState};
 use crate::config::{ImageConfig, MAX_MANIFEST_BYTES};
 use crate::digest;
@@ -270,32 +271,93 @@ fn fetch_signature(
         subjects.push(manifest_digest.to_string());
     }
     for subject in subjects {
-        let tag = sign::signature_tag(&subject);
-        let Some(found) = f.remote()?.get_manifest(&tag)? else {
-            continue;
-        };
-        let m: Manifest =
-            serde_json::from_slice(&found.bytes).map_err(|e| ImageError::SignatureInvalid {
-                reference: f.display.clone(),
-                digest: subject.clone(),
-                reason: format!("signature manifest {tag} is malformed: {e}"),
-            })?;
-        f.cache.write_blob(&found.bytes)?;
-        for (layer, _) in sign::signature_layers(&m) {
-            let layer = layer.clone();
-            f.blob(
-                &layer,
-                "signature payload",
-                MAX_MANIFEST_BYTES,
-                "(fixed) payload size",
-            )?;
+        let legacy = fetch_legacy_signature(f, &subject)?;
+        let bundles = fetch_bundles(f, &subject)?;
+        if legacy.is_some() || !bundles.is_empty() {
+            return Ok(SigState::Present {
+                subject,
+                manifest: legacy,
+                bundles,
+            });
         }
-        return Ok(SigState::Present {
-            subject,
-            manifest: found.digest,
-        });
     }
     Ok(SigState::Absent)
+}
+
+/// The cosign `sha256-<hex>.sig` manifest of `subject` and its payloads,
+/// cached; returns the manifest digest.
+fn fetch_legacy_signature(
+    f: &mut Fetcher<'_>,
+    subject: &str,
+) -> Result<Option<String>, ImageError> {
+    let tag = sign::signature_tag(subject);
+    let Some(found) = f.remote()?.get_manifest(&tag)? else {
+        return Ok(None);
+    };
+    let m: Manifest =
+        serde_json::from_slice(&found.bytes).map_err(|e| ImageError::SignatureInvalid {
+            reference: f.display.clone(),
+            digest: subject.to_string(),
+            reason: format!("signature manifest {tag} is malformed: {e}"),
+        })?;
+    f.cache.write_blob(&found.bytes)?;
+    for (layer, _) in sign::signature_layers(&m) {
+        let layer = layer.clone();
+        f.blob(
+            &layer,
+            "signature payload",
+            MAX_MANIFEST_BYTES,
+            "(fixed) payload size",
+        )?;
+    }
+    Ok(Some(found.digest))
+}
+
+/// At most this many referrers of one image are examined.
+const MAX_REFERRERS: usize = 32;
+
+/// The Sigstore bundle referrers of `subject` (cosign v3 signatures),
+/// through the referrers API or, without it, the `sha256-<hex>` referrers
+/// tag; caches each manifest and bundle; returns the manifest digests.
+fn fetch_bundles(f: &mut Fetcher<'_>, subject: &str) -> Result<Vec<String>, ImageError> {
+    let index = match f.remote()?.get_referrers(subject)? {
+        Some(b) => b,
+        None => match f.remote()?.get_manifest(&subject.replacen(':', "-", 1))? {
+            Some(m) => m.bytes,
+            None => return Ok(Vec::new()),
+        },
+    };
+    // Whatever is not a well-formed referrers list holds no signature of ours.
+    let Ok(index) = serde_json::from_slice::<bundle::ReferrersIndex>(&index) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for e in index
+        .manifests
+        .iter()
+        .filter(|e| e.may_be_bundle())
+        .take(MAX_REFERRERS)
+    {
+        if digest::hex_part(&e.digest).is_err() {
+            continue;
+        }
+        let bytes = f.manifest(&e.digest)?;
+        let Ok(m) = serde_json::from_slice::<bundle::ReferrerManifest>(&bytes) else {
+            continue;
+        };
+        let Some(layer) = m.bundle_layer(subject) else {
+            continue;
+        };
+        let layer = layer.clone();
+        f.blob(
+            &layer,
+            "signature bundle",
+            MAX_MANIFEST_BYTES,
+            "(fixed) bundle size",
+        )?;
+        out.push(e.digest.clone());
+    }
+    Ok(out)
 }
 
 /// Verifies a cached signature state with the policy's key and/or keyless rules.
@@ -306,7 +368,7 @@ fn verify(
     top: &str,
 ) -> Result<SignatureStatus, ImageError> {
     let policy = &f.cfg.policy;
-    let (subject, manifest) = match state {
+    let found = match state {
         SigState::Absent if policy.allow_unsigned => return Ok(SignatureStatus::Unsigned),
         SigState::Absent => {
             return Err(ImageError::SignatureMissing {
@@ -321,35 +383,57 @@ fn verify(
                 f.display
             )));
         }
-        SigState::Present { subject, manifest } => (subject.clone(), manifest.clone()),
+        SigState::Present {
+            subject,
+            manifest,
+            bundles,
+        } => (subject.clone(), manifest.clone(), bundles.clone()),
     };
+    let (subject, manifest, bundles) = found;
     let display = f.display.clone();
     let invalid = |reason: String| ImageError::SignatureInvalid {
         reference: display.clone(),
         digest: subject.clone(),
         reason,
     };
-    let bytes = f.manifest(&manifest)?;
-    let m: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| invalid(format!("signature manifest is malformed: {e}")))?;
-    let layers: Vec<(Descriptor, BTreeMap<String, String>)> = sign::signature_layers(&m)
-        .into_iter()
-        .map(|(d, a)| (d.clone(), a.clone()))
-        .collect();
-    if layers.is_empty() {
-        return Err(invalid(
-            "the signature manifest has no cosign simple-signing layer".to_string(),
-        ));
-    }
     let mut reasons = Vec::new();
-    for (desc, annotations) in layers {
-        let payload = f.blob(
-            &desc,
-            "signature payload",
+    if let Some(manifest) = manifest {
+        let bytes = f.manifest(&manifest)?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("signature manifest is malformed: {e}")))?;
+        let layers: Vec<(Descriptor, BTreeMap<String, String>)> = sign::signature_layers(&m)
+            .into_iter()
+            .map(|(d, a)| (d.clone(), a.clone()))
+            .collect();
+        if layers.is_empty() {
+            reasons.push("the signature manifest has no cosign simple-signing layer".to_string());
+        }
+        for (desc, annotations) in layers {
+            let payload = f.blob(
+                &desc,
+                "signature payload",
+                MAX_MANIFEST_BYTES,
+                "(fixed) payload size",
+            )?;
+            match verifier.verify(&payload, &annotations, &subject) {
+                Ok(status) => return Ok(status),
+                Err(e) => reasons.push(e),
+            }
+        }
+    }
+    for b in bundles {
+        let bytes = f.manifest(&b)?;
+        let layer = serde_json::from_slice::<bundle::ReferrerManifest>(&bytes)
+            .ok()
+            .and_then(|m| m.bundle_layer(&subject).cloned())
+            .ok_or_else(|| invalid(format!("bundle referrer {b} is malformed")))?;
+        let bytes = f.blob(
+            &layer,
+            "signature bundle",
             MAX_MANIFEST_BYTES,
-            "(fixed) payload size",
+            "(fixed) bundle size",
         )?;
-        match verifier.verify(&payload, &annotations, &subject) {
+        match verifier.verify_bundle(&bytes, &subject) {
             Ok(status) => return Ok(status),
             Err(e) => reasons.push(e),
         }

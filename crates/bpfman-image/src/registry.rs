@@ -309,6 +309,32 @@ impl<'a> Registry<'a> {
 
     /// GET a blob, refusing more than `limit` bytes or content that does not
     /// match the descriptor's size and digest.
+    /// The referrers index of `digest` from the OCI 1.1 referrers API, or
+    /// `None` when the registry does not offer the API.
+    pub(crate) fn get_referrers(&mut self, d: &str) -> Result<Option<Vec<u8>>, ImageError> {
+        let url = self.url("referrers", d);
+        let mut resp = self.send("GET", &url, &[("Accept", oci::OCI_INDEX)], None)?;
+        match resp.status().as_u16() {
+            200 => {}
+            // Registries without the API answer 404 (or refuse the route).
+            400 | 404 | 405 => return Ok(None),
+            _ => return Err(self.unexpected(&mut resp, format!("GET referrers {d}"))),
+        }
+        let limit = crate::config::MAX_MANIFEST_BYTES;
+        read_bounded(&mut resp, limit)
+            .map(Some)
+            .map_err(|e| match e {
+                ReadError::TooLarge(n) => ImageError::TooLarge {
+                    reference: self.display.clone(),
+                    what: "referrers index".to_string(),
+                    size: n,
+                    limit,
+                    setting: "(fixed) manifest size",
+                },
+                ReadError::Net(e) => self.network(e),
+            })
+    }
+
     pub(crate) fn get_blob(
         &mut self,
         desc: &Descriptor,

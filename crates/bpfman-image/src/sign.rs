@@ -19,10 +19,11 @@ use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePublicKey a
 use serde::Deserialize;
 
 use crate::SignatureStatus;
+use crate::bundle::Bundle;
 use crate::config::SignaturePolicy;
 use crate::digest;
 use crate::error::ImageError;
-use crate::keyless::KeylessVerifier;
+use crate::keyless::{KeylessVerifier, Signed};
 use crate::oci::{self, Descriptor, Manifest};
 use crate::trust_root::TrustRoot;
 
@@ -298,6 +299,59 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// Checks a cosign v3 signature bundle (DSSE in-toto statement) of
+    /// `digest`, keyless or with a key.
+    pub(crate) fn verify_bundle(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<SignatureStatus, String> {
+        let p = Bundle::parse_image_signature(bytes, digest)?;
+        if let Some(cert) = &p.certificate {
+            let Some(k) = &self.keyless else {
+                return Err(
+                    "the bundle is signed keylessly (a Fulcio certificate); add [signing.keyless] \
+                     rules to accept it"
+                        .to_string(),
+                );
+            };
+            let tlog = p.tlog.as_ref().ok_or(p.tlog_missing)?;
+            let s = k.verify_signed(
+                cert,
+                &p.signature,
+                Signed::Dsse {
+                    pae: &p.pae,
+                    payload_hash: digest::sha256_bytes(&p.payload),
+                },
+                tlog,
+            )?;
+            return Ok(SignatureStatus::VerifiedKeyless {
+                identity: s.identity,
+                issuer: s.issuer,
+                signed_digest: digest.to_string(),
+                log_index: s.log_index,
+                integrated_time: s.integrated_time,
+            });
+        }
+        let Some(key) = &self.key else {
+            return Err(
+                "the bundle is signed with a key; set signing.public_key to accept it".to_string(),
+            );
+        };
+        let sig = Signature::from_der(&p.signature)
+            .or_else(|_| Signature::from_slice(&p.signature))
+            .map_err(|_| "the bundle's signature is not an ECDSA P-256 signature".to_string())?;
+        key.key.verify(&p.pae, &sig).map_err(|_| {
+            "the bundle's signature does not verify with the configured public key".to_string()
+        })?;
+        Ok(SignatureStatus::Verified {
+            key: key.fingerprint.clone(),
+            signed_digest: digest.to_string(),
+        })
+    }
+}
+
 /// The signature layers of a signature manifest, with their annotations.
 pub(crate) fn signature_layers(m: &Manifest) -> Vec<(&Descriptor, &BTreeMap<String, String>)> {
     m.layers
@@ -387,6 +441,102 @@ pub(crate) mod tests {
         );
         let sig = "MEUCIQD6q/COgzOyW0YH1Dk+CCYSt4uAhm3FDHUwvPI55zwnlwIgE0ZK58ZOWpZw8YVmBapJhBqCfdPekIknimuO0xH8Jh8=";
         verify_one(&key, &payload, sig, d).unwrap();
+    }
+
+    /// cosign v3 bundles: keyless and with a key, each refused where the
+    /// policy does not trust it.
+    #[test]
+    fn bundles_keyless_and_keyed() {
+        use crate::config::IdentityRule;
+        use crate::testing::{KeylessSigner, TestSigstore, key_bundle};
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = keypair(7);
+        let (_, other_public) = keypair(8);
+        std::fs::write(dir.path().join("k"), &private).unwrap();
+        std::fs::write(dir.path().join("k.pub"), &public).unwrap();
+        std::fs::write(dir.path().join("o.pub"), &other_public).unwrap();
+        let ss = TestSigstore::new(5, "bundles");
+        let keyless = || KeylessVerifier {
+            root: TrustRoot::parse(ss.trusted_root_json(true).as_bytes()).unwrap(),
+            rules: vec![IdentityRule {
+                identity: Some("a@example.com".into()),
+                issuer: Some("https://issuer.example.com".into()),
+                ..IdentityRule::default()
+            }],
+        };
+        let only_keyless = Verifier {
+            key: None,
+            keyless: Some(keyless()),
+        };
+        let only_key = Verifier {
+            key: Some(load_public_key(&dir.path().join("k.pub")).unwrap()),
+            keyless: None,
+        };
+        let d = digest::sha256(b"image");
+        let signer = KeylessSigner::new("a@example.com", "https://issuer.example.com");
+        let b = ss.sign_bundle(&d, &signer);
+        match only_keyless.verify_bundle(b.as_bytes(), &d).unwrap() {
+            SignatureStatus::VerifiedKeyless { identity, .. } => {
+                assert_eq!(identity, "a@example.com")
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = only_keyless
+            .verify_bundle(b.as_bytes(), &digest::sha256(b"other"))
+            .unwrap_err();
+        assert!(e.contains("another image"), "{e}");
+        let e = only_key.verify_bundle(b.as_bytes(), &d).unwrap_err();
+        assert!(e.contains("signed keylessly"), "{e}");
+        // A Rekor v2-style entry (no inclusion promise) is refused, named.
+        let unlogged = ss.sign_bundle(
+            &d,
+            &KeylessSigner {
+                rekor_bundle: false,
+                ..signer.clone()
+            },
+        );
+        let e = only_keyless
+            .verify_bundle(unlogged.as_bytes(), &d)
+            .unwrap_err();
+        assert!(e.contains("inclusion promise"), "{e}");
+        // The wrong signer.
+        let mallory = ss.sign_bundle(
+            &d,
+            &KeylessSigner::new("m@example.com", "https://issuer.example.com"),
+        );
+        let e = only_keyless
+            .verify_bundle(mallory.as_bytes(), &d)
+            .unwrap_err();
+        assert!(e.contains("matches no"), "{e}");
+        // A payload changed after signing (same image) fails the signature.
+        let mut v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        let payload = STANDARD
+            .decode(v["dsseEnvelope"]["payload"].as_str().unwrap())
+            .unwrap();
+        let mut st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        st["predicate"] = serde_json::json!({"extra": true});
+        v["dsseEnvelope"]["payload"] = STANDARD.encode(st.to_string()).into();
+        let e = only_keyless
+            .verify_bundle(v.to_string().as_bytes(), &d)
+            .unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
+
+        let kb = key_bundle(&dir.path().join("k"), &d).unwrap();
+        assert!(matches!(
+            only_key.verify_bundle(kb.as_bytes(), &d).unwrap(),
+            SignatureStatus::Verified { .. }
+        ));
+        let other = Verifier {
+            key: Some(load_public_key(&dir.path().join("o.pub")).unwrap()),
+            keyless: None,
+        };
+        let e = other.verify_bundle(kb.as_bytes(), &d).unwrap_err();
+        assert!(
+            e.contains("does not verify with the configured public key"),
+            "{e}"
+        );
+        let e = only_keyless.verify_bundle(kb.as_bytes(), &d).unwrap_err();
+        assert!(e.contains("signed with a key"), "{e}");
     }
 
     #[test]

@@ -315,15 +315,13 @@ impl TestSigstore {
         serde_json::to_string_pretty(&root).expect("JSON")
     }
 
-    /// Makes a keyless signature of `payload`: the base64 signature and
-    /// the cosign layer annotations (certificate, chain, Rekor bundle).
-    pub fn sign(&self, payload: &[u8], s: &KeylessSigner) -> LayerSignature {
-        let payload_hash = Sha256::digest(payload);
-        let mut seed = Sha256::new();
-        seed.update(payload_hash);
-        seed.update(s.identity.as_bytes());
-        seed.update(s.signed_at.to_be_bytes());
-        let mut leaf_scalar: [u8; 32] = seed.finalize().into();
+    /// A short-lived leaf certificate for `s` (key derived from `seed`).
+    fn leaf(&self, s: &KeylessSigner, seed: &[u8]) -> (p256::ecdsa::SigningKey, Certificate) {
+        let mut h = Sha256::new();
+        h.update(seed);
+        h.update(s.identity.as_bytes());
+        h.update(s.signed_at.to_be_bytes());
+        let mut leaf_scalar: [u8; 32] = h.finalize().into();
         leaf_scalar[0] &= 0x7f;
         let leaf_key = p256::ecdsa::SigningKey::from_slice(&leaf_scalar).expect("P-256 scalar");
 
@@ -389,12 +387,40 @@ impl TestSigstore {
                 e.push(ext(CT_PRECERT_SCTS, false, value));
             }
         }
-        let leaf = sign_tbs(leaf_tbs, &self.inter_key);
-        let leaf_pem = pem(&leaf);
+        (leaf_key, sign_tbs(leaf_tbs, &self.inter_key))
+    }
 
+    /// The Rekor entry (body + SET) for `body`, logged per `s`.
+    fn rekor_entry(&self, body: &serde_json::Value, s: &KeylessSigner) -> RekorBundle {
+        let rekor_der = spki_der(self.rekor_key.verifying_key());
+        let payload = BundlePayload {
+            body: STANDARD.encode(body.to_string()),
+            integrated_time: s.signed_at + s.logged_after,
+            log_id: crate::digest::hex(&Sha256::digest(&rekor_der)),
+            log_index: 4242,
+        };
+        let canonical = payload.canonical().expect("canonical JSON");
+        let set: p256::ecdsa::Signature = self.rekor_key.sign(&canonical);
+        let mut set = set.to_der().as_bytes().to_vec();
+        if s.bad_set {
+            let n = set.len() - 1;
+            set[n] ^= 1;
+        }
+        RekorBundle {
+            signed_entry_timestamp: STANDARD.encode(&set),
+            payload,
+        }
+    }
+
+    /// Makes a keyless signature of `payload` (cosign's `.sig` format): the
+    /// base64 signature and the layer annotations (certificate, chain,
+    /// Rekor bundle).
+    pub fn sign(&self, payload: &[u8], s: &KeylessSigner) -> LayerSignature {
+        let payload_hash = Sha256::digest(payload);
+        let (leaf_key, leaf) = self.leaf(s, &payload_hash);
+        let leaf_pem = pem(&leaf);
         let sig: p256::ecdsa::Signature = leaf_key.sign(payload);
-        let sig_der = sig.to_der().as_bytes().to_vec();
-        let sig_b64 = STANDARD.encode(&sig_der);
+        let sig_b64 = STANDARD.encode(sig.to_der().as_bytes());
 
         let mut ann = BTreeMap::new();
         ann.insert(CERT_ANNOTATION.to_string(), leaf_pem.clone());
@@ -414,24 +440,7 @@ impl TestSigstore {
                     },
                 },
             });
-            let rekor_der = spki_der(self.rekor_key.verifying_key());
-            let payload = BundlePayload {
-                body: STANDARD.encode(body.to_string()),
-                integrated_time: s.signed_at + s.logged_after,
-                log_id: crate::digest::hex(&Sha256::digest(&rekor_der)),
-                log_index: 4242,
-            };
-            let canonical = payload.canonical().expect("canonical JSON");
-            let set: p256::ecdsa::Signature = self.rekor_key.sign(&canonical);
-            let mut set = set.to_der().as_bytes().to_vec();
-            if s.bad_set {
-                let n = set.len() - 1;
-                set[n] ^= 1;
-            }
-            let bundle = RekorBundle {
-                signed_entry_timestamp: STANDARD.encode(&set),
-                payload,
-            };
+            let bundle = self.rekor_entry(&body, s);
             ann.insert(
                 BUNDLE_ANNOTATION.to_string(),
                 serde_json::to_string(&bundle).expect("JSON"),
@@ -439,6 +448,104 @@ impl TestSigstore {
         }
         (sig_b64, ann)
     }
+
+    /// Makes a keyless cosign v3 signature of image `digest`: a Sigstore
+    /// bundle (v0.3 JSON) with a DSSE in-toto statement, the certificate
+    /// and a Rekor `dsse` entry with its inclusion promise (none without
+    /// `s.rekor_bundle`, as a Rekor v2 entry would be).
+    pub fn sign_bundle(&self, digest: &str, s: &KeylessSigner) -> String {
+        let payload = cosign_statement(digest);
+        let pae = crate::bundle::pae(crate::bundle::IN_TOTO, &payload);
+        let (leaf_key, leaf) = self.leaf(s, &pae);
+        let sig: p256::ecdsa::Signature = leaf_key.sign(&pae);
+        let sig_b64 = STANDARD.encode(sig.to_der().as_bytes());
+        let body = serde_json::json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "envelopeHash": {"algorithm": "sha256", "value": crate::digest::hex(&Sha256::digest(&pae))},
+                "payloadHash": {"algorithm": "sha256", "value": crate::digest::hex(&Sha256::digest(&payload))},
+                "signatures": [{
+                    "signature": sig_b64,
+                    "verifier": STANDARD.encode(pem(&leaf).as_bytes()),
+                }],
+            },
+        });
+        let entry = self.rekor_entry(&body, s);
+        let p = &entry.payload;
+        let mut tlog = serde_json::json!({
+            "logIndex": p.log_index.to_string(),
+            "logId": {"keyId": STANDARD.encode(crate::digest::unhex(&p.log_id).expect("hex"))},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": p.integrated_time.to_string(),
+            "canonicalizedBody": p.body,
+        });
+        if s.rekor_bundle {
+            tlog["inclusionPromise"] =
+                serde_json::json!({"signedEntryTimestamp": entry.signed_entry_timestamp});
+        }
+        bundle_json(
+            serde_json::json!({
+                "certificate": {"rawBytes": STANDARD.encode(to_der(&leaf))},
+                "tlogEntries": [tlog],
+            }),
+            &payload,
+            &sig_b64,
+        )
+    }
+}
+
+/// cosign v3's signed statement for image `digest`.
+fn cosign_statement(digest: &str) -> Vec<u8> {
+    serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "", "digest": {"sha256": digest.strip_prefix("sha256:").unwrap_or(digest)}}],
+        "predicateType": crate::bundle::COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn bundle_json(material: serde_json::Value, payload: &[u8], sig_b64: &str) -> String {
+    serde_json::json!({
+        "mediaType": crate::bundle::BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": material,
+        "dsseEnvelope": {
+            "payload": STANDARD.encode(payload),
+            "payloadType": crate::bundle::IN_TOTO,
+            "signatures": [{"sig": sig_b64, "keyid": ""}],
+        },
+    })
+    .to_string()
+}
+
+/// A cosign v3 signature of image `digest` made with a PEM P-256 private
+/// key (as `cosign sign --key` writes it, without the Rekor entry).
+pub fn key_bundle(key: &std::path::Path, digest: &str) -> Result<String, ImageError> {
+    let key = crate::sign::load_signing_key(key)?;
+    let payload = cosign_statement(digest);
+    let pae = crate::bundle::pae(crate::bundle::IN_TOTO, &payload);
+    let sig: p256::ecdsa::Signature = key.sign(&pae);
+    Ok(bundle_json(
+        serde_json::json!({"publicKey": {"hint": ""}, "tlogEntries": []}),
+        &payload,
+        &STANDARD.encode(sig.to_der().as_bytes()),
+    ))
+}
+
+/// Attaches a Sigstore bundle to image `digest` in `dest`'s repository as
+/// cosign v3 does on a registry without the referrers API: an artifact
+/// manifest with the image as subject, listed in the `sha256-<hex>`
+/// referrers tag. Returns the artifact manifest's digest.
+pub fn attach_bundle(
+    cfg: &ImageConfig,
+    dest: &BuildDest,
+    digest: &str,
+    bundle: &str,
+    creds: Option<&Credentials>,
+) -> Result<String, ImageError> {
+    crate::build::attach_bundle(cfg, dest, digest, bundle.as_bytes(), creds)
 }
 
 /// Attaches a signature to image `digest` in `dest`'s repository (what

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bpfman_image::testing::{KeylessSigner, TestSigstore, attach_signature};
+use bpfman_image::testing::{
+    KeylessSigner, TestSigstore, attach_bundle, attach_signature, key_bundle,
+};
 use bpfman_image::{
     BuildDest, BuildRequest, Credentials, IdentityRule, ImageConfig, ImageError, KeylessPolicy,
     Platform, PullPolicy, SignaturePolicy, SignatureStatus,
@@ -850,6 +852,95 @@ fn keyless_signatures_under_each_policy() {
     let e = pull(&strict, &valid, PullPolicy::Never).unwrap_err();
     assert!(matches!(e, ImageError::Policy(_)), "{e}");
     assert!(e.to_string().contains("trust_root"), "{e}");
+}
+
+/// cosign v3 signatures: Sigstore bundles as OCI referrers. Debian's
+/// registry has no referrers API, so they are found through the
+/// `sha256-<hex>` referrers tag, as cosign itself falls back to.
+#[test]
+fn cosign_v3_bundles_through_the_referrers_tag() {
+    let Some(reg) = TestRegistry::start("cosign_v3_bundles_through_the_referrers_tag", None) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let base = config(Some(&reg), cache.path());
+    let sigstore = TestSigstore::new(13, "fulcio-v3");
+    let root = cache.path().join("trusted_root.json");
+    std::fs::write(&root, sigstore.trusted_root_json(true)).unwrap();
+    let good = KeylessSigner::new(SIGNER, ISSUER);
+    let mallory = KeylessSigner::new("mallory@example.com", ISSUER);
+    let attach = |r: &str, d: &str, bundle: &str| {
+        attach_bundle(&base, &BuildDest::Registry(r.to_string()), d, bundle, None).unwrap()
+    };
+
+    let keyless = reg.reference("v3/keyless:v1");
+    let d = push(&base, &stats_request(), &keyless, None);
+    attach(&keyless, &d, &sigstore.sign_bundle(&d, &good));
+    let keyed = reg.reference("v3/keyed:v1");
+    push(&base, &stats_request(), &keyed, None);
+    attach(&keyed, &d, &key_bundle(&key("trusted.key"), &d).unwrap());
+    let wrong = reg.reference("v3/mallory:v1");
+    push(&base, &stats_request(), &wrong, None);
+    attach(&wrong, &d, &sigstore.sign_bundle(&d, &mallory));
+    // Two referrers, a bad one first: any one that verifies is enough.
+    let both = reg.reference("v3/both:v1");
+    push(&base, &stats_request(), &both, None);
+    attach(&both, &d, &sigstore.sign_bundle(&d, &mallory));
+    attach(&both, &d, &sigstore.sign_bundle(&d, &good));
+
+    let pull = |p: &SignaturePolicy, r: &str, pp: PullPolicy| {
+        let mut cfg = base.clone();
+        cfg.policy = p.clone();
+        bpfman_image::pull(&cfg, r, pp, None)
+    };
+    let strict = keyless_policy(&root, false, None);
+    let key_only = policy(true, false, "trusted.pub");
+    let img = pull(&strict, &keyless, PullPolicy::IfNotPresent).unwrap();
+    match &img.signature {
+        SignatureStatus::VerifiedKeyless {
+            identity,
+            signed_digest,
+            ..
+        } => {
+            assert_eq!(identity, SIGNER);
+            assert_eq!(signed_digest, &d);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(elf_ok(&img.object));
+    assert!(matches!(
+        pull(&key_only, &keyed, PullPolicy::IfNotPresent)
+            .unwrap()
+            .signature,
+        SignatureStatus::Verified { .. }
+    ));
+    assert!(matches!(
+        pull(&strict, &both, PullPolicy::IfNotPresent)
+            .unwrap()
+            .signature,
+        SignatureStatus::VerifiedKeyless { .. }
+    ));
+    let e = pull(&strict, &wrong, PullPolicy::IfNotPresent).unwrap_err();
+    assert!(matches!(e, ImageError::SignatureInvalid { .. }), "{e}");
+    assert!(e.to_string().contains("mallory@example.com"), "{e}");
+    let e = pull(&strict, &keyed, PullPolicy::IfNotPresent).unwrap_err();
+    assert!(e.to_string().contains("signed with a key"), "{e}");
+    let e = pull(&key_only, &keyless, PullPolicy::IfNotPresent).unwrap_err();
+    assert!(e.to_string().contains("signed keylessly"), "{e}");
+
+    // The bundles are cached: offline, still verified.
+    reg.stop();
+    let img = pull(&strict, &keyless, PullPolicy::Never).unwrap();
+    assert!(img.from_cache);
+    assert!(matches!(
+        img.signature,
+        SignatureStatus::VerifiedKeyless { .. }
+    ));
+    // Pruning keeps what the cached images' signatures need.
+    let mut cfg = base.clone();
+    cfg.policy = strict.clone();
+    bpfman_image::prune(&cfg, false).unwrap();
+    assert!(pull(&strict, &both, PullPolicy::Never).is_ok());
 }
 
 fn elf_ok(object: &[u8]) -> bool {

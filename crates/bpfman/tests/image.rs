@@ -637,7 +637,7 @@ fn signing_policy_is_enforced() {
 
 #[test]
 fn keyless_signatures_are_verified_offline() {
-    use bpfman_image::testing::{KeylessSigner, TestSigstore, attach_signature};
+    use bpfman_image::testing::{KeylessSigner, TestSigstore, attach_bundle, attach_signature};
     if !root_or_skip("keyless_signatures_are_verified_offline") {
         return;
     }
@@ -676,6 +676,18 @@ fn keyless_signatures_are_verified_offline() {
         ),
     );
     builder.push(STATS, &unsigned, &[]);
+    // cosign v3's format: a Sigstore bundle attached as an OCI referrer.
+    let v3 = reg.reference("v3/stats:v1");
+    let d = builder.push(STATS, &v3, &[]);
+    let bundle = sigstore.sign_bundle(&d, &KeylessSigner::new(SIGNER, ISSUER));
+    attach_bundle(
+        &cfg,
+        &bpfman_image::BuildDest::Registry(v3.clone()),
+        &d,
+        &bundle,
+        None,
+    )
+    .unwrap();
     drop(builder);
 
     let mut ctx = Ctx::new(Some(&reg), None);
@@ -708,6 +720,10 @@ fn keyless_signatures_are_verified_offline() {
     );
     let loaded = ctx.load_image(&["-i", &signed, "count_sched_switch"]);
     let id = id_of(&loaded[0]);
+    let pulled = ctx.ok_json(&["image", "pull", &v3]);
+    assert_eq!(pulled["keyless"]["identity"], SIGNER, "{pulled}");
+    let v3_loaded = ctx.load_image(&["-i", &v3, "count_sched_switch"]);
+    ctx.ok_json(&["unload", &id_of(&v3_loaded[0]).to_string()]);
 
     let e = ctx.fails(&["load", "image", "-i", &forked, "count_sched_switch"]);
     assert!(

@@ -1,0 +1,400 @@
+//! cosign v3 image signatures: Sigstore bundles attached to the image as
+//! OCI referrers (artifact type `application/vnd.dev.sigstore.bundle.v0.3+json`,
+//! found through the referrers API or the `sha256-<hex>` referrers tag).
+//!
+//! The bundle holds a DSSE envelope whose payload is an in-toto statement
+//! with predicate type `https://sigstore.dev/cosign/sign/v1` and the image
+//! digest as subject, signed with a key (`publicKey` material) or keylessly
+//! (a Fulcio certificate and a Rekor `dsse` entry with its inclusion promise).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::digest;
+use crate::keyless::{BundlePayload, RekorBundle};
+use crate::oci::Descriptor;
+use crate::pki::Cert;
+
+/// Artifact and layer media type of a Sigstore bundle referrer.
+pub(crate) const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The empty config of an artifact manifest.
+pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// DSSE payload type of in-toto statements.
+pub(crate) const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// The predicate of a cosign image signature.
+pub(crate) const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// Is `t` a Sigstore bundle media type (any version)?
+pub(crate) fn is_bundle_type(t: &str) -> bool {
+    t.starts_with("application/vnd.dev.sigstore.bundle")
+}
+
+/// The referrers of an image (API answer or `sha256-<hex>` tag): an index.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReferrersIndex {
+    #[serde(default)]
+    pub manifests: Vec<ReferrerEntry>,
+}
+
+/// One referrer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReferrerEntry {
+    pub digest: String,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+}
+
+impl ReferrerEntry {
+    /// Could this be a bundle? (cosign has written the empty type here.)
+    pub(crate) fn may_be_bundle(&self) -> bool {
+        self.artifact_type
+            .as_deref()
+            .is_none_or(|t| is_bundle_type(t) || t == EMPTY_MEDIA_TYPE)
+    }
+}
+
+/// A referrer manifest (OCI artifact).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReferrerManifest {
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+}
+
+impl ReferrerManifest {
+    /// The bundle layer of a Sigstore-bundle referrer of `subject`.
+    pub(crate) fn bundle_layer(&self, subject: &str) -> Option<&Descriptor> {
+        if self.subject.as_ref().map(|s| s.digest.as_str()) != Some(subject) {
+            return None;
+        }
+        let [layer] = self.layers.as_slice() else {
+            return None;
+        };
+        let typed = self.artifact_type.as_deref().is_some_and(is_bundle_type);
+        (typed || is_bundle_type(&layer.media_type)).then_some(layer)
+    }
+}
+
+/// A Sigstore bundle (the parts an image signature uses).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Bundle {
+    pub media_type: String,
+    pub verification_material: Material,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsse_envelope: Option<Envelope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_signature: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Material {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<RawBytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x509_certificate_chain: Option<Chain>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<serde_json::Value>,
+    #[serde(default)]
+    pub tlog_entries: Vec<TlogEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawBytes {
+    pub raw_bytes: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Chain {
+    pub certificates: Vec<RawBytes>,
+}
+
+/// A Rekor entry as bundles carry it (protobuf JSON: 64-bit ints as strings).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TlogEntry {
+    pub log_index: String,
+    pub log_id: LogId,
+    pub kind_version: KindVersion,
+    pub integrated_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_promise: Option<Promise>,
+    pub canonicalized_body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LogId {
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct KindVersion {
+    pub kind: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Promise {
+    pub signed_entry_timestamp: String,
+}
+
+/// A DSSE envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Envelope {
+    pub payload: String,
+    pub payload_type: String,
+    pub signatures: Vec<DsseSignature>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DsseSignature {
+    pub sig: String,
+    #[serde(default)]
+    pub keyid: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Statement {
+    #[serde(rename = "_type")]
+    kind: String,
+    predicate_type: String,
+    subject: Vec<Subject>,
+}
+
+#[derive(Deserialize)]
+struct Subject {
+    #[serde(default)]
+    digest: std::collections::BTreeMap<String, String>,
+}
+
+/// DSSE pre-authentication encoding: what the signature covers.
+pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(payload);
+    v
+}
+
+/// What a parsed image-signature bundle offers for verification.
+pub(crate) struct Parsed {
+    /// Decoded DSSE payload.
+    pub payload: Vec<u8>,
+    /// PAE bytes the signature covers.
+    pub pae: Vec<u8>,
+    /// Decoded signature.
+    pub signature: Vec<u8>,
+    /// The signing certificate (keyless), if any.
+    pub certificate: Option<Cert>,
+    /// The Rekor entry in the legacy cosign bundle shape, if it has an
+    /// inclusion promise.
+    pub tlog: Option<RekorBundle>,
+    /// Why `tlog` is missing, for the error message.
+    pub tlog_missing: &'static str,
+}
+
+impl Bundle {
+    /// Parses `bytes` and checks it signs image `digest` the cosign way.
+    pub(crate) fn parse_image_signature(bytes: &[u8], digest: &str) -> Result<Parsed, String> {
+        let b: Bundle = serde_json::from_slice(bytes)
+            .map_err(|e| format!("the Sigstore bundle is malformed: {e}"))?;
+        if !is_bundle_type(&b.media_type) {
+            return Err(format!(
+                "media type {:?} is not a Sigstore bundle",
+                b.media_type
+            ));
+        }
+        let Some(env) = &b.dsse_envelope else {
+            return Err(if b.message_signature.is_some() {
+                "the bundle holds a message signature, not a cosign image signature (DSSE)"
+                    .to_string()
+            } else {
+                "the bundle holds no DSSE envelope".to_string()
+            });
+        };
+        if env.payload_type != IN_TOTO {
+            return Err(format!(
+                "the DSSE payload type is {:?}, not {IN_TOTO:?}",
+                env.payload_type
+            ));
+        }
+        let payload = STANDARD
+            .decode(env.payload.trim())
+            .map_err(|_| "the DSSE payload is not base64".to_string())?;
+        let st: Statement = serde_json::from_slice(&payload)
+            .map_err(|e| format!("the DSSE payload is not an in-toto statement: {e}"))?;
+        if !st.kind.starts_with("https://in-toto.io/Statement/") {
+            return Err(format!("statement type {:?} is not in-toto", st.kind));
+        }
+        if st.predicate_type != COSIGN_SIGN_PREDICATE {
+            return Err(format!(
+                "the statement's predicate is {:?}, not a cosign image signature ({COSIGN_SIGN_PREDICATE})",
+                st.predicate_type
+            ));
+        }
+        let hex = digest::hex_part(digest)?;
+        if !st.subject.iter().any(|s| {
+            s.digest
+                .get("sha256")
+                .is_some_and(|d| d.eq_ignore_ascii_case(hex))
+        }) {
+            return Err(format!(
+                "the signed statement is for another image than {digest}"
+            ));
+        }
+        let [sig] = env.signatures.as_slice() else {
+            return Err(format!(
+                "the DSSE envelope has {} signatures; cosign writes one",
+                env.signatures.len()
+            ));
+        };
+        let signature = STANDARD
+            .decode(sig.sig.trim())
+            .map_err(|_| "the DSSE signature is not base64".to_string())?;
+        let m = &b.verification_material;
+        let cert_b64 = m.certificate.as_ref().or_else(|| {
+            m.x509_certificate_chain
+                .as_ref()
+                .and_then(|c| c.certificates.first())
+        });
+        let certificate = match cert_b64 {
+            Some(c) => {
+                let der = STANDARD
+                    .decode(c.raw_bytes.trim())
+                    .map_err(|_| "the bundle's certificate is not base64".to_string())?;
+                Some(Cert::from_der(&der).map_err(|e| format!("the bundle's certificate: {e}"))?)
+            }
+            None => None,
+        };
+        let (tlog, tlog_missing) = match m.tlog_entries.first() {
+            None => (None, "the bundle has no transparency log entry"),
+            Some(e) => match &e.inclusion_promise {
+                None => (
+                    None,
+                    "the bundle's Rekor entry has no inclusion promise (a Rekor v2 entry, which \
+                     needs RFC 3161 timestamps: not supported)",
+                ),
+                Some(p) => {
+                    let key_id = STANDARD
+                        .decode(e.log_id.key_id.trim())
+                        .map_err(|_| "the Rekor entry's logId is not base64".to_string())?;
+                    let num = |s: &str, what: &str| {
+                        s.parse::<i64>()
+                            .map_err(|_| format!("the Rekor entry's {what} {s:?} is not a number"))
+                    };
+                    (
+                        Some(RekorBundle {
+                            signed_entry_timestamp: p.signed_entry_timestamp.clone(),
+                            payload: BundlePayload {
+                                body: e.canonicalized_body.clone(),
+                                integrated_time: num(&e.integrated_time, "integratedTime")?,
+                                log_id: digest::hex(&key_id),
+                                log_index: num(&e.log_index, "logIndex")?,
+                            },
+                        }),
+                        "",
+                    )
+                }
+            },
+        };
+        Ok(Parsed {
+            pae: pae(&env.payload_type, &payload),
+            payload,
+            signature,
+            certificate,
+            tlog,
+            tlog_missing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec() {
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_image_signature() {
+        let d = digest::sha256(b"image");
+        let statement = |pred: &str, sub: &str| {
+            serde_json::json!({
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"digest": {"sha256": sub}}],
+                "predicateType": pred,
+                "predicate": {},
+            })
+            .to_string()
+        };
+        let bundle = |payload: &str, ptype: &str| {
+            serde_json::json!({
+                "mediaType": BUNDLE_MEDIA_TYPE,
+                "verificationMaterial": {"publicKey": {"hint": ""}, "tlogEntries": []},
+                "dsseEnvelope": {
+                    "payload": STANDARD.encode(payload),
+                    "payloadType": ptype,
+                    "signatures": [{"sig": STANDARD.encode([1u8, 2]), "keyid": ""}],
+                },
+            })
+            .to_string()
+        };
+        let ok = bundle(&statement(COSIGN_SIGN_PREDICATE, &d[7..]), IN_TOTO);
+        let p = Bundle::parse_image_signature(ok.as_bytes(), &d).unwrap();
+        assert!(p.certificate.is_none() && p.tlog.is_none());
+        assert!(p.tlog_missing.contains("no transparency log entry"));
+        for (b, want) in [
+            (
+                bundle(
+                    &statement("https://slsa.dev/provenance/v1", &d[7..]),
+                    IN_TOTO,
+                ),
+                "predicate",
+            ),
+            (
+                bundle(&statement(COSIGN_SIGN_PREDICATE, &"0".repeat(64)), IN_TOTO),
+                "another image",
+            ),
+            (
+                bundle(&statement(COSIGN_SIGN_PREDICATE, &d[7..]), "text/plain"),
+                "payload type",
+            ),
+            ("{}".to_string(), "malformed"),
+        ] {
+            let e = Bundle::parse_image_signature(b.as_bytes(), &d)
+                .err()
+                .unwrap();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let msg = serde_json::json!({
+            "mediaType": BUNDLE_MEDIA_TYPE,
+            "verificationMaterial": {},
+            "messageSignature": {"signature": ""},
+        })
+        .to_string();
+        let e = Bundle::parse_image_signature(msg.as_bytes(), &d)
+            .err()
+            .unwrap();
+        assert!(e.contains("message signature"), "{e}");
+    }
+}
