@@ -341,7 +341,13 @@ fn fetch_bundles(f: &mut Fetcher<'_>, subject: &str) -> Result<Vec<String>, Imag
         if digest::hex_part(&e.digest).is_err() {
             continue;
         }
-        let bytes = f.manifest(&e.digest)?;
+        // A referrer the registry lost (or never had) is skipped, not fatal:
+        // it cannot vouch for the image either way.
+        let bytes = match f.manifest(&e.digest) {
+            Ok(b) => b,
+            Err(ImageError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let Ok(m) = serde_json::from_slice::<bundle::ReferrerManifest>(&bytes) else {
             continue;
         };
@@ -349,13 +355,16 @@ fn fetch_bundles(f: &mut Fetcher<'_>, subject: &str) -> Result<Vec<String>, Imag
             continue;
         };
         let layer = layer.clone();
-        f.blob(
+        match f.blob(
             &layer,
             "signature bundle",
             MAX_MANIFEST_BYTES,
             "(fixed) bundle size",
-        )?;
-        out.push(e.digest.clone());
+        ) {
+            Ok(_) => out.push(e.digest.clone()),
+            Err(ImageError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }
