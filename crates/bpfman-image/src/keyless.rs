@@ -17,6 +17,10 @@
 //! 4. when the trust root lists CT logs, the certificate carries an SCT
 //!    from one of them that verifies;
 //! 5. its subject alternative name and OIDC issuer match a configured rule.
+//!
+//! cosign 3's bundles (`crate::bundle`) carry the same certificate and Rekor
+//! entry in another shape; they go through [`KeylessVerifier::verify_signed`]
+//! with a DSSE signature and a `dsse` log entry instead.
 
 use std::collections::BTreeMap;
 
