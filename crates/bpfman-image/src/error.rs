@@ -30,7 +30,7 @@ pub enum ImageError {
     /// The registry wants credentials, or refused the ones given.
     #[error("registry {registry} {reason}")]
     Unauthorized {
-        /// Registry host[:port].
+        /// Registry `host[:port]`.
         registry: String,
         /// e.g. "refused the credentials" or "requires credentials: ...".
         reason: String,
@@ -122,7 +122,7 @@ pub enum ImageError {
     /// The registry could not be reached or the connection failed.
     #[error("cannot talk to registry {registry}: {reason}")]
     Network {
-        /// Registry host[:port].
+        /// Registry `host[:port]`.
         registry: String,
         /// Transport error.
         reason: String,
@@ -131,7 +131,7 @@ pub enum ImageError {
     /// The registry answered with an unexpected status.
     #[error("registry {registry} answered {status} to {what}: {message}")]
     Registry {
-        /// Registry host[:port].
+        /// Registry `host[:port]`.
         registry: String,
         /// HTTP status.
         status: u16,

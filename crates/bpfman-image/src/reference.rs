@@ -120,7 +120,7 @@ impl Reference {
         })
     }
 
-    /// Host[:port] to send API requests to.
+    /// `host[:port]` to send API requests to.
     pub fn api_host(&self) -> &str {
         if self.registry == DOCKER_HUB {
             DOCKER_HUB_API
