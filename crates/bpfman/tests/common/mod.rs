@@ -160,7 +160,15 @@ impl Env {
             .expect("spawn daemon");
         self.daemon = Some(child);
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
+        // Generous: start-up re-applies network hooks, which takes tens of
+        // seconds in an emulated (TCG) VM on a busy host. Not a timing
+        // assertion: a daemon that exits fails at once.
+        while start.elapsed() < Duration::from_secs(180) {
+            if let Some(c) = self.daemon.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("the daemon exited during start-up: {status}");
+            }
             let ok = Command::new(bin())
                 .args(["health", "--listen"])
                 .arg(self.socket())
@@ -371,10 +379,10 @@ pub fn read_u64(pin: &Path, key: u32) -> u64 {
     u64::from_ne_bytes(value)
 }
 
-/// Polls until `f` is true or 10 s pass.
+/// Polls until `f` is true or 60 s pass (emulated VMs are slow).
 pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
+    while start.elapsed() < Duration::from_secs(60) {
         if f() {
             return;
         }
