@@ -384,14 +384,20 @@ pub(crate) mod tests {
         (private, public)
     }
 
-    #[test]
-    fn sign_and_verify() {
+    /// A temp dir with `k` (private), `k.pub` and another key's `o.pub`.
+    fn key_files() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let (private, public) = keypair(7);
         let (_, other_public) = keypair(8);
         std::fs::write(dir.path().join("k"), &private).unwrap();
         std::fs::write(dir.path().join("k.pub"), &public).unwrap();
         std::fs::write(dir.path().join("o.pub"), &other_public).unwrap();
+        dir
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let dir = key_files();
         let sk = load_signing_key(&dir.path().join("k")).unwrap();
         let pk = load_public_key(&dir.path().join("k.pub")).unwrap();
         let other = load_public_key(&dir.path().join("o.pub")).unwrap();
@@ -449,12 +455,7 @@ pub(crate) mod tests {
     fn bundles_keyless_and_keyed() {
         use crate::config::IdentityRule;
         use crate::testing::{KeylessSigner, TestSigstore, key_bundle};
-        let dir = tempfile::tempdir().unwrap();
-        let (private, public) = keypair(7);
-        let (_, other_public) = keypair(8);
-        std::fs::write(dir.path().join("k"), &private).unwrap();
-        std::fs::write(dir.path().join("k.pub"), &public).unwrap();
-        std::fs::write(dir.path().join("o.pub"), &other_public).unwrap();
+        let dir = key_files();
         let ss = TestSigstore::new(5, "bundles");
         let keyless = || KeylessVerifier {
             root: TrustRoot::parse(ss.trusted_root_json(true).as_bytes()).unwrap(),
