@@ -77,7 +77,7 @@ impl BundlePayload {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Signed<'a> {
     /// A cosign `.sig` layer: the signature is over the payload's SHA-256.
-    HashedRekord { payload_hash: &'a [u8; 32] },
+    HashedRekord { payload_hash: [u8; 32] },
     /// A DSSE envelope: the signature is over its PAE bytes.
     Dsse {
         pae: &'a [u8],
@@ -178,6 +178,19 @@ pub(crate) struct Signer {
     pub integrated_time: i64,
 }
 
+impl Signer {
+    /// The verdict for a signature of `digest` by this signer.
+    pub(crate) fn status(self, digest: &str) -> crate::SignatureStatus {
+        crate::SignatureStatus::VerifiedKeyless {
+            identity: self.identity,
+            issuer: self.issuer,
+            signed_digest: digest.to_string(),
+            log_index: self.log_index,
+            integrated_time: self.integrated_time,
+        }
+    }
+}
+
 /// A trust root and the accepted signers.
 #[derive(Debug, Clone)]
 pub(crate) struct KeylessVerifier {
@@ -218,7 +231,9 @@ impl KeylessVerifier {
         self.verify_signed(
             &leaf,
             signature,
-            Signed::HashedRekord { payload_hash },
+            Signed::HashedRekord {
+                payload_hash: *payload_hash,
+            },
             &bundle,
         )
     }
@@ -236,7 +251,7 @@ impl KeylessVerifier {
             .map_err(|e| format!("signing certificate: {e}"))?;
         let sig_ok = match signed {
             // Sigstore signs the SHA-256 of the artifact whatever the curve.
-            Signed::HashedRekord { payload_hash } => key.verify_prehash(payload_hash, signature),
+            Signed::HashedRekord { payload_hash } => key.verify_prehash(&payload_hash, signature),
             Signed::Dsse { pae, .. } => key.verify(key.default_hash(), pae, signature),
         };
         sig_ok
@@ -340,7 +355,7 @@ impl KeylessVerifier {
                     .map_err(|e| format!("the Rekor hashedrekord entry is malformed: {e}"))?;
                 let h = &body.spec.data.hash;
                 if h.algorithm != "sha256"
-                    || !h.value.eq_ignore_ascii_case(&digest::hex(payload_hash))
+                    || !h.value.eq_ignore_ascii_case(&digest::hex(&payload_hash))
                 {
                     return Err(
                         "the Rekor entry is for other content than this signature's payload".into(),
@@ -364,20 +379,14 @@ impl KeylessVerifier {
                         "the Rekor entry is for another payload than this signature's".into(),
                     );
                 }
-                let mut reasons = Vec::new();
-                for s in &body.spec.signatures {
-                    match check_logged(&s.signature, &s.verifier, signature, leaf) {
-                        Ok(()) => {
-                            reasons.clear();
-                            break;
-                        }
-                        Err(e) => reasons.push(e),
-                    }
-                }
-                if body.spec.signatures.is_empty() || !reasons.is_empty() {
-                    return Err(reasons
-                        .pop()
-                        .unwrap_or_else(|| "the Rekor entry records no signature".to_string()));
+                let mut why = "the Rekor entry records no signature".to_string();
+                let logged = body.spec.signatures.iter().any(|s| {
+                    check_logged(&s.signature, &s.verifier, signature, leaf)
+                        .map_err(|e| why = e)
+                        .is_ok()
+                });
+                if !logged {
+                    return Err(why);
                 }
             }
             (_, (k, v)) => {

@@ -377,7 +377,7 @@ fn verify(
     top: &str,
 ) -> Result<SignatureStatus, ImageError> {
     let policy = &f.cfg.policy;
-    let found = match state {
+    let (subject, manifest, bundles) = match state {
         SigState::Absent if policy.allow_unsigned => return Ok(SignatureStatus::Unsigned),
         SigState::Absent => {
             return Err(ImageError::SignatureMissing {
@@ -398,7 +398,6 @@ fn verify(
             bundles,
         } => (subject.clone(), manifest.clone(), bundles.clone()),
     };
-    let (subject, manifest, bundles) = found;
     let display = f.display.clone();
     let invalid = |reason: String| ImageError::SignatureInvalid {
         reference: display.clone(),

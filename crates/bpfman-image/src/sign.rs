@@ -173,18 +173,34 @@ struct PayloadImage {
     digest: String,
 }
 
-/// The decoded signature annotation: cosign writes ASN.1 DER; raw r||s
-/// (P-256) is accepted too and converted.
-fn decode_signature(signature_b64: &str) -> Result<Vec<u8>, String> {
-    let raw = STANDARD
-        .decode(signature_b64.trim())
-        .map_err(|_| "the signature annotation is not base64".to_string())?;
+/// A signature as ASN.1 DER: cosign writes DER; raw r||s (P-256) is
+/// accepted too and converted.
+fn der_signature(raw: Vec<u8>) -> Vec<u8> {
     if Signature::from_der(&raw).is_err()
         && let Ok(s) = Signature::from_slice(&raw)
     {
-        return Ok(s.to_der().as_bytes().to_vec());
+        return s.to_der().as_bytes().to_vec();
     }
-    Ok(raw)
+    raw
+}
+
+/// The decoded signature annotation, as DER.
+fn decode_signature(signature_b64: &str) -> Result<Vec<u8>, String> {
+    STANDARD
+        .decode(signature_b64.trim())
+        .map(der_signature)
+        .map_err(|_| "the signature annotation is not base64".to_string())
+}
+
+impl PublicKey {
+    /// Checks a DER (or raw r||s) signature over `data` with this key.
+    fn check(&self, data: &[u8], signature: &[u8]) -> Result<(), String> {
+        let sig = Signature::from_der(&der_signature(signature.to_vec()))
+            .map_err(|_| "the signature is not an ECDSA P-256 signature".to_string())?;
+        self.key
+            .verify(data, &sig)
+            .map_err(|_| "the signature does not verify with the configured public key".to_string())
+    }
 }
 
 /// The payload is a cosign simple-signing payload naming `digest`.
@@ -214,12 +230,7 @@ pub(crate) fn verify_one(
     signature_b64: &str,
     digest: &str,
 ) -> Result<(), String> {
-    let raw = decode_signature(signature_b64)?;
-    let sig = Signature::from_der(&raw)
-        .map_err(|_| "the signature is not an ECDSA P-256 signature".to_string())?;
-    key.key
-        .verify(payload, &sig)
-        .map_err(|_| "the signature does not verify with the configured public key".to_string())?;
+    key.check(payload, &decode_signature(signature_b64)?)?;
     check_payload(payload, digest)
 }
 
@@ -272,15 +283,7 @@ impl Verifier {
                 .and_then(|sig| k.verify(payload, &sig, annotations))
                 .and_then(|signer| check_payload(payload, digest).map(|()| signer));
             match keyless {
-                Ok(s) => {
-                    return Ok(SignatureStatus::VerifiedKeyless {
-                        identity: s.identity,
-                        issuer: s.issuer,
-                        signed_digest: digest.to_string(),
-                        log_index: s.log_index,
-                        integrated_time: s.integrated_time,
-                    });
-                }
+                Ok(s) => return Ok(s.status(digest)),
                 Err(e) => reasons.push(e),
             }
         }
@@ -297,9 +300,7 @@ impl Verifier {
         }
         Err(reasons.join("; "))
     }
-}
 
-impl Verifier {
     /// Checks a cosign v3 signature bundle (DSSE in-toto statement) of
     /// `digest`, keyless or with a key.
     pub(crate) fn verify_bundle(
@@ -326,25 +327,14 @@ impl Verifier {
                 },
                 tlog,
             )?;
-            return Ok(SignatureStatus::VerifiedKeyless {
-                identity: s.identity,
-                issuer: s.issuer,
-                signed_digest: digest.to_string(),
-                log_index: s.log_index,
-                integrated_time: s.integrated_time,
-            });
+            return Ok(s.status(digest));
         }
         let Some(key) = &self.key else {
             return Err(
                 "the bundle is signed with a key; set signing.public_key to accept it".to_string(),
             );
         };
-        let sig = Signature::from_der(&p.signature)
-            .or_else(|_| Signature::from_slice(&p.signature))
-            .map_err(|_| "the bundle's signature is not an ECDSA P-256 signature".to_string())?;
-        key.key.verify(&p.pae, &sig).map_err(|_| {
-            "the bundle's signature does not verify with the configured public key".to_string()
-        })?;
+        key.check(&p.pae, &p.signature)?;
         Ok(SignatureStatus::Verified {
             key: key.fingerprint.clone(),
             signed_digest: digest.to_string(),
