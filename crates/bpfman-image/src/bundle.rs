@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::digest;
 use crate::keyless::{BundlePayload, RekorBundle};
@@ -82,74 +82,65 @@ impl ReferrerManifest {
 }
 
 /// A Sigstore bundle (the parts an image signature uses).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Bundle {
     pub media_type: String,
     pub verification_material: Material,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dsse_envelope: Option<Envelope>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub message_signature: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Material {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub certificate: Option<RawBytes>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub x509_certificate_chain: Option<Chain>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<serde_json::Value>,
     #[serde(default)]
     pub tlog_entries: Vec<TlogEntry>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RawBytes {
     pub raw_bytes: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Chain {
     pub certificates: Vec<RawBytes>,
 }
 
 /// A Rekor entry as bundles carry it (protobuf JSON: 64-bit ints as strings).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TlogEntry {
     pub log_index: String,
     pub log_id: LogId,
-    pub kind_version: KindVersion,
     pub integrated_time: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub inclusion_promise: Option<Promise>,
     pub canonicalized_body: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LogId {
     pub key_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct KindVersion {
-    pub kind: String,
-    pub version: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Promise {
     pub signed_entry_timestamp: String,
 }
 
 /// A DSSE envelope.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Envelope {
     pub payload: String,
@@ -157,11 +148,9 @@ pub(crate) struct Envelope {
     pub signatures: Vec<DsseSignature>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct DsseSignature {
     pub sig: String,
-    #[serde(default)]
-    pub keyid: String,
 }
 
 #[derive(Deserialize)]
