@@ -35,6 +35,26 @@ fn key(name: &str) -> String {
     obj(&format!("crates/bpfman-image/tests/keys/{name}"))
 }
 
+/// Does the registry on `port` answer with this `id` in its X-Bpfman-Test header?
+fn answers_as(port: u16, id: &str) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let want = format!("X-Bpfman-Test: {id}");
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .any(|l| l.trim_end() == want)
+}
+
 fn tool_exists(name: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
@@ -81,6 +101,12 @@ impl Registry {
         };
         // A free port from the kernel; another process may take it before the
         // registry binds, so a bind failure retries with a new one.
+        // Sent back in a header, to tell this registry from any other.
+        let id = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for attempt in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -93,7 +119,8 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n\
-                     http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n{auth}",
+                     http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n\
+                     \x20 headers:\n    X-Bpfman-Test: [{id}]\n{auth}",
                     storage.display()
                 ),
             )
@@ -114,7 +141,9 @@ impl Registry {
                     exited = Some(status);
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Ours, not another test's registry that got the same port
+                // (then ours exits with "address already in use").
+                if answers_as(port, &id) {
                     return Some(Registry {
                         child,
                         port,
