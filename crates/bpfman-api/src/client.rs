@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use hyper_util::rt::TokioIo;
 use thiserror::Error;
 use tokio::net::{UnixListener, UnixStream};
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Default path of bpfman's gRPC socket.
@@ -120,7 +119,8 @@ pub fn bind_uds(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Incoming connections of a bound socket, for
-/// `tonic::transport::Server::serve_with_incoming`.
-pub fn uds_incoming(listener: UnixListener) -> UnixListenerStream {
-    UnixListenerStream::new(listener)
+/// `tonic::transport::Server::serve_with_incoming`. Requests are served
+/// whatever `:authority` the client sends (see [`bpfman_uds`]).
+pub fn uds_incoming(listener: UnixListener) -> bpfman_uds::Incoming {
+    bpfman_uds::incoming(listener)
 }

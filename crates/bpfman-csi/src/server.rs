@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Channel, Endpoint, Server};
 use tracing::{info, warn};
 
@@ -65,7 +64,7 @@ pub async fn serve<B: VolumeBackend>(
     let result = Server::builder()
         .add_service(IdentityServer::from_arc(Arc::clone(&node)))
         .add_service(NodeServer::from_arc(node))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(bpfman_uds::incoming(listener), signal)
         .await;
     socket.remove();
     result.map_err(CsiError::Transport)
