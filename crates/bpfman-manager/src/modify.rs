@@ -20,14 +20,25 @@ impl Manager {
             ManagerError::not_found(format!("program {id} is not managed by bpfman"))
         })?;
         let spec = spec.resolve(prog.kind, &prog.section, &prog.name)?;
-        let link_id = store.write(|tx| tx.next_link_id().map_err(ManagerError::from))?;
+        // Nothing is written before the kernel work succeeds: the id is
+        // taken in the final transaction (insert_link moves the counter), and
+        // one whose pin a crashed attach left behind is skipped.
+        let mut link_id = store.peek_next_link_id()?;
+        while self.paths.link_pin(link_id).symlink_metadata().is_ok() {
+            link_id = link_id
+                .checked_add(1)
+                .ok_or_else(|| ManagerError::internal("link ids are exhausted"))?;
+        }
         let links_dir = self.paths.links_dir();
-        create_dir(&links_dir)?;
         let pin = self.paths.link_pin(link_id);
 
         let mut undo = UndoLog::default();
         let mut net: Option<crate::net::NetAttached> = None;
         let result = (|| -> Result<LinkRecord> {
+            if !links_dir.exists() {
+                create_dir(&links_dir)?;
+                undo.push(Undo::RemoveDir(links_dir.clone()));
+            }
             let (pin_path, kernel_link_id) = if crate::net::hook_of(&spec).is_some() {
                 let a = self.attach_net(&store, &prog, &spec, link_id)?;
                 let r = (a.pin_path.clone(), a.kernel_link_id);

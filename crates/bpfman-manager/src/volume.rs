@@ -68,10 +68,13 @@ impl Manager {
         let plan = plan_volume(&req.attributes, &candidates)?;
 
         let csi_dir = self.paths.csi_dir();
-        create_dir(&csi_dir)?;
         let mount = csi_dir.join(&req.volume_id);
         let mut undo = UndoLog::default();
         let result = (|| -> Result<VolumeRecord> {
+            if !csi_dir.exists() {
+                create_dir(&csi_dir)?;
+                undo.push(Undo::RemoveDir(csi_dir.clone()));
+            }
             create_dir(&mount)?;
             undo.push(Undo::RemoveDir(mount.clone()));
             bpfman_kernel::mount_bpffs(&mount)?;

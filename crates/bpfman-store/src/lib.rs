@@ -171,6 +171,14 @@ impl Store {
         queries::all_maps(&self.conn)
     }
 
+    /// The id [`StoreTx::next_link_id`] would hand out now, without taking
+    /// it: a caller holding the writer lock can use it for pins before its
+    /// transaction, and a failure before the commit leaves the store as it
+    /// was ([`StoreTx::insert_link`] moves the counter past the id).
+    pub fn peek_next_link_id(&self) -> Result<u32> {
+        queries::peek_next_link_id(&self.conn)
+    }
+
     /// The link recorded under `id`.
     pub fn get_link(&self, id: u32) -> Result<Option<LinkRecord>> {
         queries::get_link(&self.conn, id)

@@ -413,6 +413,19 @@ pub(crate) fn next_link_id(conn: &Connection) -> Result<u32> {
     })
 }
 
+pub(crate) fn peek_next_link_id(conn: &Connection) -> Result<u32> {
+    let v: i64 = conn
+        .prepare_cached("SELECT value + 1 FROM counters WHERE name = ?1")?
+        .query_row([LINK_COUNTER], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::Corrupt(format!("counters row '{LINK_COUNTER}' is missing")))?;
+    u32::try_from(v).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "counters row '{LINK_COUNTER}': {v} is beyond the largest link id"
+        ))
+    })
+}
+
 pub(crate) fn insert_link(conn: &Connection, l: &LinkRecord) -> Result<()> {
     let spec = to_json(&l.spec, || format!("link {} spec", l.id))?;
     let metadata = to_json(&l.metadata, || format!("link {} metadata", l.id))?;

@@ -471,6 +471,23 @@ fn link_ids_are_never_reused() {
 }
 
 #[test]
+fn peeking_the_next_link_id_takes_nothing() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.peek_next_link_id().unwrap(), 1);
+    assert_eq!(store.peek_next_link_id().unwrap(), 1);
+    // Recording the peeked id (or one past it) moves the counter beyond it.
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.insert_program(&program(1, 1, ProgramKind::Tracepoint, &[]))?;
+            tx.insert_link(&link(3, 1))
+        })
+        .unwrap();
+    assert_eq!(store.peek_next_link_id().unwrap(), 4);
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 4);
+    assert_eq!(store.peek_next_link_id().unwrap(), 5);
+}
+
+#[test]
 fn write_rolls_back_everything_on_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Env, Mode, eventually, kernel_has_program, obj, read_u64, root_or_skip};
+use common::{
+    Env, Mode, assert_same_tree, eventually, kernel_has_program, obj, read_u64, root_or_skip, tree,
+};
 use std::path::PathBuf;
 
 const STATS: &str = "examples/stats/stats.bpf.o";
@@ -283,6 +285,10 @@ fn bad_input(mode: Mode) {
         (vec!["detach".into(), "999".into()], "999"),
         (vec!["get".into(), "link".into(), "999".into()], "999"),
     ];
+    // A failed command leaves the runtime tree byte-for-byte as it was
+    // (directories and the store included), from the first command on.
+    env.ok_json(&["list"]);
+    let before = tree(env.runtime());
     for (args, needle) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let line = env.fails(&a);
@@ -290,28 +296,123 @@ fn bad_input(mode: Mode) {
             line.to_lowercase().contains(&needle.to_lowercase()),
             "error for {a:?} should mention '{needle}': {line}"
         );
+        assert_same_tree(&format!("{a:?}"), &before, &tree(env.runtime()));
     }
-    // A tracepoint that does not exist, and a wrong attach type.
+    // Attaches that fail, on a runtime where nothing was attached yet.
     let id = env.load(&[&stats])[0].to_string();
-    let line = env.fails(&[
-        "attach",
-        &id,
-        "tracepoint",
-        "--tracepoint",
-        "sched/no_such_tp",
+    let before = tree(env.runtime());
+    let attach_cases: Vec<(Vec<&str>, &str)> = vec![
+        // A tracepoint that does not exist, and a wrong attach type.
+        (
+            vec![
+                "attach",
+                &id,
+                "tracepoint",
+                "--tracepoint",
+                "sched/no_such_tp",
+            ],
+            "sched/no_such_tp",
+        ),
+        (
+            vec![
+                "attach",
+                &id,
+                "uprobe",
+                "--target",
+                "/bin/true",
+                "--fn-name",
+                "main",
+            ],
+            "tracepoint",
+        ),
+        (vec!["attach", "999999", "tracepoint"], "999999"),
+        (
+            vec!["attach", &id, "tracepoint", "-m", "novalue"],
+            "KEY=VALUE",
+        ),
+        (
+            vec!["attach", &id, "xdp", "--iface", "no-such-if0"],
+            "tracepoint",
+        ),
+    ];
+    for (a, needle) in &attach_cases {
+        let line = env.fails(a);
+        assert!(
+            line.to_lowercase().contains(&needle.to_lowercase()),
+            "error for {a:?} should mention '{needle}': {line}"
+        );
+        assert_same_tree(&format!("{a:?}"), &before, &tree(env.runtime()));
+    }
+    // Network attaches that fail, before any dispatcher directory exists.
+    let loaded = env.ok_json(&[
+        "load",
+        "file",
+        &obj("crates/bpfman-net/tests/bpf/net_test.bpf.o"),
     ]);
-    assert!(line.contains("sched/no_such_tp"), "{line}");
-    let line = env.fails(&[
-        "attach",
-        &id,
-        "uprobe",
-        "--target",
-        "/bin/true",
-        "--fn-name",
-        "main",
-    ]);
-    assert!(line.contains("tracepoint"), "{line}");
-    env.ok_json(&["unload", &id]);
+    let id_of = |name: &str| {
+        loaded
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["id"]
+            .to_string()
+    };
+    let (xdp, tc) = (id_of("xdp_test"), id_of("tc_test"));
+    let before = tree(env.runtime());
+    let net_cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["attach", &xdp, "xdp", "--iface", "no-such-if0"],
+            "no-such-if0",
+        ),
+        (
+            vec![
+                "attach",
+                &tc,
+                "tc",
+                "--iface",
+                "no-such-if0",
+                "--direction",
+                "ingress",
+            ],
+            "no-such-if0",
+        ),
+        (
+            vec![
+                "attach",
+                &tc,
+                "tcx",
+                "--iface",
+                "no-such-if0",
+                "--direction",
+                "egress",
+            ],
+            "no-such-if0",
+        ),
+        (
+            vec![
+                "attach",
+                &xdp,
+                "xdp",
+                "--iface",
+                "lo",
+                "--netns",
+                "/nonexistent/ns",
+            ],
+            "/nonexistent/ns",
+        ),
+    ];
+    for (a, needle) in &net_cases {
+        let line = env.fails(a);
+        assert!(
+            line.to_lowercase().contains(&needle.to_lowercase()),
+            "error for {a:?} should mention '{needle}': {line}"
+        );
+        assert_same_tree(&format!("{a:?}"), &before, &tree(env.runtime()));
+    }
+    for p in [&xdp, &tc, &id] {
+        env.ok_json(&["unload", p]);
+    }
     env.assert_empty();
 }
 

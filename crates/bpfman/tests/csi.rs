@@ -16,7 +16,7 @@ use bpfman_csi::proto::{
     GetPluginInfoRequest, NodeGetCapabilitiesRequest, NodeGetInfoRequest, NodePublishVolumeRequest,
     NodeUnpublishVolumeRequest, VolumeCapability,
 };
-use common::{Env, mounts_under, obj, root_or_skip};
+use common::{Env, assert_same_tree, mounts_under, obj, root_or_skip, tree};
 
 const POD_UID: &str = "6b0f5a44-2f8e-4c1b-9a57-0c0ffee00001";
 
@@ -188,6 +188,42 @@ async fn kubelet_publishes_maps_to_an_unprivileged_reader() {
         e.message()
     );
     assert!(mounts_under(&env.pods()).is_empty());
+
+    // Failed publishes leave the runtime tree as it was: a selector that
+    // matches nothing, a target that is a file (the bind mount fails after
+    // the private bpffs was made), an unknown map.
+    let file_target = target(&env, "is-a-file");
+    std::fs::write(&file_target, b"").unwrap();
+    let before = tree(env.runtime());
+    for (vol, tgt, ctx) in [
+        (
+            "vol-none",
+            &t0,
+            context(&[("bpfman.io/application", "nope")]),
+        ),
+        (
+            "vol-file",
+            &file_target,
+            context(&[("bpfman.io/application", "stats")]),
+        ),
+        (
+            "vol-nomap",
+            &t0,
+            context(&[
+                ("bpfman.io/application", "stats"),
+                ("csi.bpfman.io/maps", "no_such_map"),
+            ]),
+        ),
+    ] {
+        let e = node
+            .node_publish_volume(publish_req(vol, tgt, ctx, false))
+            .await
+            .unwrap_err();
+        assert!(!e.message().is_empty(), "{vol}: {e:?}");
+        assert_same_tree(vol, &before, &tree(env.runtime()));
+        assert!(mounts_under(&env.pods()).is_empty(), "{vol}");
+    }
+    std::fs::remove_file(&file_target).unwrap();
 
     let t = target(&env, "bpf-maps");
     let req = publish_req(

@@ -419,3 +419,73 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Everything under `dir`: each path with its type and mode, and the bytes of
+/// every regular file (the SQLite files included), except under bpffs
+/// mounts, whose pins are compared by name, type and mode.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        bpffs: bool,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let mode = md.permissions().mode() & 0o7777;
+            let ft = md.file_type();
+            if ft.is_dir() {
+                // A mount point on a bpffs (magic 0xcafe4a11) marks pins below.
+                let under_bpffs = bpffs || nix_is_bpffs(&p, md.dev(), dir);
+                out.insert(rel, format!("dir {mode:o}"));
+                walk(root, &p, under_bpffs, out);
+            } else if ft.is_file() && !bpffs {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.insert(rel, format!("file {mode:o} {:?}", bytes));
+            } else {
+                out.insert(rel, format!("{:?} {mode:o}", ft));
+            }
+        }
+    }
+    fn nix_is_bpffs(p: &Path, dev: u64, parent: &Path) -> bool {
+        let parent_dev = std::fs::metadata(parent).map(|m| m.dev()).unwrap_or(dev);
+        if parent_dev == dev {
+            return false;
+        }
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: statfs on a valid C string into a zeroed struct.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0) && st.f_type as u64 == 0xcafe4a11
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, false, &mut out);
+    out
+}
+
+/// Asserts two [`tree`] snapshots are equal, naming what differs.
+pub fn assert_same_tree(
+    what: &str,
+    before: &std::collections::BTreeMap<String, String>,
+    after: &std::collections::BTreeMap<String, String>,
+) {
+    let mut diff = Vec::new();
+    for (k, v) in before {
+        match after.get(k) {
+            None => diff.push(format!("removed {k}")),
+            Some(a) if a != v => diff.push(format!("changed {k}")),
+            _ => {}
+        }
+    }
+    for k in after.keys().filter(|k| !before.contains_key(*k)) {
+        diff.push(format!("created {k}"));
+    }
+    assert!(diff.is_empty(), "{what} changed the runtime tree: {diff:?}");
+}
