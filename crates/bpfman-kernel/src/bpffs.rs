@@ -33,6 +33,36 @@ pub fn is_bpffs(path: &Path) -> Result<bool, KernelError> {
     }
 }
 
+/// The name of the file system `path` lies on, from its statfs magic, for
+/// messages ("9p", "nfs", "tmpfs", ...); `None` when unknown or unreadable.
+pub fn filesystem_name(path: &Path) -> Option<&'static str> {
+    // f_type's width differs between targets, hence the cast.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = statfs(path).ok()?.filesystem_type().0 as i64;
+    Some(match magic {
+        0x0102_1997 => "9p",
+        0x6969 => "nfs",
+        0xff53_4d42 => "cifs",
+        0xfe53_4d42 => "smb2",
+        0x6573_5546 => "fuse",
+        0x0100_2ef0 => "ceph",
+        0x0102_1994 => "tmpfs",
+        0xef53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683e => "btrfs",
+        0x794c_7630 => "overlay",
+        0x7366_7173 => "squashfs",
+        BPF_FS_MAGIC => "bpf",
+        _ => return None,
+    })
+}
+
+/// True for file systems that do not give SQLite the POSIX locks and shared
+/// memory it needs (network and host-shared mounts).
+pub fn is_shared_filesystem(name: &str) -> bool {
+    matches!(name, "9p" | "nfs" | "cifs" | "smb2" | "fuse" | "ceph")
+}
+
 /// Mounts a fresh bpffs at `path` (`mount -t bpf bpf PATH`).
 pub fn mount_bpffs(path: &Path) -> Result<(), KernelError> {
     mount(

@@ -26,7 +26,10 @@ mod sys;
 pub mod tracefs;
 
 pub use attach::attach;
-pub use bpffs::{bind_mount, ensure_bpffs, is_bpffs, is_mountpoint, mount_bpffs, unmount};
+pub use bpffs::{
+    bind_mount, ensure_bpffs, filesystem_name, is_bpffs, is_mountpoint, is_shared_filesystem,
+    mount_bpffs, unmount,
+};
 pub use error::KernelError;
 pub use features::{Features, features};
 pub use info::{

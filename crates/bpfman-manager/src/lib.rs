@@ -70,13 +70,14 @@ impl Manager {
         create_dir(paths.root())?;
         create_dir(&paths.db_dir())?;
         let lock = lock::RuntimeLock::open(&paths.lock())?;
+        // The store first: a runtime dir where it cannot work gets no bpffs.
+        let store = Store::open(&paths.db()).map_err(|e| store_open_error(&paths.db_dir(), e))?;
         {
             let _g = lock.exclusive()?;
             if bpfman_kernel::ensure_bpffs(&paths.fs())? {
                 tracing::info!("mounted bpffs at {}", paths.fs().display());
             }
         }
-        let store = Store::open(&paths.db())?;
         Ok(Manager {
             paths,
             store: Mutex::new(store),
@@ -100,6 +101,25 @@ impl Manager {
     fn fault(&self, point: &str) -> Result<()> {
         fault::check(&self.fault, point)
     }
+}
+
+/// A store that cannot be opened is the environment's fault, with a fix the
+/// message names; the file system is named too (9p, NFS: no SQLite locks).
+fn store_open_error(db_dir: &Path, e: bpfman_store::StoreError) -> ManagerError {
+    let bpfman_store::StoreError::Open { .. } = &e else {
+        return e.into();
+    };
+    let fs = match bpfman_kernel::filesystem_name(db_dir) {
+        Some(fs) if bpfman_kernel::is_shared_filesystem(fs) => {
+            format!(
+                "; {} is on {fs}, where SQLite cannot lock: use a local file system",
+                db_dir.display()
+            )
+        }
+        Some(fs) => format!(" [{} is on {fs}]", db_dir.display()),
+        None => String::new(),
+    };
+    ManagerError::new(Code::FailedPrecondition, format!("{e}{fs}"))
 }
 
 fn create_dir(p: &Path) -> Result<()> {

@@ -24,7 +24,7 @@ use bpfman_core::model::NetLinkRecord;
 use bpfman_core::{LinkRecord, MapRecord, ProgramKind, ProgramRecord, Selector, VolumeRecord};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-pub use error::{Result, StoreError};
+pub use error::{OpenFailure, Result, StoreError};
 pub use schema::SCHEMA_VERSION;
 
 /// How long a writer waits for another connection's write transaction.
@@ -89,7 +89,12 @@ impl Store {
         let _mode: String =
             retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)))
                 .map_err(open_err)?;
-        Self::configure(conn)
+        // The first write (a migration) is where a file system without
+        // working locks or shared memory shows itself: still an open error.
+        Self::configure(conn).map_err(|e| match e {
+            StoreError::Sqlite(source) => open_err(source),
+            other => other,
+        })
     }
 
     /// Opens a private in-memory database (for tests and dry runs).

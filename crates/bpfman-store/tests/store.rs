@@ -823,3 +823,40 @@ fn net_hooks_and_objects_follow_their_links_and_programs() {
     assert!(s.object_of(1).unwrap().is_none());
     assert_eq!(s.schema_version().unwrap(), 2);
 }
+
+#[test]
+fn an_unusable_wal_index_is_explained() {
+    // SQLite cannot create its shared-memory WAL index next to the file (as
+    // on file systems without shared mmap or locks): the error says what to
+    // do, not just "readonly database" or "disk I/O error".
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("store.db-shm")).unwrap();
+    let e = Store::open(&dir.path().join("store.db")).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
+    assert!(msg.contains("store.db"), "{msg}");
+    assert!(msg.contains("WAL index"), "{msg}");
+    assert!(msg.contains("--runtime-dir"), "{msg}");
+}
+
+#[test]
+fn open_failures_are_classified_by_sqlite_code() {
+    use bpfman_store::OpenFailure;
+    use rusqlite::ffi;
+    let err = |code: i32| rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some("x".into()));
+    for (code, want) in [
+        (ffi::SQLITE_IOERR_SHMMAP, OpenFailure::Locking),
+        (ffi::SQLITE_IOERR_SHMOPEN, OpenFailure::Locking),
+        (ffi::SQLITE_IOERR_LOCK, OpenFailure::Locking),
+        (ffi::SQLITE_READONLY_CANTINIT, OpenFailure::Locking),
+        (ffi::SQLITE_PROTOCOL, OpenFailure::Locking),
+        (ffi::SQLITE_CANTOPEN, OpenFailure::CantOpen),
+        (ffi::SQLITE_NOTADB, OpenFailure::NotADatabase),
+        (ffi::SQLITE_CORRUPT, OpenFailure::Corrupt),
+        (ffi::SQLITE_FULL, OpenFailure::Full),
+        (ffi::SQLITE_IOERR_WRITE, OpenFailure::Io),
+        (ffi::SQLITE_READONLY, OpenFailure::ReadOnly),
+    ] {
+        assert_eq!(OpenFailure::of(&err(code)), want, "code {code}");
+    }
+}

@@ -417,6 +417,48 @@ fn bad_input(mode: Mode) {
 }
 
 #[test]
+fn an_unusable_store_says_why_and_what_to_do() {
+    if !root_or_skip("an_unusable_store_says_why_and_what_to_do") {
+        return;
+    }
+    // SQLite cannot make its WAL index (store.db-shm) there, as on 9p or NFS;
+    // and a file that is not a database.
+    for (what, setup, needles) in [
+        (
+            "no WAL index",
+            (|db: &std::path::Path| std::fs::create_dir(db.join("store.db-shm")).unwrap())
+                as fn(&std::path::Path),
+            &["store.db", "WAL index", "--runtime-dir", "is on"][..],
+        ),
+        (
+            "not a database",
+            |db: &std::path::Path| std::fs::write(db.join("store.db"), b"not sqlite").unwrap(),
+            &["store.db", "not an SQLite database", "move it aside"][..],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).unwrap();
+        setup(&db);
+        let r = std::process::Command::new(common::bin())
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .arg("list")
+            .env_remove("BPFMAN_SOCKET")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success(), "{what}: list succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{what}: error should say '{n}': {err}");
+        }
+        // No bpffs was mounted for a runtime dir that cannot work.
+        assert!(!dir.path().join("fs").exists(), "{what}: fs created");
+    }
+}
+
+#[test]
 fn bad_input_embedded() {
     if root_or_skip("bad_input_embedded") {
         bad_input(Mode::Embedded);
