@@ -69,6 +69,8 @@ impl From<ImageError> for ManagerError {
             | ImageError::SignatureMissing { .. }
             | ImageError::SignatureInvalid { .. }
             | ImageError::Policy(_)
+            | ImageError::UntrustedCertificate { .. }
+            | ImageError::Certificate { .. }
             | ImageError::Config { .. } => Code::FailedPrecondition,
             ImageError::Network { .. } => Code::Unavailable,
             // A registry that is overloaded or failing may answer later.
