@@ -612,6 +612,20 @@ mod tests {
                 },
                 Code::Unavailable,
             ),
+            (
+                ImageError::UntrustedCertificate {
+                    registry: "r".into(),
+                    ca_path: "/etc/bpfman/certs.d/r/ca.crt".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                ImageError::Certificate {
+                    path: "/etc/bpfman/certs.d/r/ca.crt".into(),
+                    reason: "x".into(),
+                },
+                Code::FailedPrecondition,
+            ),
             (ImageError::Unsupported, Code::Unimplemented),
         ];
         for (e, code) in cases {
