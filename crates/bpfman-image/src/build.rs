@@ -235,7 +235,7 @@ fn sink<'a>(
                     "push destination {r} must name a tag, not a digest"
                 )));
             }
-            let reg = Registry::new(cfg, &reference, creds, true);
+            let reg = Registry::new(cfg, &reference, creds, true)?;
             Ok(Box::new(RegistrySink { reference, reg }))
         }
         BuildDest::OciLayout { dir, tag } => Ok(Box::new(LayoutSink::new(dir, tag)?)),

@@ -17,6 +17,7 @@
 //! max_cache_bytes = 1073741824
 //! max_layer_bytes = 67108864
 //! insecure_registries = ["127.0.0.1:5000"]
+//! certs_dir = "/etc/bpfman/certs.d"   # <host[:port]>/ca.crt: a registry's own CA
 //! platform = "linux/amd64"   # default: the host's
 //! ```
 //!
@@ -31,6 +32,9 @@ use crate::platform::Platform;
 
 /// Default cache directory.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/bpfman/images";
+/// Default directory of per-registry CAs: `<dir>/<host[:port]>/*.crt`, the
+/// containerd/docker `certs.d` layout.
+pub const DEFAULT_CERTS_DIR: &str = "/etc/bpfman/certs.d";
 /// Default bound on the whole cache (1 GiB).
 pub const DEFAULT_MAX_CACHE_BYTES: u64 = 1 << 30;
 /// Default bound on one layer, packed and unpacked (64 MiB).
@@ -204,6 +208,9 @@ pub struct ImageConfig {
     pub policy: SignaturePolicy,
     /// Registries (`host[:port]`) reached over plain HTTP instead of HTTPS.
     pub insecure_registries: Vec<String>,
+    /// Per-registry CAs: every `<certs_dir>/<host[:port]>/*.crt` is trusted
+    /// for that registry, on top of the system trust store.
+    pub certs_dir: PathBuf,
     /// Platform picked from multi-arch indexes; the host's by default.
     pub platform: Platform,
 }
@@ -216,6 +223,7 @@ impl Default for ImageConfig {
             max_layer_bytes: DEFAULT_MAX_LAYER_BYTES,
             policy: SignaturePolicy::default(),
             insecure_registries: Vec::new(),
+            certs_dir: PathBuf::from(DEFAULT_CERTS_DIR),
             platform: Platform::host(),
         }
     }
@@ -293,6 +301,7 @@ struct ImagesSection {
     max_cache_bytes: Option<u64>,
     max_layer_bytes: Option<u64>,
     insecure_registries: Option<Vec<String>>,
+    certs_dir: Option<PathBuf>,
     platform: Option<String>,
 }
 
@@ -345,6 +354,15 @@ pub fn parse_config(text: &str) -> Result<ImageConfig, String> {
         if let Some(r) = i.insecure_registries {
             cfg.insecure_registries = r;
         }
+        if let Some(d) = i.certs_dir {
+            if !d.is_absolute() {
+                return Err(format!(
+                    "images.certs_dir {} must be an absolute path",
+                    d.display()
+                ));
+            }
+            cfg.certs_dir = d;
+        }
         if let Some(p) = i.platform {
             cfg.platform = p.parse()?;
         }
@@ -380,6 +398,7 @@ mod tests {
             max_cache_bytes = 10
             max_layer_bytes = 20
             insecure_registries = ["127.0.0.1:5000"]
+            certs_dir = "/tmp/certs.d"
             platform = "linux/arm64"
             "#,
         )
@@ -393,6 +412,7 @@ mod tests {
         assert_eq!(cfg.max_cache_bytes, 10);
         assert_eq!(cfg.max_layer_bytes, 20);
         assert!(cfg.is_insecure("127.0.0.1:5000"));
+        assert_eq!(cfg.certs_dir, Path::new("/tmp/certs.d"));
         assert_eq!(cfg.platform.to_string(), "linux/arm64");
     }
 
@@ -423,6 +443,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("does not compile"), "{e}");
+        let e = parse_config("[images]\ncerts_dir = \"certs.d\"\n").unwrap_err();
+        assert!(e.contains("absolute"), "{e}");
         let e = parse_config("[signing]\nverfy = true\n").unwrap_err();
         assert!(e.contains("verfy"), "{e}");
         let e = parse_config("[signing.keyless]\nsubject = \"x\"\n").unwrap_err();

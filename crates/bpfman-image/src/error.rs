@@ -128,6 +128,30 @@ pub enum ImageError {
         reason: String,
     },
 
+    /// The registry's TLS certificate chains to no CA bpfman trusts.
+    #[error(
+        "registry {registry} presented a certificate signed by an unknown authority; trust \
+         its CA system-wide (update-ca-certificates) or put it in {}",
+        ca_path.display()
+    )]
+    UntrustedCertificate {
+        /// Registry `host[:port]`.
+        registry: String,
+        /// Where this registry's CA would be read from
+        /// (`<images.certs_dir>/<host[:port]>/ca.crt`).
+        ca_path: PathBuf,
+    },
+
+    /// A registry CA file (`<images.certs_dir>/<host[:port]>/*.crt`) that
+    /// holds no usable CA certificate.
+    #[error("registry CA file {}: {reason}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The registry answered with an unexpected status.
     #[error("registry {registry} answered {status} to {what}: {message}")]
     Registry {

@@ -52,6 +52,8 @@ mod sign;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 #[cfg(feature = "oci")]
+mod tls;
+#[cfg(feature = "oci")]
 mod trust_root;
 
 use std::collections::BTreeMap;
@@ -63,8 +65,9 @@ pub use auth::{
 };
 pub use cache::PruneReport;
 pub use config::{
-    DEFAULT_CACHE_DIR, DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_LAYER_BYTES, IdentityRule, ImageConfig,
-    KeylessPolicy, MAX_MANIFEST_BYTES, SignaturePolicy, load_config, parse_config,
+    DEFAULT_CACHE_DIR, DEFAULT_CERTS_DIR, DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_LAYER_BYTES,
+    IdentityRule, ImageConfig, KeylessPolicy, MAX_MANIFEST_BYTES, SignaturePolicy, load_config,
+    parse_config,
 };
 pub use error::ImageError;
 pub use platform::Platform;

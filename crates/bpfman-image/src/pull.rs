@@ -37,9 +37,11 @@ impl<'a> Fetcher<'a> {
                 cache_dir: self.cfg.cache_dir.clone(),
             });
         }
-        Ok(self
-            .remote
-            .get_or_insert_with(|| Registry::new(self.cfg, self.reference, self.creds, false)))
+        let reg = match self.remote.take() {
+            Some(r) => r,
+            None => Registry::new(self.cfg, self.reference, self.creds, false)?,
+        };
+        Ok(self.remote.insert(reg))
     }
 
     fn used_network(&self) -> bool {

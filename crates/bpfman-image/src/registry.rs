@@ -4,12 +4,15 @@
 //! blob upload: POST then PUT with `?digest=`; manifest PUT).
 //!
 //! Credentials only ever go into `Authorization` headers; errors quote the
-//! registry, never a header.
+//! registry, never a header. HTTPS trusts the roots [`crate::tls`] picks for
+//! the registry (system store and `certs.d`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ureq::Agent;
 use ureq::http::{Request, Response};
+use ureq::tls::TlsConfig;
 
 use crate::auth::Credentials;
 use crate::config::ImageConfig;
@@ -35,20 +38,28 @@ pub(crate) struct Registry<'a> {
     creds: Option<&'a Credentials>,
     push: bool,
     insecure: bool,
+    /// Where this registry's CA would go, for the untrusted-certificate error.
+    ca_path: PathBuf,
     /// Current `Authorization` value (Basic or Bearer), once challenged.
     auth: Option<String>,
 }
 
 impl<'a> Registry<'a> {
     /// A session for `reference`'s repository; `push` asks for push scope.
+    /// Fails on an unreadable or unusable CA file of the registry.
     pub(crate) fn new(
         cfg: &ImageConfig,
         reference: &Reference,
         creds: Option<&'a Credentials>,
         push: bool,
-    ) -> Registry<'a> {
+    ) -> Result<Registry<'a>, ImageError> {
         let insecure = cfg.is_insecure(&reference.registry);
+        let mut tls = TlsConfig::builder();
+        if !insecure {
+            tls = tls.root_certs(crate::tls::root_certs(&cfg.certs_dir, &reference.registry)?);
+        }
         let agent: Agent = Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_per_read(Some(Duration::from_secs(120)))
@@ -57,7 +68,7 @@ impl<'a> Registry<'a> {
             .build()
             .into();
         let scheme = if insecure { "http" } else { "https" };
-        Registry {
+        Ok(Registry {
             agent,
             base: format!("{scheme}://{}", reference.api_host()),
             registry: reference.registry.clone(),
@@ -66,11 +77,18 @@ impl<'a> Registry<'a> {
             creds,
             push,
             insecure,
+            ca_path: crate::tls::ca_path(&cfg.certs_dir, &reference.registry),
             auth: None,
-        }
+        })
     }
 
     fn network(&self, e: ureq::Error) -> ImageError {
+        if crate::tls::is_unknown_issuer(&e) {
+            return ImageError::UntrustedCertificate {
+                registry: self.registry.clone(),
+                ca_path: self.ca_path.clone(),
+            };
+        }
         ImageError::Network {
             registry: self.registry.clone(),
             reason: e.to_string(),

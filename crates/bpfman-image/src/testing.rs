@@ -5,6 +5,9 @@
 //! `trusted_root.json` that trusts them. Keys derive from a seed, so two
 //! instances with different seeds do not trust each other.
 //!
+//! Also [`TestTls`]: a private CA and a server certificate for 127.0.0.1,
+//! made with the `openssl` command, for registries served over HTTPS.
+//!
 //! Nothing here is used by bpfman itself.
 
 use std::collections::BTreeMap;
@@ -560,4 +563,135 @@ pub fn attach_signature(
     creds: Option<&Credentials>,
 ) -> Result<String, ImageError> {
     crate::build::attach_signature(cfg, dest, digest, sign, creds)
+}
+
+/// A private CA and a server certificate for `127.0.0.1` it signed, PEM
+/// files made with the `openssl` command the way an admin makes them, for a
+/// test registry served over HTTPS.
+#[derive(Debug, Clone)]
+pub struct TestTls {
+    /// The CA certificate: what a client has to trust.
+    pub ca: std::path::PathBuf,
+    /// The server certificate (subject alternative name IP:127.0.0.1).
+    pub cert: std::path::PathBuf,
+    /// The server's private key (PKCS#8, unencrypted).
+    pub key: std::path::PathBuf,
+}
+
+impl TestTls {
+    /// Writes a fresh P-256 CA and server certificate (valid two days) into
+    /// `dir`; the error names the `openssl` step that failed.
+    pub fn generate(dir: &std::path::Path) -> Result<TestTls, String> {
+        use std::process::{Command, Stdio};
+        let run = |what: &str, args: &[&std::ffi::OsStr]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("openssl {what}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "openssl {what} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let os = |s: &'static str| std::ffi::OsStr::new(s);
+        let ec = [
+            os("-newkey"),
+            os("ec"),
+            os("-pkeyopt"),
+            os("ec_paramgen_curve:prime256v1"),
+            os("-nodes"),
+        ];
+        let mut ca_args = vec![os("req"), os("-x509")];
+        ca_args.extend(ec);
+        ca_args.extend([
+            os("-days"),
+            os("2"),
+            os("-subj"),
+            os("/CN=bpfman test registry CA"),
+            os("-addext"),
+            os("basicConstraints=critical,CA:TRUE"),
+            os("-addext"),
+            os("keyUsage=critical,keyCertSign,cRLSign"),
+            os("-keyout"),
+            os("ca.key"),
+            os("-out"),
+            os("ca.crt"),
+        ]);
+        run("req (CA)", &ca_args)?;
+        let mut csr_args = vec![os("req")];
+        csr_args.extend(ec);
+        csr_args.extend([
+            os("-subj"),
+            os("/CN=127.0.0.1"),
+            os("-keyout"),
+            os("server.key"),
+            os("-out"),
+            os("server.csr"),
+        ]);
+        run("req (server)", &csr_args)?;
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .map_err(|e| format!("write server.ext: {e}"))?;
+        run(
+            "x509 (sign the server certificate)",
+            &[
+                os("x509"),
+                os("-req"),
+                os("-in"),
+                os("server.csr"),
+                os("-CA"),
+                os("ca.crt"),
+                os("-CAkey"),
+                os("ca.key"),
+                os("-CAcreateserial"),
+                os("-days"),
+                os("2"),
+                os("-extfile"),
+                os("server.ext"),
+                os("-out"),
+                os("server.crt"),
+            ],
+        )?;
+        Ok(TestTls {
+            ca: dir.join("ca.crt"),
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        })
+    }
+
+    /// The value of response header `name` to `GET /v2/` on
+    /// `https://127.0.0.1:{port}`, trusting this CA only; `None` when
+    /// nothing answers, or something this CA did not certify.
+    pub fn header(&self, port: u16, name: &str) -> Option<String> {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        let pem = std::fs::read(&self.ca).ok()?;
+        let ca = Certificate::from_pem(&pem).ok()?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::new_with_certs(&[ca]))
+                    .build(),
+            )
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let resp = agent
+            .get(&format!("https://127.0.0.1:{port}/v2/"))
+            .call()
+            .ok()?;
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
 }

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bpfman_image::testing::{
-    KeylessSigner, TestSigstore, attach_bundle, attach_signature, key_bundle,
+    KeylessSigner, TestSigstore, TestTls, attach_bundle, attach_signature, key_bundle,
 };
 use bpfman_image::{
     BuildDest, BuildRequest, Credentials, IdentityRule, ImageConfig, ImageError, KeylessPolicy,
@@ -64,6 +64,15 @@ impl TestRegistry {
     }
 
     fn start_with(test: &str, auth: Auth<'_>) -> Option<TestRegistry> {
+        Self::start_inner(test, auth, None)
+    }
+
+    /// An anonymous registry served over HTTPS with `tls`'s server certificate.
+    fn start_tls(test: &str, tls: &TestTls) -> Option<TestRegistry> {
+        Self::start_inner(test, Auth::None, Some(tls))
+    }
+
+    fn start_inner(test: &str, auth: Auth<'_>, tls: Option<&TestTls>) -> Option<TestRegistry> {
         if !tool_exists("docker-registry") {
             println!(
                 "SKIP {test}: docker-registry is not installed (apt-get install docker-registry)"
@@ -98,6 +107,13 @@ impl TestRegistry {
             ),
             Auth::None => String::new(),
         };
+        let tls_conf = tls.map_or(String::new(), |t| {
+            format!(
+                "\x20 tls:\n    certificate: {}\n    key: {}\n",
+                t.cert.display(),
+                t.key.display()
+            )
+        });
         // Ask the kernel for a free port, then hand it to the registry; another
         // process may take it in between, so a bind failure tries a new port.
         // Sent back in a header, to tell this registry from any other.
@@ -119,7 +135,7 @@ impl TestRegistry {
                     "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                      http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n\
-                     \x20 headers:\n    X-Bpfman-Test: [{id}]\n{auth}",
+                     \x20 headers:\n    X-Bpfman-Test: [{id}]\n{tls_conf}{auth}",
                     storage.display()
                 ),
             )
@@ -143,7 +159,11 @@ impl TestRegistry {
                 }
                 // Ours, not another test's registry that got the same port
                 // (then ours exits with "address already in use").
-                if answers_as(port, &id) {
+                let ours = match tls {
+                    Some(t) => t.header(port, "X-Bpfman-Test").as_deref() == Some(id.as_str()),
+                    None => answers_as(port, &id),
+                };
+                if ours {
                     return Some(TestRegistry { child, port, dir });
                 }
                 std::thread::sleep(Duration::from_millis(25));
@@ -1338,4 +1358,203 @@ fn bearer_token_auth() {
     .unwrap_err();
     assert!(matches!(e, ImageError::Unauthorized { .. }), "{e}");
     assert!(e.to_string().contains("refused the credentials"), "{e}");
+}
+
+/// A private CA and a server certificate for 127.0.0.1 in a temp dir;
+/// `None` (printed) without openssl.
+fn test_tls(test: &str) -> Option<(tempfile::TempDir, TestTls)> {
+    if !tool_exists("openssl") {
+        println!("SKIP {test}: openssl is not installed (apt-get install openssl)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TestTls::generate(dir.path()).unwrap();
+    Some((dir, tls))
+}
+
+/// HTTPS to every registry, with its own cache and per-registry CAs read
+/// from `certs_dir` (never the host's /etc/bpfman/certs.d).
+fn tls_config(cache: &Path, certs_dir: &Path) -> ImageConfig {
+    let mut cfg = ImageConfig::with_cache_dir(cache);
+    cfg.certs_dir = certs_dir.to_path_buf();
+    cfg
+}
+
+/// `certs_dir` with `ca` as `<certs_dir>/<host>/<name>`.
+fn certs_d(ca: &Path, host: &str, name: &str) -> tempfile::TempDir {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path().join(host);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(ca, dir.join(name)).unwrap();
+    certs
+}
+
+/// Nothing but the cache's lock file: no blob, no tag.
+fn assert_cache_empty(cache: &Path) {
+    let files: Vec<PathBuf> = walk(cache)
+        .into_iter()
+        .filter(|f| f.file_name().is_none_or(|n| n != "lock"))
+        .collect();
+    assert!(files.is_empty(), "left in the cache: {files:?}");
+}
+
+#[test]
+fn tls_registry_trusted_through_certs_d() {
+    let test = "tls_registry_trusted_through_certs_d";
+    let Some((_d, tls)) = test_tls(test) else {
+        return;
+    };
+    let Some(reg) = TestRegistry::start_tls(test, &tls) else {
+        return;
+    };
+    let certs = certs_d(&tls.ca, &reg.host(), "ca.crt");
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = tls_config(cache.path(), certs.path());
+    let r = reg.reference("bpf/stats:v1");
+    // Push and pull both go over HTTPS.
+    let d = push(&cfg, &stats_request(), &r, None);
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap();
+    assert_eq!(img.object, stats_object());
+    assert_eq!(img.digest, d);
+    assert!(!img.from_cache);
+
+    // Docker's convention: any *.crt of the registry's directory.
+    let dir = certs.path().join(reg.host());
+    std::fs::rename(dir.join("ca.crt"), dir.join("private-ca.crt")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = tls_config(cache.path(), certs.path());
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap();
+    assert_eq!(img.digest, d);
+
+    // Another registry's directory does not vouch for this one.
+    std::fs::rename(&dir, certs.path().join("127.0.0.1:1")).unwrap();
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+    assert!(matches!(e, ImageError::UntrustedCertificate { .. }), "{e}");
+
+    // A CA file that is no certificate is named, not skipped.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("ca.crt"), "not a certificate\n").unwrap();
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+    assert!(matches!(e, ImageError::Certificate { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!("{}/ca.crt", reg.host())),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_registry_untrusted_is_a_clear_error() {
+    let test = "tls_registry_untrusted_is_a_clear_error";
+    let Some((_d, tls)) = test_tls(test) else {
+        return;
+    };
+    let Some(reg) = TestRegistry::start_tls(test, &tls) else {
+        return;
+    };
+    // The image exists: pushed by a client that trusts the CA.
+    let r = reg.reference("bpf/stats:v1");
+    let trusting = certs_d(&tls.ca, &reg.host(), "ca.crt");
+    let scratch = tempfile::tempdir().unwrap();
+    push(
+        &tls_config(scratch.path(), trusting.path()),
+        &stats_request(),
+        &r,
+        None,
+    );
+
+    // The host's own trust store and an empty certs.d do not know the CA.
+    let certs = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = tls_config(cache.path(), certs.path());
+    let want = format!(
+        "registry {host} presented a certificate signed by an unknown authority; trust its CA \
+         system-wide (update-ca-certificates) or put it in {}/{host}/ca.crt",
+        certs.path().display(),
+        host = reg.host()
+    );
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+    assert!(matches!(e, ImageError::UntrustedCertificate { .. }), "{e}");
+    assert_eq!(e.to_string(), want);
+    let e = bpfman_image::inspect(&cfg, &r, PullPolicy::IfNotPresent, None).unwrap_err();
+    assert_eq!(e.to_string(), want);
+    let e = bpfman_image::build(
+        &cfg,
+        &stats_request(),
+        &BuildDest::Registry(reg.reference("bpf/other:v1")),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), want);
+    assert_cache_empty(cache.path());
+    let e = bpfman_image::pull(&cfg, &r, PullPolicy::Never, None).unwrap_err();
+    assert!(matches!(e, ImageError::NotCached { .. }), "{e}");
+}
+
+/// Set in the child run of `tls_registry_trusted_system_wide` to the dir of
+/// its CA and server certificate.
+const SYSTEM_STORE_CHILD: &str = "BPFMAN_TEST_SYSTEM_STORE_CHILD";
+const SYSTEM_STORE_OK: &str = "system store pull ok";
+
+/// A CA trusted "system-wide": `SSL_CERT_FILE`, then `SSL_CERT_DIR`, name a
+/// private store holding it (the host's /etc/ssl is never touched). The
+/// variables are read by the process that pulls, so each case runs this
+/// test binary again with them set, instead of changing this process's
+/// environment under other threads.
+#[test]
+fn tls_registry_trusted_system_wide() {
+    let test = "tls_registry_trusted_system_wide";
+    if let Some(dir) = std::env::var_os(SYSTEM_STORE_CHILD) {
+        system_store_child(Path::new(&dir));
+        return;
+    }
+    let Some((d, tls)) = test_tls(test) else {
+        return;
+    };
+    // What update-ca-certificates leaves: a directory of PEM files.
+    let store = d.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::copy(&tls.ca, store.join("bpfman-test-ca.pem")).unwrap();
+    for (var, value) in [("SSL_CERT_FILE", &tls.ca), ("SSL_CERT_DIR", &store)] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+            .env(SYSTEM_STORE_CHILD, d.path())
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .env(var, value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{var}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(skip) = stdout.lines().find(|l| l.starts_with("SKIP")) {
+            println!("{skip}");
+            return;
+        }
+        assert!(stdout.contains(SYSTEM_STORE_OK), "{var}: {stdout}");
+    }
+}
+
+fn system_store_child(dir: &Path) {
+    let tls = TestTls {
+        ca: dir.join("ca.crt"),
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+    };
+    let Some(reg) = TestRegistry::start_tls("tls_registry_trusted_system_wide", &tls) else {
+        return;
+    };
+    // No per-registry CA: only the (private) system store can vouch.
+    let certs = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = tls_config(cache.path(), certs.path());
+    let r = reg.reference("bpf/stats:v1");
+    let d = push(&cfg, &stats_request(), &r, None);
+    let img = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap();
+    assert_eq!(img.digest, d);
+    assert_eq!(img.object, stats_object());
+    println!("{SYSTEM_STORE_OK}");
 }

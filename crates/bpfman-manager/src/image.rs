@@ -69,6 +69,8 @@ impl From<ImageError> for ManagerError {
             | ImageError::SignatureMissing { .. }
             | ImageError::SignatureInvalid { .. }
             | ImageError::Policy(_)
+            | ImageError::UntrustedCertificate { .. }
+            | ImageError::Certificate { .. }
             | ImageError::Config { .. } => Code::FailedPrecondition,
             ImageError::Network { .. } => Code::Unavailable,
             // A registry that is overloaded or failing may answer later.
@@ -609,6 +611,20 @@ mod tests {
                     reason: "x".into(),
                 },
                 Code::Unavailable,
+            ),
+            (
+                ImageError::UntrustedCertificate {
+                    registry: "r".into(),
+                    ca_path: "/etc/bpfman/certs.d/r/ca.crt".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                ImageError::Certificate {
+                    path: "/etc/bpfman/certs.d/r/ca.crt".into(),
+                    reason: "x".into(),
+                },
+                Code::FailedPrecondition,
             ),
             (ImageError::Unsupported, Code::Unimplemented),
         ];

@@ -23,6 +23,7 @@ use bpfman_api::v1;
 use bpfman_api::v1::attach_info::Info as AttachKind;
 use bpfman_api::v1::bpfman_client::BpfmanClient;
 use bpfman_api::v1::bytecode_location::Location;
+use bpfman_image::testing::TestTls;
 use common::{Env, Mode, Run, bin, eventually, kernel_has_program, obj, read_u64, root_or_skip};
 
 const STATS: &str = "examples/stats/stats.bpf.o";
@@ -70,6 +71,19 @@ struct Registry {
 impl Registry {
     /// `None`, with the reason printed, when the tools are missing.
     fn start(test: &str, user: Option<(&str, &str)>) -> Option<Registry> {
+        Self::start_inner(test, user, None)
+    }
+
+    /// An anonymous registry over HTTPS with `tls`'s server certificate.
+    fn start_tls(test: &str, tls: &TestTls) -> Option<Registry> {
+        Self::start_inner(test, None, Some(tls))
+    }
+
+    fn start_inner(
+        test: &str,
+        user: Option<(&str, &str)>,
+        tls: Option<&TestTls>,
+    ) -> Option<Registry> {
         if !tool_exists("docker-registry") {
             println!(
                 "SKIP {test}: docker-registry is not installed (apt-get install docker-registry)"
@@ -99,6 +113,13 @@ impl Registry {
             }
             None => String::new(),
         };
+        let tls_conf = tls.map_or(String::new(), |t| {
+            format!(
+                "\x20 tls:\n    certificate: {}\n    key: {}\n",
+                t.cert.display(),
+                t.key.display()
+            )
+        });
         // A free port from the kernel; another process may take it before the
         // registry binds, so a bind failure retries with a new one.
         // Sent back in a header, to tell this registry from any other.
@@ -120,7 +141,7 @@ impl Registry {
                     "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n\
                      http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n\
-                     \x20 headers:\n    X-Bpfman-Test: [{id}]\n{auth}",
+                     \x20 headers:\n    X-Bpfman-Test: [{id}]\n{tls_conf}{auth}",
                     storage.display()
                 ),
             )
@@ -143,7 +164,11 @@ impl Registry {
                 }
                 // Ours, not another test's registry that got the same port
                 // (then ours exits with "address already in use").
-                if answers_as(port, &id) {
+                let ours = match tls {
+                    Some(t) => t.header(port, "X-Bpfman-Test").as_deref() == Some(id.as_str()),
+                    None => answers_as(port, &id),
+                };
+                if ours {
                     return Some(Registry {
                         child,
                         port,
@@ -202,15 +227,13 @@ struct Ctx {
     daemon: Option<Daemon>,
     env: Env,
     images: tempfile::TempDir,
+    /// Extra environment of every bpfman this test runs (the daemon too).
+    extra_env: Vec<(&'static str, PathBuf)>,
 }
 
 impl Ctx {
     /// `registry`: allowed over plain http; `signing`: a `[signing]` table body.
     fn new(registry: Option<&Registry>, signing: Option<&str>) -> Ctx {
-        let images = tempfile::Builder::new()
-            .prefix("bpfman-images-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
         let mut toml = String::new();
         if let Some(r) = registry {
             toml.push_str(&format!(
@@ -221,12 +244,29 @@ impl Ctx {
         if let Some(s) = signing {
             toml.push_str(&format!("[signing]\n{s}\n"));
         }
+        Ctx::with_toml(&toml)
+    }
+
+    /// HTTPS to every registry; per-registry CAs from `certs_dir`.
+    fn tls(certs_dir: &Path) -> Ctx {
+        Ctx::with_toml(&format!(
+            "[images]\ncerts_dir = \"{}\"\n",
+            certs_dir.display()
+        ))
+    }
+
+    fn with_toml(toml: &str) -> Ctx {
+        let images = tempfile::Builder::new()
+            .prefix("bpfman-images-")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
         std::fs::write(images.path().join("bpfman.toml"), toml).unwrap();
         std::fs::create_dir(images.path().join("cache")).unwrap();
         Ctx {
             daemon: None,
             env: Env::new(Mode::Embedded),
             images,
+            extra_env: Vec::new(),
         }
     }
 
@@ -248,7 +288,13 @@ impl Ctx {
             .env_remove("BPFMAN_FAULT")
             .env_remove("BPFMAN_FAULT_MODE")
             .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("DOCKER_CONFIG");
+            .env_remove("DOCKER_CONFIG")
+            // The system trust store is the host's unless a test names one.
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
         c
     }
 
@@ -933,4 +979,96 @@ fn daemon_loads_images_over_grpc_and_ext() {
         }
     });
     ctx.env.assert_empty();
+}
+
+/// A registry served over HTTPS with a private CA (made by openssl for this
+/// test): trusted through this registry's certs.d directory, through the
+/// system store variables (embedded, and the daemon's own environment in
+/// remote mode), or not at all. The host's /etc/ssl and /etc/bpfman are
+/// never read for it: the config names a private certs.d.
+#[test]
+fn load_image_from_a_tls_registry() {
+    let test = "load_image_from_a_tls_registry";
+    if !root_or_skip(test) {
+        return;
+    }
+    if !tool_exists("openssl") {
+        println!("SKIP {test}: openssl is not installed (apt-get install openssl)");
+        return;
+    }
+    let pki = tempfile::tempdir().unwrap();
+    let tls = TestTls::generate(pki.path()).unwrap();
+    let Some(reg) = Registry::start_tls(test, &tls) else {
+        return;
+    };
+    let host = reg.host();
+    let r = reg.reference("stats:v1");
+
+    // The CA only in certs.d/<host:port>/ca.crt: build, push, load.
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(certs.path().join(&host)).unwrap();
+    std::fs::copy(&tls.ca, certs.path().join(&host).join("ca.crt")).unwrap();
+    let ctx = Ctx::tls(certs.path());
+    let digest = ctx.push(STATS, &r, &["--map", "stats_map=array"]);
+    let loaded = ctx.load_image(&["--image-url", &r, "count_sched_switch"]);
+    assert_eq!(loaded.len(), 1);
+    let id = id_of(&loaded[0]);
+    assert!(kernel_has_program(id));
+    assert_eq!(loaded[0]["record"]["source"]["digest"], digest.as_str());
+    attach_and_count(&ctx, id, &map_pin(&ctx.env, id, "stats_map"), 0);
+    ctx.ok_json(&["unload", &id.to_string()]);
+    ctx.env.assert_empty();
+
+    // Trusted system-wide (SSL_CERT_FILE), no certs.d entry: pull and load.
+    let empty = tempfile::tempdir().unwrap();
+    let mut ctx = Ctx::tls(empty.path());
+    ctx.extra_env.push(("SSL_CERT_FILE", tls.ca.clone()));
+    let pulled = ctx.ok_json(&["image", "pull", &r]);
+    assert_eq!(pulled["from_cache"], false, "{pulled}");
+    let loaded = ctx.load_image(&["--image-url", &r, "-p", "Always", "count_sched_switch"]);
+    let id = id_of(&loaded[0]);
+    assert!(kernel_has_program(id));
+    assert_eq!(loaded[0]["record"]["source"]["digest"], digest.as_str());
+    ctx.ok_json(&["unload", &id.to_string()]);
+    ctx.env.assert_empty();
+
+    // In remote mode the daemon pulls, with its own trust store: a private
+    // SSL_CERT_DIR, laid out as update-ca-certificates leaves /etc/ssl/certs.
+    let store = pki.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::copy(&tls.ca, store.join("bpfman-test-ca.pem")).unwrap();
+    let mut ctx = Ctx::tls(empty.path());
+    ctx.extra_env.push(("SSL_CERT_DIR", store));
+    ctx.start_daemon();
+    let loaded = ctx.ok_json_mode(
+        &["load", "image", "--image-url", &r, "count_sched_switch"],
+        true,
+    );
+    let id = id_of(&loaded[0]);
+    assert!(kernel_has_program(id));
+    assert_eq!(loaded[0]["record"]["source"]["digest"], digest.as_str());
+    ctx.ok_json_mode(&["unload", &id.to_string()], true);
+    assert!(!kernel_has_program(id));
+    drop(ctx);
+
+    // Trusted nowhere: one line that names the registry and both fixes,
+    // nothing loaded, nothing cached.
+    let ctx = Ctx::tls(empty.path());
+    let want = format!(
+        "Error: registry {host} presented a certificate signed by an unknown authority; trust \
+         its CA system-wide (update-ca-certificates) or put it in {}/{host}/ca.crt",
+        empty.path().display()
+    );
+    assert_eq!(ctx.fails(&["image", "pull", &r]), want);
+    assert_eq!(
+        ctx.fails(&["load", "image", "--image-url", &r, "count_sched_switch"]),
+        want
+    );
+    ctx.env.assert_empty();
+    let cached: Vec<_> = std::fs::read_dir(ctx.cache().join("blobs/sha256"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(cached.is_empty(), "cached: {cached:?}");
+    let e = ctx.fails(&["image", "pull", &r, "--pull-policy", "Never"]);
+    assert!(e.contains("pull policy is Never"), "{e}");
 }
