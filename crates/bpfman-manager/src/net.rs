@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{ManagerError, Result};
 use crate::{Manager, path_str};
 
-/// The hook an attach spec targets: kind, interface, namespace path.
+/// The hook an attach spec targets: kind, interface, namespace path
+/// (`None` for a TC/TCX spec not yet resolved, which has no direction).
 pub(crate) fn hook_of(spec: &AttachSpec) -> Option<(HookKind, &str, Option<&str>)> {
     match spec {
         AttachSpec::Xdp { iface, netns, .. } => Some((HookKind::Xdp, iface, netns.as_deref())),
@@ -28,13 +29,13 @@ pub(crate) fn hook_of(spec: &AttachSpec) -> Option<(HookKind, &str, Option<&str>
             direction,
             netns,
             ..
-        } => Some((HookKind::tc(*direction), iface, netns.as_deref())),
+        } => direction.map(|d| (HookKind::tc(d), iface.as_str(), netns.as_deref())),
         AttachSpec::Tcx {
             iface,
             direction,
             netns,
             ..
-        } => Some((HookKind::tcx(*direction), iface, netns.as_deref())),
+        } => direction.map(|d| (HookKind::tcx(d), iface.as_str(), netns.as_deref())),
         _ => None,
     }
 }
