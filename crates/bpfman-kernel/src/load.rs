@@ -222,6 +222,15 @@ impl LoadedObject {
     }
 }
 
+/// The object's bytes as aya must see them: program sections renamed so
+/// that aya builds each program as the kind bpfman's section table gives it
+/// (`tc` → `classifier/tc`); unchanged when aya reads every name right. For
+/// other aya loaders of the same object (dispatcher extensions).
+pub fn object_for_aya(bytes: &[u8]) -> Result<Vec<u8>, KernelError> {
+    let aligned = AlignedBytes::new(bytes);
+    Ok(sections::for_aya(aligned.as_slice())?.unwrap_or_else(|| bytes.to_vec()))
+}
+
 /// Every requested program is in the object, once, in a section bpfman loads.
 fn check_requested(
     requested: &[ProgramToLoad],

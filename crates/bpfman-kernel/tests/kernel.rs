@@ -787,6 +787,23 @@ fn libbpf_section_names_load_as_the_table_says() {
     });
     wait_for("program to unload", || program_info(id).unwrap().is_none());
 
+    // Dispatchers reload TC/XDP programs as extensions with aya from the
+    // object bytes: the renamed copy parses, the program becomes an extension.
+    let renamed = bpfman_kernel::object_for_aya(SECTIONS).unwrap();
+    let ebpf = aya::EbpfLoader::new()
+        .extension("tc_plain")
+        .load(&renamed)
+        .unwrap();
+    assert!(matches!(
+        ebpf.program("tc_plain"),
+        Some(aya::programs::Program::Extension(_))
+    ));
+    assert!(matches!(
+        ebpf.program("tc_ingress"),
+        Some(aya::programs::Program::SchedClassifier(_))
+    ));
+    drop(ebpf);
+
     // Kinds bpfman does not manage: one line naming the section and the supported names.
     for (name, section) in [
         ("raw_switch", "raw_tp/sched_switch"),

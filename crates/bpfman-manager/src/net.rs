@@ -64,9 +64,11 @@ fn mode_of(spec: &AttachSpec) -> XdpMode {
     }
 }
 
-/// True for kinds whose object bytes must be kept: dispatchers reload them as extensions.
+/// True for kinds whose object bytes must be kept: dispatchers reload them as
+/// extensions. TCX programs too: they attach through the TC dispatcher when
+/// asked to (`tc/ingress` is a TCX section, attachable as tc).
 pub(crate) fn keeps_object(kind: ProgramKind) -> bool {
-    matches!(kind, ProgramKind::Xdp | ProgramKind::Tc)
+    matches!(kind, ProgramKind::Xdp | ProgramKind::Tc | ProgramKind::Tcx)
 }
 
 /// sha256 hex of object bytes.
@@ -125,7 +127,8 @@ impl Manager {
             link_id,
             program_pin: PathBuf::from(&prog.pin_path),
             extension: ExtensionSource {
-                elf: Arc::from(elf),
+                // With section names aya reads as bpfman's table says (`tc`).
+                elf: Arc::from(bpfman_kernel::object_for_aya(&elf)?),
                 function: prog.name.clone(),
                 maps,
                 globals: prog.global_data.clone(),

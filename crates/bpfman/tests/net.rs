@@ -297,6 +297,33 @@ fn libbpf_tc_sections_attach_and_count() {
     assert_eq!(link["type"], "tc", "{link}");
     pair.send(0, 5);
     eventually("SEC(\"tc\") counts packets", || slot(0) >= 5);
+    // A second TC program on the hook needs the dispatcher, which reloads
+    // both from their objects as extensions: aya must read the object then too.
+    let r = env.run(&[
+        "-o",
+        "json",
+        "attach",
+        &tc_ingress.to_string(),
+        "tc",
+        "--iface",
+        "vb",
+        "--netns",
+        &ns_b,
+        "--priority",
+        "10",
+    ]);
+    if r.ok {
+        assert_eq!(r.json()["spec"]["direction"], "ingress");
+        let before = (slot(0), slot(1));
+        pair.send(50, 5);
+        eventually("tc/ingress runs first in the dispatcher", || {
+            slot(1) >= before.1 + 5
+        });
+        env.ok_json(&["detach", &r.json()["id"].to_string()]);
+    } else {
+        assert!(r.stderr.contains("extension programs"), "{}", r.stderr);
+        eprintln!("note: dispatchers unavailable here ({})", r.stderr.trim());
+    }
     env.ok_json(&["detach", &link["id"].to_string()]);
 
     // The section gives the direction.
