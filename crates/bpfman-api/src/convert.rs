@@ -280,7 +280,9 @@ pub fn attach_spec_from_v1(info: v1::AttachInfo) -> Result<(AttachSpec, Metadata
         }
         AttachKind::TcAttachInfo(t) => {
             check_priority(t.priority)?;
-            let direction: Direction = t.direction.parse()?;
+            let direction = non_empty(t.direction)
+                .map(|d| d.parse::<Direction>())
+                .transpose()?;
             let proceed_on = if t.proceed_on.is_empty() {
                 DEFAULT_TC_PROCEED_ON.to_vec()
             } else {
@@ -300,7 +302,9 @@ pub fn attach_spec_from_v1(info: v1::AttachInfo) -> Result<(AttachSpec, Metadata
         }
         AttachKind::TcxAttachInfo(t) => {
             check_priority(t.priority)?;
-            let direction: Direction = t.direction.parse()?;
+            let direction = non_empty(t.direction)
+                .map(|d| d.parse::<Direction>())
+                .transpose()?;
             (
                 AttachSpec::Tcx {
                     iface: t.iface,

@@ -423,7 +423,7 @@ fn attach_tc() {
         spec,
         AttachSpec::Tc {
             iface: "veth0".into(),
-            direction: Direction::Egress,
+            direction: Some(Direction::Egress),
             priority: 5,
             proceed_on: vec![-1, 0, 8, 30],
             // An empty optional string means "no namespace".
@@ -434,7 +434,7 @@ fn attach_tc() {
     let (spec, _) = attach(tc("ingress", 5, vec![])).unwrap();
     assert!(matches!(
         spec,
-        AttachSpec::Tc { direction: Direction::Ingress, ref proceed_on, .. } if proceed_on == &[3, 30]
+        AttachSpec::Tc { direction: Some(Direction::Ingress), ref proceed_on, .. } if proceed_on == &[3, 30]
     ));
     assert!(invalid_msg(attach(tc("sideways", 5, vec![]))).contains("'sideways'"));
     assert!(invalid_msg(attach(tc("ingress", 5, vec![31]))).contains("proceed_on code 31"));
@@ -456,7 +456,7 @@ fn attach_tcx() {
         spec,
         AttachSpec::Tcx {
             iface: "veth1".into(),
-            direction: Direction::Ingress,
+            direction: Some(Direction::Ingress),
             priority: 1000,
             netns: Some("/proc/1/ns/net".into()),
         }
@@ -470,7 +470,15 @@ fn attach_tcx() {
             ..Default::default()
         }))
     };
-    assert!(invalid_msg(bad("", 10)).contains("must be 'ingress' or 'egress'"));
+    assert!(invalid_msg(bad("up", 10)).contains("must be 'ingress' or 'egress'"));
+    // Empty: the program's section decides when attaching (`tcx/ingress`).
+    assert!(matches!(
+        bad("", 10).unwrap().0,
+        AttachSpec::Tcx {
+            direction: None,
+            ..
+        }
+    ));
     assert!(invalid_msg(bad("egress", 1001)).contains("priority 1001"));
 }
 

@@ -219,6 +219,16 @@ pub enum Direction {
     Egress,
 }
 
+impl Direction {
+    /// `ingress` or `egress`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
 impl std::str::FromStr for Direction {
     type Err = CoreError;
     fn from_str(s: &str) -> Result<Self, CoreError> {
@@ -289,8 +299,8 @@ pub enum AttachSpec {
     Tc {
         /// Interface name.
         iface: String,
-        /// Hook direction.
-        direction: Direction,
+        /// Hook direction; `None` = from the section (`tc/ingress`, `tcx/egress`…).
+        direction: Option<Direction>,
         /// 1..=1000, lower runs first.
         priority: i32,
         /// Actions after which the chain continues.
@@ -302,8 +312,8 @@ pub enum AttachSpec {
     Tcx {
         /// Interface name.
         iface: String,
-        /// Hook direction.
-        direction: Direction,
+        /// Hook direction; `None` = from the section (`tc/ingress`, `tcx/egress`…).
+        direction: Option<Direction>,
         /// 1..=1000, lower runs first.
         priority: i32,
         /// Network namespace file.
@@ -433,22 +443,39 @@ impl AttachSpec {
                 ref iface,
                 priority,
                 ..
-            }
-            | AttachSpec::Tc {
-                ref iface,
-                priority,
-                ..
-            }
-            | AttachSpec::Tcx {
-                ref iface,
-                priority,
-                ..
             } => {
-                validate_iface(iface)?;
-                if !(1..=1000).contains(&priority) {
-                    return Err(invalid(format!("priority {priority} is outside 1..=1000")));
-                }
+                validate_net(iface, priority)?;
                 self
+            }
+            AttachSpec::Tc {
+                iface,
+                direction,
+                priority,
+                proceed_on,
+                netns,
+            } => {
+                validate_net(&iface, priority)?;
+                AttachSpec::Tc {
+                    direction: Some(direction_or_section(direction, section, program_name)?),
+                    iface,
+                    priority,
+                    proceed_on,
+                    netns,
+                }
+            }
+            AttachSpec::Tcx {
+                iface,
+                direction,
+                priority,
+                netns,
+            } => {
+                validate_net(&iface, priority)?;
+                AttachSpec::Tcx {
+                    direction: Some(direction_or_section(direction, section, program_name)?),
+                    iface,
+                    priority,
+                    netns,
+                }
             }
             other => other,
         })
@@ -496,15 +523,45 @@ impl AttachSpec {
                 direction,
                 priority,
                 ..
-            } => format!("tc {iface} {direction:?} priority {priority}").to_lowercase(),
+            } => format!(
+                "tc {iface} {} priority {priority}",
+                direction.map_or("?", Direction::as_str)
+            ),
             AttachSpec::Tcx {
                 iface,
                 direction,
                 priority,
                 ..
-            } => format!("tcx {iface} {direction:?} priority {priority}").to_lowercase(),
+            } => format!(
+                "tcx {iface} {} priority {priority}",
+                direction.map_or("?", Direction::as_str)
+            ),
         }
     }
+}
+
+fn validate_net(iface: &str, priority: i32) -> Result<(), CoreError> {
+    validate_iface(iface)?;
+    if !(1..=1000).contains(&priority) {
+        return Err(invalid(format!("priority {priority} is outside 1..=1000")));
+    }
+    Ok(())
+}
+
+/// The asked TC/TCX direction, else the one the section implies.
+fn direction_or_section(
+    asked: Option<Direction>,
+    section: &str,
+    program_name: &str,
+) -> Result<Direction, CoreError> {
+    asked
+        .or_else(|| parse_section(section).and_then(|s| s.direction))
+        .ok_or_else(|| {
+            invalid(format!(
+                "program '{program_name}' (section '{section}') implies no direction: pass \
+                 --direction ingress|egress"
+            ))
+        })
 }
 
 /// Checks `GROUP/NAME` for a tracepoint (both parts identifier-like, so they are safe as path parts).
@@ -555,6 +612,56 @@ mod tests {
         );
         assert!(parse_global("nohex").is_err());
         assert_eq!(to_hex(&[1, 0xab]), "01ab");
+    }
+
+    #[test]
+    fn tc_direction_defaults_from_section() {
+        let tcx = |direction| AttachSpec::Tcx {
+            iface: "eth0".into(),
+            direction,
+            priority: 50,
+            netns: None,
+        };
+        for (section, want) in [
+            ("tc/ingress", Direction::Ingress),
+            ("tc/egress", Direction::Egress),
+            ("tcx/ingress", Direction::Ingress),
+            ("tcx/egress", Direction::Egress),
+        ] {
+            let got = tcx(None).resolve(ProgramKind::Tcx, section, "p").unwrap();
+            assert_eq!(got, tcx(Some(want)), "{section}");
+            let tc = AttachSpec::Tc {
+                iface: "eth0".into(),
+                direction: None,
+                priority: 50,
+                proceed_on: vec![3],
+                netns: None,
+            };
+            let got = tc.resolve(ProgramKind::Tcx, section, "p").unwrap();
+            assert!(
+                matches!(got, AttachSpec::Tc { direction: Some(d), .. } if d == want),
+                "{section}"
+            );
+        }
+        // The user's word wins over the section.
+        let got = tcx(Some(Direction::Egress))
+            .resolve(ProgramKind::Tcx, "tcx/ingress", "p")
+            .unwrap();
+        assert_eq!(got, tcx(Some(Direction::Egress)));
+        // `tc` and `classifier` imply none.
+        for section in ["tc", "classifier"] {
+            let e = tcx(None)
+                .resolve(ProgramKind::Tc, section, "p")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--direction ingress|egress"), "{e}");
+            assert!(e.contains(section), "{e}");
+        }
+        assert_eq!(tcx(None).describe(), "tcx eth0 ? priority 50");
+        assert_eq!(
+            tcx(Some(Direction::Ingress)).describe(),
+            "tcx eth0 ingress priority 50"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! One module per concern, as in aya:
 //! - [`object`]: what an object file holds (no kernel needed);
 //! - [`load`]: loading programs all-or-nothing, pinning programs and maps;
+//! - `sections`: section names renamed so aya reads them as bpfman's table says;
 //! - [`attach`]: attaching pinned programs and pinning their links;
 //! - [`info`]: kernel facts about programs, maps and links;
 //! - [`pin`]: uniform open / pin / unpin of any pinned object (for undo);
@@ -22,6 +23,7 @@ pub mod info;
 pub mod load;
 pub mod object;
 pub mod pin;
+mod sections;
 mod sys;
 pub mod tracefs;
 
@@ -36,6 +38,6 @@ pub use info::{
     link_id_by_pin, live_link_ids, live_map_ids, live_program_ids, loaded_programs,
     map_info_by_pin, program_id_by_pin, program_info, rfc3339_utc,
 };
-pub use load::{LoadRequest, LoadedObject, ProgramToLoad, load};
+pub use load::{LoadRequest, LoadedObject, ProgramToLoad, load, object_for_aya};
 pub use object::{ObjectProgram, inspect_object, object_maps};
 pub use pin::{ObjectKind, PinnedObject, open_pinned, unpin};

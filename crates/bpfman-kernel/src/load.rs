@@ -10,13 +10,14 @@ use aya::{Btf, Ebpf, EbpfError, EbpfLoader};
 use aya_obj::maps::PinningType;
 use aya_obj::{EbpfSectionKind, ParseError};
 use bpfman_core::ProgramKind;
-use bpfman_core::section::parse_section;
+use bpfman_core::section::{parse_section, unsupported_section};
 use bpfman_core::spec::GlobalData;
 
 use crate::error::{KernelError, chain, errno_name, find_io, verifier_tail};
 use crate::info::map_type_name;
 use crate::object::{AlignedBytes, ObjectProgram, inspect_object};
 use crate::pin::{ObjectKind, open_pinned};
+use crate::sections;
 use crate::sys;
 
 /// One program to load from the object.
@@ -61,8 +62,13 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
     let bytes = bytes.as_slice();
     let in_object = inspect_object(bytes)?;
     check_requested(req.programs, &in_object)?;
+    // aya builds programs from its own reading of section names: give it
+    // names it reads as the kinds bpfman's table says.
+    let renamed = sections::for_aya(bytes)?;
+    let renamed = renamed.as_deref().map(AlignedBytes::new);
+    let aya_bytes = renamed.as_ref().map_or(bytes, AlignedBytes::as_slice);
 
-    let parsed = aya_obj::Object::parse(bytes).map_err(|e| parse_error(&e))?;
+    let parsed = aya_obj::Object::parse(aya_bytes).map_err(|e| parse_error(&e))?;
     // Maps declared by the user; the global-variable maps (.rodata, .bss, ...)
     // belong to this load only and are never reported, pinned or shared.
     let user_maps: BTreeSet<String> = parsed
@@ -116,7 +122,7 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
     for (name, path) in &reused {
         loader.map_pin_path(name.as_str(), path.as_path());
     }
-    let mut ebpf = loader.load(bytes).map_err(ebpf_error)?;
+    let mut ebpf = loader.load(aya_bytes).map_err(ebpf_error)?;
 
     let mut loaded = BTreeMap::new();
     for p in req.programs {
@@ -216,7 +222,16 @@ impl LoadedObject {
     }
 }
 
-/// Every requested program is in the object, once.
+/// The object's bytes as aya must see them: program sections renamed so
+/// that aya builds each program as the kind bpfman's section table gives it
+/// (`tc` → `classifier/tc`); unchanged when aya reads every name right. For
+/// other aya loaders of the same object (dispatcher extensions).
+pub fn object_for_aya(bytes: &[u8]) -> Result<Vec<u8>, KernelError> {
+    let aligned = AlignedBytes::new(bytes);
+    Ok(sections::for_aya(aligned.as_slice())?.unwrap_or_else(|| bytes.to_vec()))
+}
+
+/// Every requested program is in the object, once, in a section bpfman loads.
 fn check_requested(
     requested: &[ProgramToLoad],
     in_object: &[ObjectProgram],
@@ -232,11 +247,15 @@ fn check_requested(
                 p.name
             )));
         }
-        if !in_object.iter().any(|o| o.name == p.name) {
+        let Some(found) = in_object.iter().find(|o| o.name == p.name) else {
             return Err(KernelError::ProgramNotFound {
                 name: p.name.clone(),
                 available: in_object.iter().map(|o| o.name.clone()).collect(),
             });
+        };
+        // The kind comes from bpfman's section table; names outside it are refused.
+        if let Some(msg) = unsupported_section(&p.name, &found.section) {
+            return Err(KernelError::Unsupported(msg));
         }
     }
     Ok(())

@@ -711,3 +711,113 @@ fn bpffs_and_bind_mounts() {
     assert!(plain.exists());
     unpin(&env.dir("plain").join("missing")).unwrap();
 }
+
+static SECTIONS: &[u8] = include_bytes!("../../../tests/bpf/sections.bpf.o");
+
+#[test]
+fn libbpf_section_names_load_as_the_table_says() {
+    let kinds: Vec<_> = inspect_object(SECTIONS)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.kind))
+        .collect();
+    let want = |n: &str, k| (n.to_string(), k);
+    assert_eq!(
+        kinds,
+        [
+            want("ksys_getpid", Some(ProgramKind::Kprobe)),
+            want("raw_switch", None),
+            want("tc_ingress", Some(ProgramKind::Tcx)),
+            want("tc_plain", Some(ProgramKind::Tc)),
+            want("tcx_egress", Some(ProgramKind::Tcx)),
+            want("tp_switch", Some(ProgramKind::Tracepoint)),
+            want("usdt_probe", None),
+        ]
+    );
+    let Some(env) = Env::new("libbpf_section_names_load_as_the_table_says") else {
+        return;
+    };
+    // Sections aya 0.14 does not know (tc, tc/ingress, tcx/egress, ksyscall,
+    // usdt) load in one go, each program as its section's kernel type.
+    let programs = [
+        prog("tc_plain", ProgramKind::Tc),
+        prog("tc_ingress", ProgramKind::Tcx),
+        prog("tcx_egress", ProgramKind::Tcx),
+        prog("tp_switch", ProgramKind::Tracepoint),
+        prog("ksys_getpid", ProgramKind::Kprobe),
+    ];
+    let mut obj = load_simple(SECTIONS, &programs).unwrap();
+    for p in &programs {
+        let id = obj.program_id(&p.name).unwrap();
+        let info = program_info(id).unwrap().unwrap();
+        assert_eq!(
+            info.program_type,
+            p.kind.kernel_prog_type(),
+            "{}: kernel type",
+            p.name
+        );
+    }
+    let id = obj.program_id("tp_switch").unwrap();
+    let prog_pin = env.pin_path(&format!("{id}/tp_switch"));
+    let map_pin = env.pin_path(&format!("{id}/section_counts"));
+    obj.pin_program("tp_switch", &prog_pin).unwrap();
+    obj.pin_map("section_counts", &map_pin).unwrap();
+    drop(obj);
+
+    // The tracepoint comes from the `tp/` section.
+    let spec = AttachSpec::Tracepoint { tracepoint: None }
+        .resolve(
+            ProgramKind::Tracepoint,
+            "tp/sched/sched_switch",
+            "tp_switch",
+        )
+        .unwrap();
+    assert_eq!(spec, tracepoint("sched/sched_switch"));
+    let link_pin = env.pin_path("links/1");
+    let link_id = attach(&prog_pin, ProgramKind::Tracepoint, &spec, &link_pin)
+        .unwrap()
+        .unwrap();
+    let start = read_u64(&map_pin, 3);
+    wait_for("tp/ counter to grow", || read_u64(&map_pin, 3) > start);
+    unpin(&link_pin).unwrap();
+    unpin(&prog_pin).unwrap();
+    unpin(&map_pin).unwrap();
+    wait_for("link to go", || {
+        !live_link_ids().unwrap().contains(&link_id)
+    });
+    wait_for("program to unload", || program_info(id).unwrap().is_none());
+
+    // Dispatchers reload TC/XDP programs as extensions with aya from the
+    // object bytes: the renamed copy parses, the program becomes an extension.
+    let renamed = bpfman_kernel::object_for_aya(SECTIONS).unwrap();
+    let ebpf = aya::EbpfLoader::new()
+        .extension("tc_plain")
+        .load(&renamed)
+        .unwrap();
+    assert!(matches!(
+        ebpf.program("tc_plain"),
+        Some(aya::programs::Program::Extension(_))
+    ));
+    assert!(matches!(
+        ebpf.program("tc_ingress"),
+        Some(aya::programs::Program::SchedClassifier(_))
+    ));
+    drop(ebpf);
+
+    // Kinds bpfman does not manage: one line naming the section and the supported names.
+    for (name, section) in [
+        ("raw_switch", "raw_tp/sched_switch"),
+        ("usdt_probe", "usdt"),
+    ] {
+        let e = load_simple(SECTIONS, &[prog(name, ProgramKind::Tracepoint)]).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, KernelError::Unsupported(_)), "{e:?}");
+        assert!(msg.contains(&format!("section '{section}'")), "{msg}");
+        assert!(
+            msg.contains("supported sections: tracepoint/GROUP/NAME, tp/GROUP/NAME"),
+            "{msg}"
+        );
+        assert!(msg.contains("tc, classifier[/...], tc/ingress"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+}

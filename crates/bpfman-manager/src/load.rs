@@ -67,8 +67,15 @@ impl Manager {
                 }
             }
             if to_load.is_empty() {
+                let found: Vec<_> = in_object
+                    .iter()
+                    .map(|p| format!("{} in '{}'", p.name, p.section))
+                    .collect();
                 return Err(ManagerError::invalid(format!(
-                    "{origin} holds no program of a kind bpfman manages"
+                    "{origin} holds no program of a kind bpfman manages (it has: {}); supported \
+                     sections: {}",
+                    found.join(", "),
+                    bpfman_core::section::supported_sections()
                 )));
             }
         } else {
@@ -100,13 +107,18 @@ impl Manager {
                             req.name, found.section
                         )));
                     }
-                    (Some(asked), None) => asked,
                     (None, Some(sec)) => sec,
-                    (None, None) => {
-                        return Err(ManagerError::invalid(format!(
-                            "cannot tell the type of '{}' from its section '{}': give it as TYPE:NAME",
-                            req.name, found.section
-                        )));
+                    // The kind comes from the section table, never from a guess.
+                    (_, None) => {
+                        return Err(ManagerError::invalid(
+                            bpfman_core::section::unsupported_section(&req.name, &found.section)
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "program '{}' is in section '{}', which bpfman does not load",
+                                        req.name, found.section
+                                    )
+                                }),
+                        ));
                     }
                 };
                 let attach_fn = req.attach_fn.clone().or_else(|| {

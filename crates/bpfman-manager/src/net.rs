@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{ManagerError, Result};
 use crate::{Manager, path_str};
 
-/// The hook an attach spec targets: kind, interface, namespace path.
+/// The hook an attach spec targets: kind, interface, namespace path
+/// (`None` for a TC/TCX spec not yet resolved, which has no direction).
 pub(crate) fn hook_of(spec: &AttachSpec) -> Option<(HookKind, &str, Option<&str>)> {
     match spec {
         AttachSpec::Xdp { iface, netns, .. } => Some((HookKind::Xdp, iface, netns.as_deref())),
@@ -28,13 +29,13 @@ pub(crate) fn hook_of(spec: &AttachSpec) -> Option<(HookKind, &str, Option<&str>
             direction,
             netns,
             ..
-        } => Some((HookKind::tc(*direction), iface, netns.as_deref())),
+        } => direction.map(|d| (HookKind::tc(d), iface.as_str(), netns.as_deref())),
         AttachSpec::Tcx {
             iface,
             direction,
             netns,
             ..
-        } => Some((HookKind::tcx(*direction), iface, netns.as_deref())),
+        } => direction.map(|d| (HookKind::tcx(d), iface.as_str(), netns.as_deref())),
         _ => None,
     }
 }
@@ -63,9 +64,11 @@ fn mode_of(spec: &AttachSpec) -> XdpMode {
     }
 }
 
-/// True for kinds whose object bytes must be kept: dispatchers reload them as extensions.
+/// True for kinds whose object bytes must be kept: dispatchers reload them as
+/// extensions. TCX programs too: they attach through the TC dispatcher when
+/// asked to (`tc/ingress` is a TCX section, attachable as tc).
 pub(crate) fn keeps_object(kind: ProgramKind) -> bool {
-    matches!(kind, ProgramKind::Xdp | ProgramKind::Tc)
+    matches!(kind, ProgramKind::Xdp | ProgramKind::Tc | ProgramKind::Tcx)
 }
 
 /// sha256 hex of object bytes.
@@ -124,7 +127,8 @@ impl Manager {
             link_id,
             program_pin: PathBuf::from(&prog.pin_path),
             extension: ExtensionSource {
-                elf: Arc::from(elf),
+                // With section names aya reads as bpfman's table says (`tc`).
+                elf: Arc::from(bpfman_kernel::object_for_aya(&elf)?),
                 function: prog.name.clone(),
                 maps,
                 globals: prog.global_data.clone(),

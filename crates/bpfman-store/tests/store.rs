@@ -147,7 +147,7 @@ fn every_record_type_round_trips_through_a_reopen() {
     let l4 = LinkRecord {
         spec: AttachSpec::Tc {
             iface: "eth1".into(),
-            direction: Direction::Egress,
+            direction: Some(Direction::Egress),
             priority: 10,
             proceed_on: vec![],
             netns: None,

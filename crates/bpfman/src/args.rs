@@ -271,12 +271,12 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
             .clone()
             .ok_or_else(|| invalid("this attach type needs --iface IF"))
     };
-    let need_direction = || -> Result<Direction, CoreError> {
-        a.direction
-            .as_deref()
-            .ok_or_else(|| invalid("this attach type needs --direction ingress|egress"))?
-            .parse()
-    };
+    // Absent: the program's section decides (`tc/ingress`), see AttachSpec::resolve.
+    let direction = a
+        .direction
+        .as_deref()
+        .map(str::parse::<Direction>)
+        .transpose()?;
     let spec = match a.attach_type {
         AttachType::Tracepoint => AttachSpec::Tracepoint {
             tracepoint: a.tracepoint.clone(),
@@ -317,7 +317,7 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
         },
         AttachType::Tc => AttachSpec::Tc {
             iface: need_iface()?,
-            direction: need_direction()?,
+            direction,
             priority: a.priority,
             proceed_on: proceed_on(
                 &a.proceed_on,
@@ -328,7 +328,7 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
         },
         AttachType::Tcx => AttachSpec::Tcx {
             iface: need_iface()?,
-            direction: need_direction()?,
+            direction,
             priority: a.priority,
             netns: a.netns.clone(),
         },
@@ -643,11 +643,13 @@ mod tests {
         let crate::cli::Command::Attach(a) = cli.command else {
             panic!()
         };
-        assert!(
-            attach_spec(&a)
-                .unwrap_err()
-                .to_string()
-                .contains("--direction")
-        );
+        // No --direction: left to the program's section when attaching.
+        assert!(matches!(
+            attach_spec(&a).unwrap().0,
+            AttachSpec::Tc {
+                direction: None,
+                ..
+            }
+        ));
     }
 }

@@ -246,7 +246,7 @@ pub struct AttachArgs {
     /// Interface (xdp, tc, tcx).
     #[arg(short = 'i', long)]
     pub iface: Option<String>,
-    /// Direction (tc, tcx).
+    /// Direction, ingress or egress (tc, tcx); default from the section (`tc/ingress`, `tcx/egress`).
     #[arg(short = 'd', long)]
     pub direction: Option<String>,
     /// Priority 1..=1000, lower runs first (xdp, tc, tcx).

@@ -53,6 +53,9 @@ impl Pair {
         }
         p
     }
+    fn ns_a(&self) -> String {
+        format!("/var/run/netns/{}", self.a)
+    }
     fn ns_b(&self) -> String {
         format!("/var/run/netns/{}", self.b)
     }
@@ -237,6 +240,134 @@ fn tc_attach_counts_traffic() {
         // TC_ACT_OK = 0
         xdp_or_tc("tc", "tc_test", 0, false, &["--direction", "ingress"]);
     }
+}
+
+/// libbpf's `SEC("tc")` loads as a TC program, attaches directly (the first
+/// program on a hook) and counts; `tc/ingress` and `tcx/egress` attach as TCX
+/// with the direction their section implies (no `--direction`).
+#[test]
+fn libbpf_tc_sections_attach_and_count() {
+    if !root_or_skip("libbpf_tc_sections_attach_and_count") {
+        return;
+    }
+    let env = Env::new(Mode::Embedded);
+    let pair = Pair::new();
+    let (ns_a, ns_b) = (pair.ns_a(), pair.ns_b());
+    let objf = obj("tests/bpf/sections.bpf.o");
+    let ids = env.load(&[&objf, "tc_plain", "tc_ingress", "tcx_egress"]);
+    let [tc, tc_ingress, tcx_egress] = ids[..] else {
+        panic!("{ids:?}")
+    };
+    let got = env.ok_json(&["get", &tc.to_string()]);
+    assert_eq!(got["record"]["kind"], "tc", "{got}");
+    assert_eq!(got["record"]["section"], "tc", "{got}");
+    let counts_pin =
+        PathBuf::from(got["record"]["map_pin_path"].as_str().unwrap()).join("section_counts");
+    let slot = |n| read_u64(&counts_pin, n);
+    for (id, kind) in [(tc_ingress, "tcx"), (tcx_egress, "tcx")] {
+        let got = env.ok_json(&["get", &id.to_string()]);
+        assert_eq!(got["record"]["kind"], kind, "{got}");
+    }
+
+    // SEC("tc") implies no direction: it must be given.
+    let line = env.fails(&[
+        "attach",
+        &tc.to_string(),
+        "tc",
+        "--iface",
+        "vb",
+        "--netns",
+        &ns_b,
+    ]);
+    assert!(
+        line.contains("--direction") && line.contains("'tc'"),
+        "{line}"
+    );
+    let link = env.ok_json(&[
+        "attach",
+        &tc.to_string(),
+        "tc",
+        "--iface",
+        "vb",
+        "--netns",
+        &ns_b,
+        "--direction",
+        "ingress",
+    ]);
+    assert_eq!(link["type"], "tc", "{link}");
+    pair.send(0, 5);
+    eventually("SEC(\"tc\") counts packets", || slot(0) >= 5);
+    // A second TC program on the hook needs the dispatcher, which reloads
+    // both from their objects as extensions: aya must read the object then too.
+    let r = env.run(&[
+        "-o",
+        "json",
+        "attach",
+        &tc_ingress.to_string(),
+        "tc",
+        "--iface",
+        "vb",
+        "--netns",
+        &ns_b,
+        "--priority",
+        "10",
+    ]);
+    if r.ok {
+        assert_eq!(r.json()["spec"]["direction"], "ingress");
+        let before = (slot(0), slot(1));
+        pair.send(50, 5);
+        eventually("tc/ingress runs first in the dispatcher", || {
+            slot(1) >= before.1 + 5
+        });
+        env.ok_json(&["detach", &r.json()["id"].to_string()]);
+    } else {
+        assert!(r.stderr.contains("extension programs"), "{}", r.stderr);
+        eprintln!("note: dispatchers unavailable here ({})", r.stderr.trim());
+    }
+    env.ok_json(&["detach", &link["id"].to_string()]);
+
+    // The section gives the direction.
+    let r = env.run(&[
+        "-o",
+        "json",
+        "attach",
+        &tc_ingress.to_string(),
+        "tcx",
+        "--iface",
+        "vb",
+        "--netns",
+        &ns_b,
+    ]);
+    if !r.ok && r.stderr.contains("6.6") {
+        eprintln!(
+            "skipped the TCX part of libbpf_tc_sections_attach_and_count: {}",
+            r.stderr.trim()
+        );
+    } else {
+        assert!(r.ok, "{}", r.stderr);
+        let l1 = r.json();
+        assert_eq!(l1["spec"]["direction"], "ingress", "{l1}");
+        let l2 = env.ok_json(&[
+            "attach",
+            &tcx_egress.to_string(),
+            "tcx",
+            "--iface",
+            "va",
+            "--netns",
+            &ns_a,
+        ]);
+        assert_eq!(l2["spec"]["direction"], "egress", "{l2}");
+        let (before_in, before_out) = (slot(1), slot(2));
+        pair.send(100, 5);
+        eventually("tc/ingress and tcx/egress count", || {
+            slot(1) >= before_in + 5 && slot(2) >= before_out + 5
+        });
+    }
+    for id in [tcx_egress, tc_ingress, tc] {
+        env.ok_json(&["unload", &id.to_string()]);
+    }
+    no_dispatcher_pins(&env);
+    env.assert_empty();
 }
 
 #[test]
