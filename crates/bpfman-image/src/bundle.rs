@@ -17,6 +17,8 @@ use crate::oci::Descriptor;
 use crate::pki::Cert;
 
 /// Artifact and layer media type of a Sigstore bundle referrer.
+// Read only where bundles are written: tests and the test-support feature.
+#[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
 pub(crate) const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// The empty config of an artifact manifest.
 pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
