@@ -234,6 +234,20 @@ fn map_sharing_and_global_data() {
     env.assert_empty();
 }
 
+/// Each command fails with a one-line error mentioning its needle and leaves
+/// the runtime tree byte-for-byte as it was.
+fn fails_leaving_no_trace(env: &Env, cases: &[(Vec<&str>, &str)]) {
+    let before = tree(env.runtime());
+    for (a, needle) in cases {
+        let line = env.fails(a);
+        assert!(
+            line.to_lowercase().contains(&needle.to_lowercase()),
+            "error for {a:?} should mention '{needle}': {line}"
+        );
+        assert_same_tree(&format!("{a:?}"), &before, &tree(env.runtime()));
+    }
+}
+
 fn bad_input(mode: Mode) {
     let env = Env::new(mode);
     let stats = obj(STATS);
@@ -288,19 +302,13 @@ fn bad_input(mode: Mode) {
     // A failed command leaves the runtime tree byte-for-byte as it was
     // (directories and the store included), from the first command on.
     env.ok_json(&["list"]);
-    let before = tree(env.runtime());
-    for (args, needle) in &cases {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let line = env.fails(&a);
-        assert!(
-            line.to_lowercase().contains(&needle.to_lowercase()),
-            "error for {a:?} should mention '{needle}': {line}"
-        );
-        assert_same_tree(&format!("{a:?}"), &before, &tree(env.runtime()));
-    }
+    let cases: Vec<(Vec<&str>, &str)> = cases
+        .iter()
+        .map(|(a, n)| (a.iter().map(String::as_str).collect(), *n))
+        .collect();
+    fails_leaving_no_trace(&env, &cases);
     // Attaches that fail, on a runtime where nothing was attached yet.
     let id = env.load(&[&stats])[0].to_string();
-    let before = tree(env.runtime());
     let attach_cases: Vec<(Vec<&str>, &str)> = vec![
         // A tracepoint that does not exist, and a wrong attach type.
         (
@@ -335,14 +343,7 @@ fn bad_input(mode: Mode) {
             "tracepoint",
         ),
     ];
-    for (a, needle) in &attach_cases {
-        let line = env.fails(a);
-        assert!(
-            line.to_lowercase().contains(&needle.to_lowercase()),
-            "error for {a:?} should mention '{needle}': {line}"
-        );
-        assert_same_tree(&format!("{a:?}"), &before, &tree(env.runtime()));
-    }
+    fails_leaving_no_trace(&env, &attach_cases);
     // Network attaches that fail, before any dispatcher directory exists.
     let loaded = env.ok_json(&[
         "load",
@@ -359,7 +360,6 @@ fn bad_input(mode: Mode) {
             .to_string()
     };
     let (xdp, tc) = (id_of("xdp_test"), id_of("tc_test"));
-    let before = tree(env.runtime());
     let net_cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["attach", &xdp, "xdp", "--iface", "no-such-if0"],
@@ -402,14 +402,7 @@ fn bad_input(mode: Mode) {
             "/nonexistent/ns",
         ),
     ];
-    for (a, needle) in &net_cases {
-        let line = env.fails(a);
-        assert!(
-            line.to_lowercase().contains(&needle.to_lowercase()),
-            "error for {a:?} should mention '{needle}': {line}"
-        );
-        assert_same_tree(&format!("{a:?}"), &before, &tree(env.runtime()));
-    }
+    fails_leaving_no_trace(&env, &net_cases);
     for p in [&xdp, &tc, &id] {
         env.ok_json(&["unload", p]);
     }
