@@ -14,6 +14,13 @@ VM_TEST_GROUPS ?= --test=probes --test=net bpfman | bpfman-kernel bpfman-net
 # Extra options for scripts/vm/run.sh, e.g. VM_RUN_ARGS="-v". Tests run with
 # --show-output, so a skip and its reason are visible.
 VM_RUN_ARGS ?=
+# Files the tests exec many times, copied into guest RAM (run.sh --preload):
+# over 9p every exec pages them in again (a `bpfman list` took 5-8 s under
+# TCG from 9p, 0.7-1 s from RAM). Test executables are preloaded as well.
+VM_PRELOAD ?= $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/bpfman \
+	$(wildcard /usr/sbin/ip /usr/sbin/tc /usr/sbin/bpftool) \
+	$(shell ldd /usr/sbin/ip $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/bpfman 2>/dev/null | grep -o '/[^ ]*\.so[^ ]*' | sort -u)
+VM_PRELOAD_ARGS = $(foreach f,$(VM_PRELOAD),--preload $(f)) --preload-tests
 # 1: test-vm and test-vm-all also run the runner's own selftest (about 2 s per kernel).
 VM_SELFTEST ?= 1
 
@@ -31,7 +38,7 @@ test-vm: vm-setup ## CI: the tests this host cannot run (VM_TESTS) in the newest
 	manifest=$$(mktemp /tmp/bpfman-vm-manifest.XXXXXX); \
 	trap 'rm -f "$$manifest"' EXIT; \
 	bash $(VM_DIR)/ci-manifest.sh $(VM_TESTS) --show-output >"$$manifest"; \
-	bash $(VM_DIR)/run.sh --kernel $(VM_KERNEL) --manifest "$$manifest" $(VM_RUN_ARGS) -- $$selftest
+	bash $(VM_DIR)/run.sh --kernel $(VM_KERNEL) --manifest "$$manifest" $(VM_PRELOAD_ARGS) $(VM_RUN_ARGS) -- $$selftest
 
 test-vm-all: vm-setup ## The full matrix: whole test executables (VM_TEST_GROUPS) in every VM kernel
 	@set -e; selftest=""; \
@@ -41,7 +48,7 @@ test-vm-all: vm-setup ## The full matrix: whole test executables (VM_TEST_GROUPS
 	fi; \
 	exes=""; IFS='|' read -ra groups <<< "$(VM_TEST_GROUPS)"; \
 	for g in "$${groups[@]}"; do exes="$$exes $$(bash $(VM_DIR)/cargo-test-exes.sh $$g)"; done; \
-	bash $(VM_DIR)/run.sh --arg --show-output $(VM_RUN_ARGS) -- $$selftest $$exes
+	bash $(VM_DIR)/run.sh --arg --show-output $(VM_PRELOAD_ARGS) $(VM_RUN_ARGS) -- $$selftest $$exes
 
 vm-selftest: vm-setup ## Prove the VM runner: fentry, fexit, kprobe, kretprobe and freplace load and run in each VM kernel
 	bash $(VM_DIR)/selftest/check.sh --build-only
