@@ -39,12 +39,12 @@ stage_table() {
 	local name secs status total=0
 	echo
 	echo "=== stage timings ==="
-	printf '%-34s %8s  %s\n' stage seconds status
+	printf '%-44s %8s  %s\n' stage seconds status
 	while IFS=$'\t' read -r name secs status; do
-		printf '%-34s %8s  %s\n' "$name" "$secs" "$status"
+		printf '%-44s %8s  %s\n' "$name" "$secs" "$status"
 		total=$((total + secs))
 	done <"$BPFMAN_STAGE_LOG"
-	printf '%-34s %8s  (wall clock %s s)\n' "sum of stages" "$total" "$(($(date +%s) - _STAGE_T0))"
+	printf '%-44s %8s  (wall clock %s s)\n' "sum of stages" "$total" "$(($(date +%s) - _STAGE_T0))"
 }
 
 stage_trap() {
