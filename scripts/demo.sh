@@ -15,9 +15,16 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-cargo build --release -q -p bpfman -p stats-reader
-cargo build --release -q -p bpfman-csi --example kubelet
-T="${CARGO_TARGET_DIR:-$PWD/target}/release"
+# BPFMAN_DEMO_PROFILE=debug uses debug binaries (CI: the ones its tests built).
+PROFILE="${BPFMAN_DEMO_PROFILE:-release}"
+case "$PROFILE" in
+release) PROFILE_ARGS=(--release) ;;
+debug) PROFILE_ARGS=() ;;
+*) echo "demo: BPFMAN_DEMO_PROFILE is release or debug, not $PROFILE" >&2; exit 2 ;;
+esac
+cargo build "${PROFILE_ARGS[@]}" -q -p bpfman -p stats-reader
+cargo build "${PROFILE_ARGS[@]}" -q -p bpfman-csi --example kubelet
+T="${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE"
 BPFMAN="$T/bpfman"
 READER="$T/stats-reader"
 KUBELET="$T/examples/kubelet"

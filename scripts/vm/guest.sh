@@ -17,6 +17,7 @@ set -u
 
 R="$1"
 # shellcheck source=/dev/null
+PRELOAD=()
 . "$R/config.sh"
 
 cut -d' ' -f1 /proc/uptime >"$R/boot-uptime"
@@ -58,6 +59,21 @@ setup() {
 			echo "modprobe $m: FAILED"
 		fi
 	done
+
+	# Preloaded files (run.sh --preload): every exec of a file on the 9p root
+	# pages it in again over 9p (seconds per bpfman call under TCG); a copy
+	# in guest RAM bind-mounted over the original path is paged in from RAM.
+	local i
+	mkdir -p /run/bpfman-vm/preload
+	for i in "${!PRELOAD[@]}"; do
+		if cp "$R/preload/$i" "/run/bpfman-vm/preload/$i" &&
+			mount --bind "/run/bpfman-vm/preload/$i" "${PRELOAD[i]}"; then
+			echo "preload ${PRELOAD[i]}: ok"
+		else
+			echo "preload ${PRELOAD[i]}: FAILED (runs from 9p)"
+		fi
+	done
+	rm -rf "$R/preload"
 
 	# Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 	ulimit -l unlimited

@@ -21,6 +21,11 @@
 #                    one vCPU boots about twice as fast as two on this host
 #   --modules "M..." modules loaded before the tests (default
 #                    "veth sch_ingress cls_bpf"; env BPFMAN_VM_MODULES)
+#   --preload FILE   copy FILE (debug info stripped) into guest RAM and
+#                    bind-mount it over FILE before the tests (repeatable;
+#                    env BPFMAN_VM_PRELOAD, space-separated): for programs the
+#                    tests exec many times, which 9p would page in every time
+#   --preload-tests  preload every test executable too
 #   --results DIR    where results go (default target/vm-results/RUN_ID)
 #   -v, --verbose    also print every test's output, prefixed
 #
@@ -48,6 +53,8 @@ KERNELS=()
 MANIFESTS=()
 COMMON_ARGS=()
 SPECS=()
+read -ra PRELOAD <<<"${BPFMAN_VM_PRELOAD:-}"
+PRELOAD_TESTS=0
 
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
 die() { printf 'vm-run: error: %s\n' "$*" >&2; exit 2; }
@@ -63,6 +70,8 @@ while (($#)); do
 	--cpus) need_arg "$@"; CPUS="$2"; shift 2 ;;
 	--modules) need_arg "$@"; MODULES="$2"; shift 2 ;;
 	--results) need_arg "$@"; RESULTS="$2"; shift 2 ;;
+	--preload) need_arg "$@"; PRELOAD+=("$2"); shift 2 ;;
+	--preload-tests) PRELOAD_TESTS=1; shift ;;
 	-v | --verbose) VERBOSE=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	--) shift; SPECS+=("$@"); break ;;
@@ -153,6 +162,13 @@ for i in "${!TEST_EXE[@]}"; do
 	check_visible "${TEST_EXE[i]}" "test executable"
 	check_visible "${TEST_CWD[i]}" "test directory"
 done
+if ((PRELOAD_TESTS)); then PRELOAD+=("${TEST_EXE[@]}"); fi
+PRELOAD_FILES=()
+for f in "${PRELOAD[@]}"; do
+	f="$(realpath -e -- "$f" 2>/dev/null)" || die "no such file to preload: $f"
+	check_visible "$f" "preloaded file"
+	[[ " ${PRELOAD_FILES[*]} " == *" $f "* ]] || PRELOAD_FILES+=("$f")
+done
 
 # --- boot each kernel once ----------------------------------------------------
 # Host-side limit for one VM: boot, setup, and every test's own timeout.
@@ -165,6 +181,10 @@ write_config() { # write_config DIR MODULES_BASE
 		printf 'TEST_TIMEOUT=%q\n' "$TEST_TIMEOUT"
 		printf 'TMP_TMPFS=%q\n' "$TMP_TMPFS"
 		printf 'VERBOSE=%q\n' "$VERBOSE"
+		local p
+		for p in "${!PRELOAD_FILES[@]}"; do
+			printf 'PRELOAD[%d]=%q\n' "$p" "${PRELOAD_FILES[p]}"
+		done
 		local i
 		for i in "${!TEST_EXE[@]}"; do
 			printf 'TEST_EXE[%d]=%q\n' "$i" "${TEST_EXE[i]}"
@@ -182,6 +202,11 @@ for k in "${KERNELS[@]}"; do
 	out="$RESULTS/$k"
 	mkdir -p "$out"
 	write_config "$out" "$kdir"
+	mkdir -p "$out/preload"
+	for p in "${!PRELOAD_FILES[@]}"; do
+		objcopy --strip-debug "${PRELOAD_FILES[p]}" "$out/preload/$p" 2>/dev/null ||
+			cp "${PRELOAD_FILES[p]}" "$out/preload/$p"
+	done
 	echo "vm-run: booting $k ($kver), ${#TEST_EXE[@]} test executable(s), results in $out"
 	start=$(date +%s)
 	set +e
