@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use aya_obj::btf::{Btf, BtfKind};
+use aya_obj::btf::BtfKind;
 
 use crate::sys;
 use crate::tracefs::find_tracefs;
@@ -35,7 +35,7 @@ fn has_kprobes() -> bool {
 /// Loads a two-instruction fentry program on a function every BTF kernel
 /// has; a refusal (EPERM from a host policy, or no BTF) means no trampolines.
 fn has_trampolines() -> bool {
-    let Ok(btf) = Btf::from_sys_fs() else {
+    let Ok(btf) = crate::btf::vmlinux() else {
         return false;
     };
     ["bpf_fentry_test1", "do_unlinkat"]

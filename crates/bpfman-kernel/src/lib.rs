@@ -7,6 +7,7 @@
 //! One module per concern, as in aya:
 //! - [`object`]: what an object file holds (no kernel needed);
 //! - [`load`]: loading programs all-or-nothing, pinning programs and maps;
+//! - [`btf`]: the kernel's BTF, parsed once and only when a load needs it;
 //! - `sections`: section names renamed so aya reads them as bpfman's table says;
 //! - [`attach`]: attaching pinned programs and pinning their links;
 //! - [`info`]: kernel facts about programs, maps and links;
@@ -17,6 +18,7 @@
 
 pub mod attach;
 pub mod bpffs;
+pub mod btf;
 pub mod error;
 pub mod features;
 pub mod info;

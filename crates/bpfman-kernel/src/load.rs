@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{Map, MapData};
 use aya::programs::{Program, ProgramError};
-use aya::{Btf, Ebpf, EbpfError, EbpfLoader};
+use aya::{Btf, Ebpf, EbpfError};
 use aya_obj::maps::PinningType;
 use aya_obj::{EbpfSectionKind, ParseError};
 use bpfman_core::ProgramKind;
 use bpfman_core::section::{parse_section, unsupported_section};
 use bpfman_core::spec::GlobalData;
 
+use crate::btf;
 use crate::error::{KernelError, chain, errno_name, find_io, verifier_tail};
 use crate::info::map_type_name;
 use crate::object::{AlignedBytes, ObjectProgram, inspect_object};
@@ -100,21 +101,19 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
             )));
         }
     }
+    // Kernel BTF only where the load needs it: CO-RE relocations, or
+    // programs that attach by BTF id.
+    let core = parsed.has_btf_relocations();
     drop(parsed);
-
     let vmlinux = if req.programs.iter().any(|p| p.kind.is_trampoline()) {
-        Some(Btf::from_sys_fs().map_err(|e| {
-            KernelError::Unsupported(format!(
-                "this kernel has no usable BTF at /sys/kernel/btf/vmlinux, which fentry/fexit \
-                 programs need: {}",
-                chain(&e)
-            ))
+        Some(btf::vmlinux().map_err(|e| {
+            KernelError::Unsupported(format!("fentry/fexit programs need the kernel's BTF: {e}"))
         })?)
     } else {
         None
     };
 
-    let mut loader = EbpfLoader::new();
+    let mut loader = btf::loader(core);
     loader.allow_unsupported_maps();
     for (name, value) in req.global_data {
         loader.override_global(name.as_str(), value.as_slice(), true);
@@ -131,7 +130,7 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
             .find(|o| o.name == p.name)
             .map(|o| o.section.as_str())
             .unwrap_or_default();
-        load_one(&mut ebpf, p, section, vmlinux.as_ref())?;
+        load_one(&mut ebpf, p, section, vmlinux)?;
         loaded.insert(p.name.clone(), p.kind);
     }
 

@@ -22,6 +22,7 @@ static UPROBE_COUNTER: &[u8] = include_bytes!("bpf/uprobe_counter.bpf.o");
 static TWO_PROGS: &[u8] = include_bytes!("bpf/two_progs.bpf.o");
 static VERIFIER_REJECT: &[u8] = include_bytes!("bpf/verifier_reject.bpf.o");
 static TRAMPOLINE: &[u8] = include_bytes!("bpf/trampoline.bpf.o");
+static CORE: &[u8] = include_bytes!("bpf/core.bpf.o");
 
 /// The function the uprobe test probes (in this very test binary).
 #[unsafe(no_mangle)]
@@ -327,6 +328,42 @@ fn tracepoint_counter_link_pin_lifecycle() {
         read_u64(&map_pin, 0),
         stopped,
         "detached program still counts"
+    );
+}
+
+/// An object with CO-RE relocations (task_struct.pid at an offset unknown at
+/// compile time) is relocated against the kernel's BTF: the pid it reads
+/// through the relocated offset is the thread id the kernel reports.
+#[test]
+fn core_relocations_use_the_kernel_btf() {
+    let Some(env) = Env::new("core_relocations_use_the_kernel_btf") else {
+        return;
+    };
+    let programs = [prog("core_pid", ProgramKind::Tracepoint)];
+    let mut obj = load_simple(CORE, &programs).unwrap();
+    let id = obj.program_id("core_pid").unwrap();
+    let prog_pin = env.pin_path(&format!("{id}/core_pid"));
+    let map_pin = env.pin_path(&format!("{id}/core_map"));
+    obj.pin_program("core_pid", &prog_pin).unwrap();
+    obj.pin_map("core_map", &map_pin).unwrap();
+    drop(obj);
+    assert!(bpfman_kernel::btf::vmlinux_parsed());
+    let link_pin = env.pin_path("links/1");
+    attach(
+        &prog_pin,
+        ProgramKind::Tracepoint,
+        &tracepoint("sched/sched_switch"),
+        &link_pin,
+    )
+    .unwrap();
+    wait_for("CO-RE reads of task_struct.pid", || {
+        read_u64(&map_pin, 0) > 0
+    });
+    unpin(&link_pin).unwrap();
+    assert_eq!(
+        read_u64(&map_pin, 1),
+        0,
+        "task_struct.pid read at the wrong offset: CO-RE relocation not applied"
     );
 }
 

@@ -130,18 +130,18 @@ pub(crate) fn read_config(dispatcher: &OwnedFd) -> Result<Vec<SlotConfig>, NetEr
         .ok_or_else(|| NetError::InvalidArgument("bad dispatcher configuration".into()))
 }
 
-/// vmlinux BTF, parsed once: every object load needs it and parsing takes
-/// tens of milliseconds.
+/// vmlinux BTF, parsed once, on first need: parsing takes tens of
+/// milliseconds and several MiB.
 fn vmlinux_btf() -> Option<&'static Btf> {
     static BTF: OnceLock<Option<Btf>> = OnceLock::new();
     BTF.get_or_init(|| Btf::from_sys_fs().ok()).as_ref()
 }
 
-/// A loader with the cached kernel BTF.
-fn loader<'a>() -> EbpfLoader<'a> {
-    let mut l = EbpfLoader::new();
-    l.btf(vmlinux_btf());
-    l
+/// A loader for `elf`, with the kernel BTF only if the object has CO-RE
+/// relocations (an extension program may have them).
+fn loader<'a>(elf: &[u8]) -> EbpfLoader<'a> {
+    let core = aya_obj::Object::parse(elf).is_ok_and(|o| o.has_btf_relocations());
+    EbpfLoader::with_btf(if core { vmlinux_btf() } else { None })
 }
 
 /// A dispatcher program loaded in the kernel (not attached, not pinned).
@@ -159,7 +159,8 @@ pub(crate) fn load_dispatcher(
 ) -> Result<Dispatcher, NetError> {
     let conf = config_bytes(flavor, slots);
     let what = format!("loading the {} dispatcher", flavor.kind_name());
-    let mut ebpf = loader()
+    // The dispatchers have no CO-RE relocations: no kernel BTF.
+    let mut ebpf = EbpfLoader::with_btf(None)
         .override_global("conf", &conf[..], true)
         .load(flavor.elf())
         .map_err(|e| from_ebpf_error(what.clone(), e))?;
@@ -247,7 +248,7 @@ pub(crate) fn load_extension(
     // SAFETY: a u64 slice viewed as bytes: same memory, alignment 8 >= 1.
     let bytes: &[u8] =
         unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, src.elf.len()) };
-    let mut l = loader();
+    let mut l = loader(bytes);
     l.extension(&src.function);
     for (name, pin) in &src.maps {
         if !name.starts_with('.') {
@@ -334,7 +335,7 @@ fn probe() -> Result<ExtensionSupport, NetError> {
         }],
     )?;
     let what = "probing extension programs";
-    let mut ebpf = loader()
+    let mut ebpf = EbpfLoader::with_btf(None)
         .extension("xdp_pass")
         .load(XDP_DISPATCHER)
         .map_err(|e| from_ebpf_error(what, e))?;
