@@ -22,7 +22,8 @@ use bpfman_core::action::Action;
 use bpfman_core::dispatcher::HookKey;
 use bpfman_core::model::NetLinkRecord;
 use bpfman_core::{LinkRecord, MapRecord, ProgramKind, ProgramRecord, Selector, VolumeRecord};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, FileControl, OpenFlags, Transaction, TransactionBehavior};
 
 pub use error::{OpenFailure, Result, StoreError};
 pub use schema::SCHEMA_VERSION;
@@ -89,6 +90,19 @@ impl Store {
         let _mode: String =
             retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)))
                 .map_err(open_err)?;
+        // Each CLI call is a process that opens, commits once and closes. By
+        // default the last connection to close checkpoints the WAL into the
+        // database and deletes it: two fsyncs and an unlink per call, most of
+        // a cold `bpfman load` on a disk-backed runtime dir. Instead the WAL
+        // (and its index) stay between processes and are checkpointed by
+        // SQLite's auto-checkpoint (every 1000 pages), after which
+        // journal_size_limit truncates the WAL; reopening replays it, so
+        // nothing committed is lost.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(open_err)?;
+        let mut persist: std::ffi::c_int = 1;
+        conn.file_control(None::<&str>, FileControl::PersistWal(&mut persist))
+            .map_err(open_err)?;
         // The first write (a migration) is where a file system without
         // working locks or shared memory shows itself: still an open error.
         Self::configure(conn).map_err(|e| match e {
@@ -108,6 +122,8 @@ impl Store {
         // With WAL, NORMAL only risks the last commits on power loss, never
         // corruption; a lost commit is repaired by gc like a crash mid-operation.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The WAL outlives each process (see `open`): bound it at 4 MiB.
+        conn.pragma_update(None, "journal_size_limit", 4 << 20)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }

@@ -421,8 +421,11 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 }
 
 /// Everything under `dir`: each path with its type and mode, and the bytes of
-/// every regular file (the SQLite files included), except under bpffs
-/// mounts, whose pins are compared by name, type and mode.
+/// every regular file (the SQLite database and WAL included), except under
+/// bpffs mounts, whose pins are compared by name, type and mode. The WAL's
+/// `-shm` index is compared by name and mode only: it is SQLite's
+/// shared-memory lock and read-mark area, rebuilt from the WAL by the first
+/// process that opens the store, so any open rewrites it.
 pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     fn walk(
@@ -447,7 +450,7 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
                 let under_bpffs = bpffs || nix_is_bpffs(&p, md.dev(), dir);
                 out.insert(rel, format!("dir {mode:o}"));
                 walk(root, &p, under_bpffs, out);
-            } else if ft.is_file() && !bpffs {
+            } else if ft.is_file() && !bpffs && !rel.ends_with("-shm") {
                 let bytes = std::fs::read(&p).unwrap_or_default();
                 out.insert(rel, format!("file {mode:o} {:?}", bytes));
             } else {
