@@ -54,6 +54,8 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
 /// open one `Store` per thread (they coordinate through SQLite's locks).
 pub struct Store {
     conn: Connection,
+    /// The WAL file of an on-disk store (none in memory).
+    wal: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -63,6 +65,10 @@ impl std::fmt::Debug for Store {
             .finish()
     }
 }
+
+/// WAL size after which a commit checkpoints the WAL into the database and
+/// truncates it (about a dozen loads' worth).
+pub const WAL_CHECKPOINT_BYTES: u64 = 256 << 10;
 
 impl Store {
     /// Opens the database at `path` (creating the file, not its directory) and
@@ -95,9 +101,8 @@ impl Store {
         // database and deletes it: two fsyncs and an unlink per call, most of
         // a cold `bpfman load` on a disk-backed runtime dir. Instead the WAL
         // (and its index) stay between processes and are checkpointed by
-        // SQLite's auto-checkpoint (every 1000 pages), after which
-        // journal_size_limit truncates the WAL; reopening replays it, so
-        // nothing committed is lost.
+        // [`Store::bound_wal`] every WAL_CHECKPOINT_BYTES; reopening replays
+        // the WAL, so nothing committed is lost.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(open_err)?;
         let mut persist: std::ffi::c_int = 1;
@@ -122,10 +127,29 @@ impl Store {
         // With WAL, NORMAL only risks the last commits on power loss, never
         // corruption; a lost commit is repaired by gc like a crash mid-operation.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // The WAL outlives each process (see `open`): bound it at 4 MiB.
-        conn.pragma_update(None, "journal_size_limit", 4 << 20)?;
         schema::migrate(&mut conn)?;
-        Ok(Store { conn })
+        let wal = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}-wal").into());
+        Ok(Store { conn, wal })
+    }
+
+    /// Checkpoints and truncates the WAL once it is over
+    /// [`WAL_CHECKPOINT_BYTES`]. SQLite's own auto-checkpoint does not do
+    /// here: the WAL outlives each process (see `open`), and the first opener
+    /// rebuilds the WAL index with nothing marked as checkpointed, so with
+    /// one commit per CLI process the WAL was never restarted and grew
+    /// without bound (8 MB after 400 loads; every open then read all of it).
+    fn bound_wal(&self) {
+        let Some(wal) = &self.wal else { return };
+        if std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_CHECKPOINT_BYTES) {
+            // The commit is done; a checkpoint that cannot run now (another
+            // process reading) is retried by the next commit.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 
     /// The schema version of the open database (`PRAGMA user_version`).
@@ -142,23 +166,27 @@ impl Store {
         &mut self,
         f: impl FnOnce(&StoreTx<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| E::from(e.into()))?;
-        let stx = StoreTx { tx };
-        match f(&stx) {
-            Ok(v) => {
-                stx.tx.commit().map_err(|e| E::from(e.into()))?;
-                Ok(v)
+        let out = {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| E::from(e.into()))?;
+            let stx = StoreTx { tx };
+            match f(&stx) {
+                Ok(v) => {
+                    stx.tx.commit().map_err(|e| E::from(e.into()))?;
+                    v
+                }
+                Err(e) => {
+                    // The caller's error is the one worth reporting; if the
+                    // rollback itself fails SQLite rolls back on close anyway.
+                    let _ = stx.tx.rollback();
+                    return Err(e);
+                }
             }
-            Err(e) => {
-                // The caller's error is the one worth reporting; if the
-                // rollback itself fails SQLite rolls back on close anyway.
-                let _ = stx.tx.rollback();
-                Err(e)
-            }
-        }
+        };
+        self.bound_wal();
+        Ok(out)
     }
 
     /// The program recorded under `id`.

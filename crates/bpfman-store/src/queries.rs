@@ -122,10 +122,36 @@ fn program_metadata(conn: &Connection, id: i64) -> Result<Metadata> {
     Ok(rows.collect::<rusqlite::Result<Metadata>>()?)
 }
 
+/// Above this many rows, [`decode_programs`] reads all metadata in one query
+/// instead of one query per row.
+const METADATA_BATCH_ROWS: usize = 8;
+
 fn decode_programs(conn: &Connection, raws: Vec<RawProgram>) -> Result<Vec<ProgramRecord>> {
+    if raws.len() <= METADATA_BATCH_ROWS {
+        return raws
+            .into_iter()
+            .map(|raw| {
+                let md = program_metadata(conn, raw.id)?;
+                raw.decode(md)
+            })
+            .collect();
+    }
+    let mut all: std::collections::HashMap<i64, Metadata> = std::collections::HashMap::new();
+    let mut stmt = conn.prepare_cached("SELECT program_id, key, value FROM program_metadata")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, k, v) = row?;
+        all.entry(id).or_default().insert(k, v);
+    }
     raws.into_iter()
         .map(|raw| {
-            let md = program_metadata(conn, raw.id)?;
+            let md = all.remove(&raw.id).unwrap_or_default();
             raw.decode(md)
         })
         .collect()

@@ -860,3 +860,28 @@ fn open_failures_are_classified_by_sqlite_code() {
         assert_eq!(OpenFailure::of(&err(code)), want, "code {code}");
     }
 }
+
+/// The WAL outlives each connection (no checkpoint on close) but stays
+/// bounded: commits checkpoint it past WAL_CHECKPOINT_BYTES, also when
+/// each commit comes from a connection of its own (one CLI process each).
+#[test]
+fn the_wal_stays_bounded_across_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let wal = path.with_extension("db-wal");
+    for i in 1..=400u32 {
+        let mut s = Store::open(&path).unwrap();
+        s.write(|tx| tx.insert_program(&program(i, i, ProgramKind::Tracepoint, &[("a", "b")])))
+            .unwrap();
+        drop(s);
+        assert!(wal.exists(), "the WAL is kept between connections");
+    }
+    let limit = bpfman_store::WAL_CHECKPOINT_BYTES + 64 * 4096;
+    let len = std::fs::metadata(&wal).unwrap().len();
+    assert!(len <= limit, "WAL is {len} bytes, over {limit}");
+    let s = Store::open(&path).unwrap();
+    assert_eq!(
+        s.list_programs(None, &Selector::default()).unwrap().len(),
+        400
+    );
+}
