@@ -191,14 +191,36 @@ impl Manager {
         for l in store.list_links()? {
             links_by_prog.entry(l.program_id).or_default().push(l);
         }
+        // Map users span every program, not only the ones the filter keeps;
+        // unfiltered, the rows already read are all of them.
         let mut users: BTreeMap<ProgramId, Vec<ProgramId>> = BTreeMap::new();
-        for p in store.list_programs(None, &Selector::default())? {
+        let everyone_read;
+        let everyone = if f.kind.is_none() && f.selector.is_empty() {
+            &records
+        } else {
+            everyone_read = store.list_programs(None, &Selector::default())?;
+            &everyone_read
+        };
+        for p in everyone {
             users.entry(p.map_owner_id).or_default().push(p.id);
         }
-        let kernel_all: BTreeMap<u32, KernelProgramInfo> = bpfman_kernel::loaded_programs()?
-            .into_iter()
-            .map(|k| (k.id, k))
-            .collect();
+        // Kernel facts: of every program only when the unmanaged ones are
+        // listed too; else of the listed ones alone (a node may run hundreds
+        // of programs bpfman does not manage).
+        let kernel_all: BTreeMap<u32, KernelProgramInfo> = if f.all {
+            bpfman_kernel::loaded_programs()?
+                .into_iter()
+                .map(|k| (k.id, k))
+                .collect()
+        } else {
+            let mut m = BTreeMap::new();
+            for p in &records {
+                if let Some(k) = bpfman_kernel::program_info(p.id)? {
+                    m.insert(k.id, k);
+                }
+            }
+            m
+        };
         let mut out = Vec::new();
         let mut hooks = HookReads::new();
         for p in records {
