@@ -9,7 +9,8 @@
 # as root (via sudo when needed). The bench works in its own directory under
 # /tmp with its own bpffs mounts in a private mount namespace, and removes all
 # of it at the end: it never touches /run/bpfman or /sys/fs/bpf. Progress goes
-# to stderr; the report (stdout) is also written to target/bench-report.txt.
+# to stderr; the report (stdout) is also written to target/bench-report.txt,
+# and a full run (no flags) writes it into docs/benchmarks.md.
 # Needs bpftool for the baseline (scripts/install-deps.sh installs it).
 set -euo pipefail
 
@@ -39,3 +40,17 @@ mkdir -p "$(dirname "$REPORT")"
   --tenmaps "$ROOT/crates/bpfman-bench/bpf/tenmaps.bpf.o" \
   "$@" | tee -a "$REPORT"
 echo "report written to $REPORT" >&2
+if [ "$#" -eq 0 ]; then
+  {
+    echo "# Benchmarks"
+    echo
+    echo "Written by \`scripts/bench.sh\` (a full run, no flags) on the machine it names;"
+    echo "every ratio is against \`bpftool prog load\` of the same object in the same run."
+    echo "Read the figures as this machine's: rerun the command on yours."
+    echo
+    echo '```'
+    cat "$REPORT"
+    echo '```'
+  } > "$ROOT/docs/benchmarks.md"
+  echo "docs/benchmarks.md updated" >&2
+fi
