@@ -149,6 +149,16 @@ impl Daemon {
 
     /// Resident set size in KiB (VmRSS of /proc/PID/status).
     pub fn rss_kib(&self) -> Result<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Resident anonymous memory in KiB (RssAnon): what the daemon holds,
+    /// without the pages of its binary that a code path happened to touch.
+    pub fn anon_kib(&self) -> Result<u64> {
+        self.status_kib("RssAnon:")
+    }
+
+    fn status_kib(&self, field: &str) -> Result<u64> {
         let pid = self
             .pid()
             .ok_or_else(|| BenchError::Check("daemon is not running".into()))?;
@@ -156,10 +166,10 @@ impl Daemon {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| BenchError::io(format!("read {path}"), e))?;
         text.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| BenchError::Check(format!("no VmRSS line in {path}")))
+            .ok_or_else(|| BenchError::Check(format!("no {field} line in {path}")))
     }
 
     /// Last lines of the daemon's log, on one line.

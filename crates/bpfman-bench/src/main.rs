@@ -184,6 +184,9 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
                 report
                     .rss
                     .push(("idle (just started)".into(), d.rss_kib()?));
+                report
+                    .rss
+                    .push(("idle, anonymous (RssAnon)".into(), d.anon_kib()?));
                 grpc = Some(Grpc::connect(rt, &d.socket)?);
                 daemon = Some(d);
             }
@@ -245,12 +248,15 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
             progress(&format!("{GRPC} N={n}"));
             let mut peak = None;
             let b = run_batch(g, GRPC, &object, n, args, &mut || {
-                peak = Some(d.rss_kib()?);
+                peak = Some((d.rss_kib()?, d.anon_kib()?));
                 Ok(())
             })?;
-            if let Some(kib) = peak {
+            if let Some((kib, anon)) = peak {
                 let what = if n == 1 { "program" } else { "programs" };
                 report.rss.push((format!("with {n} {what} loaded"), kib));
+                report
+                    .rss
+                    .push((format!("with {n} {what} loaded, anonymous"), anon));
             }
             report.batches.push(b);
             report.phases.push((format!("{GRPC} N={n}"), t.elapsed()));
@@ -259,7 +265,16 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
     if let Some(d) = daemon.as_mut() {
         report
             .rss
-            .push(("after unloading everything".into(), d.rss_kib()?));
+            .push(("just after unloading everything".into(), d.rss_kib()?));
+        // The daemon trims its heap after 300 ms without requests.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        report
+            .rss
+            .push(("1 s after unloading everything".into(), d.rss_kib()?));
+        report.rss.push((
+            "1 s after unloading, anonymous (RssAnon)".into(),
+            d.anon_kib()?,
+        ));
         drop(grpc);
         report.daemon_stop = Some(d.stop());
     }

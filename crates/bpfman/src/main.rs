@@ -7,6 +7,7 @@ mod remote;
 mod render;
 mod serve;
 mod server;
+mod trim;
 
 use std::process::ExitCode;
 

@@ -17,16 +17,22 @@ use bpfman_manager::{Code, ListFilter, Manager, ManagerError};
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
+use crate::trim::Trimmer;
+
 /// The gRPC services, sharing one manager.
 #[derive(Clone)]
 pub struct BpfmanService {
     mgr: Arc<Manager>,
+    trim: Trimmer,
 }
 
 impl BpfmanService {
-    /// Services over `mgr`.
+    /// Services over `mgr` (on a tokio runtime: it starts the heap trimmer).
     pub fn new(mgr: Arc<Manager>) -> Self {
-        BpfmanService { mgr }
+        BpfmanService {
+            mgr,
+            trim: Trimmer::spawn(),
+        }
     }
 
     /// Runs `f` with the manager on the blocking pool and maps its error.
@@ -36,7 +42,9 @@ impl BpfmanService {
         F: FnOnce(&Manager) -> Result<T, ManagerError> + Send + 'static,
     {
         let mgr = Arc::clone(&self.mgr);
-        match tokio::task::spawn_blocking(move || f(&mgr)).await {
+        let done = tokio::task::spawn_blocking(move || f(&mgr)).await;
+        self.trim.poke();
+        match done {
             Ok(r) => r.map_err(status_from_manager),
             Err(e) => Err(Status::internal(format!(
                 "the operation did not complete (bpfman bug): {e}; run `bpfman gc` to check for leftovers"
