@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod actions;
+pub mod auth;
 pub mod dispatcher;
 pub mod error;
 pub mod gc;
