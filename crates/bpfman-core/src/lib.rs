@@ -12,6 +12,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod gc;
 pub mod kind;
+pub mod limits;
 pub mod metadata;
 pub mod model;
 pub mod paths;

@@ -35,9 +35,8 @@ const LISTEN_FDS_START: i32 = 3;
 /// the connection (a wedged daemon must not hang a liveness probe).
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest request the services accept: a load spec with big global data is
-/// still far below this.
-const MAX_REQUEST: usize = 64 << 20;
+/// Largest request the services accept ([`bpfman_api::client::MAX_REQUEST_BYTES`]).
+const MAX_REQUEST: usize = bpfman_api::client::MAX_REQUEST_BYTES;
 
 /// Runs the daemon until SIGTERM or SIGINT.
 ///
