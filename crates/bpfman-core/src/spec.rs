@@ -204,10 +204,16 @@ pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
     if !h.len().is_multiple_of(2) {
         return Err(format!("hex value '{hex}' has an odd number of digits"));
     }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| format!("'{hex}' is not hexadecimal"))
+    // Byte-wise: slicing the str at odd offsets panics inside a multi-byte
+    // character, and `from_str_radix` would take a sign ("+f").
+    fn digit(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    h.as_bytes()
+        .chunks(2)
+        .map(|pair| match (digit(pair[0]), digit(pair[1])) {
+            (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
+            _ => Err(format!("'{hex}' is not hexadecimal")),
         })
         .collect()
 }
@@ -766,6 +772,19 @@ mod tests {
         assert!(spec.validate().is_ok());
         spec.programs[0].name = "a/../b".into();
         assert!(spec.validate().is_err());
+    }
+
+    /// Found by fuzz_global_data: a multi-byte character at an odd offset
+    /// panicked (str slicing), and a sign was taken for a digit.
+    #[test]
+    fn hex_regressions() {
+        assert!(parse_hex("0a0\u{fffd}z").is_err());
+        assert!(parse_hex("\u{e9}0").is_err());
+        assert!(parse_hex("0\u{e9}").is_err());
+        assert!(parse_global("x=a\u{e9}b").is_err());
+        assert!(parse_hex("+f").is_err());
+        assert!(parse_hex("-1").is_err());
+        assert_eq!(parse_hex("0x0aFF"), Ok(vec![0x0a, 0xff]));
     }
 
     #[test]
