@@ -42,7 +42,13 @@ fn over_the_edge(mode: Mode) {
     let long_value = format!("k={}", "v".repeat(1025));
     let long_key = format!("{}=v", "k".repeat(254));
 
+    // Found by the ELF fuzz harness: aya-obj panicked on this object's BTF.
+    let aya_panic = obj("tests/fuzz-corpus/elf-regressions/aya-obj-btf-panic.bpf.o");
     let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["load", "file", &aya_panic],
+            "aya cannot read this object".into(),
+        ),
         (
             vec!["load", "file", &big_s],
             format!("is larger than {MAX_OBJECT_BYTES} bytes"),
