@@ -37,6 +37,8 @@ mod reference;
 mod build;
 #[cfg(feature = "oci")]
 mod bundle;
+#[cfg(all(test, feature = "oci"))]
+mod fuzz_tests;
 #[cfg(feature = "oci")]
 mod keyless;
 #[cfg(feature = "oci")]
