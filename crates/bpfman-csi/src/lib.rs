@@ -26,6 +26,8 @@
 mod backend;
 mod config;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
 mod server;
 mod service;
 mod validate;
