@@ -15,6 +15,15 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// Default path of bpfman's gRPC socket.
 pub const DEFAULT_SOCKET: &str = "/run/bpfman-sock/bpfman.sock";
 
+/// Largest gRPC request message the daemon decodes (64 MiB): a load spec
+/// with big global data is far below this; a bigger message is refused by
+/// tonic with OUT_OF_RANGE before it is parsed.
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+
+/// Largest gRPC reply the CLI decodes (256 MiB): a list of thousands of
+/// programs is a few MiB of JSON, above tonic's 4 MiB default.
+pub const MAX_REPLY_BYTES: usize = 256 << 20;
+
 /// Mode of the socket file: owner and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;
 

@@ -7,10 +7,12 @@
 
 pub mod action;
 pub mod actions;
+pub mod auth;
 pub mod dispatcher;
 pub mod error;
 pub mod gc;
 pub mod kind;
+pub mod limits;
 pub mod metadata;
 pub mod model;
 pub mod paths;

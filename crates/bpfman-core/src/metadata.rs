@@ -7,8 +7,9 @@ use crate::error::{CoreError, invalid};
 /// Key/value labels stored with a program (ordered for stable output).
 pub type Metadata = BTreeMap<String, String>;
 
-const MAX_KEY: usize = 253;
-const MAX_VALUE: usize = 1024;
+use crate::limits::{
+    MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES as MAX_KEY, MAX_METADATA_VALUE_BYTES as MAX_VALUE,
+};
 
 /// Checks a metadata key: non-empty, at most 253 bytes, letters, digits and `._-/`.
 pub fn validate_key(key: &str) -> Result<(), CoreError> {
@@ -58,6 +59,12 @@ pub fn parse_pair(s: &str) -> Result<(String, String), CoreError> {
 
 /// Validates every entry of a metadata map received from a client.
 pub fn validate(md: &Metadata) -> Result<(), CoreError> {
+    if md.len() > MAX_METADATA_ENTRIES {
+        return Err(invalid(format!(
+            "{} metadata entries: at most {MAX_METADATA_ENTRIES} are allowed",
+            md.len()
+        )));
+    }
     for (k, v) in md {
         validate_key(k)?;
         validate_value(k, v)?;
@@ -80,6 +87,11 @@ impl Selector {
         for s in items {
             let (k, v) = parse_pair(s.as_ref())?;
             m.insert(k, v);
+            if m.len() > MAX_METADATA_ENTRIES {
+                return Err(invalid(format!(
+                    "more than {MAX_METADATA_ENTRIES} selector entries"
+                )));
+            }
         }
         Ok(Selector(m))
     }
@@ -107,6 +119,43 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_just_over_the_edge() {
+        let key = "k".repeat(MAX_KEY);
+        assert!(validate_key(&key).is_ok());
+        assert!(
+            validate_key(&format!("{key}k"))
+                .unwrap_err()
+                .to_string()
+                .contains("longer than 253")
+        );
+        let v = "v".repeat(MAX_VALUE);
+        assert!(validate_value("k", &v).is_ok());
+        assert!(
+            validate_value("k", &format!("{v}v"))
+                .unwrap_err()
+                .to_string()
+                .contains("longer than 1024")
+        );
+        let mut md: Metadata = (0..MAX_METADATA_ENTRIES)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert!(validate(&md).is_ok());
+        md.insert("one-more".into(), "v".into());
+        let e = validate(&md).unwrap_err().to_string();
+        assert!(e.contains("65 metadata entries: at most 64"), "{e}");
+        let items: Vec<String> = (0..=MAX_METADATA_ENTRIES)
+            .map(|i| format!("k{i}=v"))
+            .collect();
+        assert!(Selector::parse(&items[..MAX_METADATA_ENTRIES]).is_ok());
+        assert!(
+            Selector::parse(&items)
+                .unwrap_err()
+                .to_string()
+                .contains("more than 64 selector entries")
+        );
+    }
 
     #[test]
     fn parses_pairs() {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::ProgramId;
 use crate::error::{CoreError, invalid};
 use crate::kind::ProgramKind;
+use crate::limits::{MAX_GLOBAL_DATA_BYTES, MAX_GLOBAL_DATA_ENTRIES, MAX_PROGRAMS_PER_LOAD};
 use crate::metadata::{self, Metadata};
 use crate::section::parse_section;
 
@@ -91,6 +92,18 @@ impl LoadSpec {
     /// Validates everything that can be checked without the system.
     pub fn validate(&self) -> Result<(), CoreError> {
         metadata::validate(&self.metadata)?;
+        if self.programs.len() > MAX_PROGRAMS_PER_LOAD {
+            return Err(invalid(format!(
+                "{} programs named: at most {MAX_PROGRAMS_PER_LOAD} per load",
+                self.programs.len()
+            )));
+        }
+        if self.global_data.len() > MAX_GLOBAL_DATA_ENTRIES {
+            return Err(invalid(format!(
+                "{} global data variables: at most {MAX_GLOBAL_DATA_ENTRIES} per load",
+                self.global_data.len()
+            )));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for p in &self.programs {
             validate_symbol("program name", &p.name)?;
@@ -105,6 +118,12 @@ impl LoadSpec {
             validate_global_name(name)?;
             if bytes.is_empty() {
                 return Err(invalid(format!("global data for '{name}' is empty")));
+            }
+            if bytes.len() > MAX_GLOBAL_DATA_BYTES {
+                return Err(invalid(format!(
+                    "global data for '{name}' is {} bytes: at most {MAX_GLOBAL_DATA_BYTES}",
+                    bytes.len()
+                )));
             }
         }
         match &self.source {
@@ -185,10 +204,16 @@ pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
     if !h.len().is_multiple_of(2) {
         return Err(format!("hex value '{hex}' has an odd number of digits"));
     }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| format!("'{hex}' is not hexadecimal"))
+    // Byte-wise: slicing the str at odd offsets panics inside a multi-byte
+    // character, and `from_str_radix` would take a sign ("+f").
+    fn digit(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    h.as_bytes()
+        .chunks(2)
+        .map(|pair| match (digit(pair[0]), digit(pair[1])) {
+            (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
+            _ => Err(format!("'{hex}' is not hexadecimal")),
         })
         .collect()
 }
@@ -747,6 +772,58 @@ mod tests {
         assert!(spec.validate().is_ok());
         spec.programs[0].name = "a/../b".into();
         assert!(spec.validate().is_err());
+    }
+
+    /// Found by fuzz_global_data: a multi-byte character at an odd offset
+    /// panicked (str slicing), and a sign was taken for a digit.
+    #[test]
+    fn hex_regressions() {
+        assert!(parse_hex("0a0\u{fffd}z").is_err());
+        assert!(parse_hex("\u{e9}0").is_err());
+        assert!(parse_hex("0\u{e9}").is_err());
+        assert!(parse_global("x=a\u{e9}b").is_err());
+        assert!(parse_hex("+f").is_err());
+        assert!(parse_hex("-1").is_err());
+        assert_eq!(parse_hex("0x0aFF"), Ok(vec![0x0a, 0xff]));
+    }
+
+    #[test]
+    fn load_spec_limits_just_over_the_edge() {
+        let prog = |i: usize| ProgramRequest {
+            name: format!("p{i}"),
+            kind: None,
+            attach_fn: None,
+        };
+        let mut spec = LoadSpec {
+            source: BytecodeSource::File {
+                path: "/x.o".into(),
+            },
+            programs: (0..MAX_PROGRAMS_PER_LOAD).map(prog).collect(),
+            metadata: Metadata::new(),
+            global_data: GlobalData::new(),
+            map_owner_id: None,
+            pull_policy: None,
+            registry_auth: None,
+        };
+        assert!(spec.validate().is_ok());
+        spec.programs.push(prog(MAX_PROGRAMS_PER_LOAD));
+        let e = spec.validate().unwrap_err().to_string();
+        assert!(e.contains("257 programs named: at most 256"), "{e}");
+        spec.programs.truncate(1);
+
+        spec.global_data = (0..MAX_GLOBAL_DATA_ENTRIES)
+            .map(|i| (format!("g{i}"), vec![1]))
+            .collect();
+        assert!(spec.validate().is_ok());
+        spec.global_data.insert("one_more".into(), vec![1]);
+        let e = spec.validate().unwrap_err().to_string();
+        assert!(e.contains("257 global data variables: at most 256"), "{e}");
+
+        spec.global_data = [("big".to_string(), vec![0u8; MAX_GLOBAL_DATA_BYTES])].into();
+        assert!(spec.validate().is_ok());
+        spec.global_data.get_mut("big").unwrap().push(0);
+        let e = spec.validate().unwrap_err().to_string();
+        assert!(e.contains("is 1048577 bytes: at most 1048576"), "{e}");
     }
 
     #[test]

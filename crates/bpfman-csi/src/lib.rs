@@ -26,6 +26,8 @@
 mod backend;
 mod config;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
 mod server;
 mod service;
 mod validate;
@@ -33,7 +35,7 @@ mod validate;
 pub use backend::{PublishRequest, VolumeBackend, VolumeError};
 pub use config::{CsiConfig, DEFAULT_DRIVER_NAME, DEFAULT_ENDPOINT, DEFAULT_PODS_DIR};
 pub use error::CsiError;
-pub use server::{connect, endpoint_path, serve};
+pub use server::{SOCKET_MODE, connect, endpoint_path, serve};
 pub use service::CsiNode;
 
 /// Generated csi.v1 messages, servers (`identity_server`, `node_server`) and

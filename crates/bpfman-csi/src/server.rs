@@ -17,8 +17,10 @@ use crate::proto::identity_server::IdentityServer;
 use crate::proto::node_server::NodeServer;
 use crate::service::CsiNode;
 
-/// Mode of the socket: kubelet (root) and the socket's group may connect.
-const SOCKET_MODE: u32 = 0o660;
+/// Mode of the socket: kubelet (root) alone may connect. The CSI services
+/// publish any program's maps into any pod directory, so nobody else may
+/// reach them.
+pub const SOCKET_MODE: u32 = 0o600;
 /// Mode of a socket directory we create.
 const DIR_MODE: u32 = 0o750;
 
@@ -37,7 +39,7 @@ pub fn endpoint_path(s: &str) -> PathBuf {
 ///
 /// Creates the socket's parent directory (mode 0750) if needed, replaces a
 /// stale socket file only when nothing answers on it, binds, and sets the
-/// socket's mode to 0660. When `shutdown` completes the socket file is removed
+/// socket's mode to 0600 ([`SOCKET_MODE`]). When `shutdown` completes the socket file is removed
 /// at once (new clients get ENOENT), in-flight calls are drained, and the
 /// function returns. The socket file is also removed if serving fails.
 pub async fn serve<B: VolumeBackend>(

@@ -12,12 +12,13 @@ use bpfman_csi::{CsiConfig, CsiError};
 use common::{Harness, Recorder, wait_connect};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_mode_is_0660_and_removed_on_shutdown() {
+async fn socket_mode_is_0600_and_removed_on_shutdown() {
     let h = Harness::start().await;
     let socket = h.socket.clone();
     let meta = std::fs::symlink_metadata(&socket).unwrap();
     assert!(meta.file_type().is_socket());
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(bpfman_csi::SOCKET_MODE, 0o600);
     h.stop().await.unwrap();
     assert!(
         !socket.exists(),

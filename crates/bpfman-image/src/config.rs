@@ -41,6 +41,11 @@ pub const DEFAULT_MAX_CACHE_BYTES: u64 = 1 << 30;
 pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 20;
 /// Bound on manifests, indexes, image configs and signature payloads (4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Most tar entries read from one layer (directories, links and whiteouts
+/// count too): a bytecode layer holds one file.
+pub const MAX_LAYER_ENTRIES: usize = 1024;
+/// Most referrers (signature bundles) of one image examined.
+pub const MAX_REFERRERS: usize = 32;
 
 /// How cosign signatures are checked.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 
+use crate::config::MAX_LAYER_ENTRIES;
 use crate::elf;
 
 /// The ELF found in a layer.
@@ -35,7 +36,12 @@ pub(crate) fn extract(layer: &[u8], limit: u64) -> Result<Extracted, Result<u64,
         let entries = ar
             .entries()
             .map_err(|e| format!("layer is not a tar{}: {e}", if gz { ".gz" } else { "" }))?;
-        for entry in entries {
+        for (n, entry) in entries.enumerate() {
+            if n == MAX_LAYER_ENTRIES {
+                return Err(format!(
+                    "the layer holds more than {MAX_LAYER_ENTRIES} tar entries; a bytecode layer holds one file"
+                ));
+            }
             let mut entry = entry.map_err(|e| format!("bad tar entry: {e}"))?;
             if entry.header().entry_type() != tar::EntryType::Regular {
                 continue;
@@ -164,6 +170,36 @@ mod tests {
     fn plain_tar_is_accepted() {
         let (_, t) = build("x.o", &bpf()).unwrap();
         assert_eq!(extract(&t, 1 << 20).ok().unwrap().object, bpf());
+    }
+
+    /// A tar of `n` empty regular files and then the object.
+    fn many(n: usize) -> Vec<u8> {
+        let mut tarball = Vec::new();
+        let mut b = tar::Builder::new(&mut tarball);
+        for i in 0..n {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, format!("f{i}"), &[][..]).unwrap();
+        }
+        let obj = bpf();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(obj.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "x.o", &obj[..]).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        tarball
+    }
+
+    #[test]
+    fn entry_count_limit_just_over_the_edge() {
+        assert!(extract(&many(MAX_LAYER_ENTRIES - 1), 1 << 30).is_ok());
+        let e = extract(&many(MAX_LAYER_ENTRIES), 1 << 30).err().unwrap();
+        assert!(
+            matches!(&e, Err(m) if m.contains("more than 1024 tar entries")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -37,6 +37,8 @@ mod reference;
 mod build;
 #[cfg(feature = "oci")]
 mod bundle;
+#[cfg(all(test, feature = "oci"))]
+mod fuzz_tests;
 #[cfg(feature = "oci")]
 mod keyless;
 #[cfg(feature = "oci")]
@@ -66,8 +68,8 @@ pub use auth::{
 pub use cache::PruneReport;
 pub use config::{
     DEFAULT_CACHE_DIR, DEFAULT_CERTS_DIR, DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_LAYER_BYTES,
-    IdentityRule, ImageConfig, KeylessPolicy, MAX_MANIFEST_BYTES, SignaturePolicy, load_config,
-    parse_config,
+    IdentityRule, ImageConfig, KeylessPolicy, MAX_LAYER_ENTRIES, MAX_MANIFEST_BYTES, MAX_REFERRERS,
+    SignaturePolicy, load_config, parse_config,
 };
 pub use error::ImageError;
 pub use platform::Platform;

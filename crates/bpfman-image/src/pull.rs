@@ -315,8 +315,7 @@ fn fetch_legacy_signature(
     Ok(Some(found.digest))
 }
 
-/// At most this many referrers of one image are examined.
-const MAX_REFERRERS: usize = 32;
+use crate::config::MAX_REFERRERS;
 
 /// The Sigstore bundle referrers of `subject` (cosign v3 signatures),
 /// through the referrers API or, without it, the `sha256-<hex>` referrers

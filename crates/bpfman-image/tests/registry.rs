@@ -1558,3 +1558,70 @@ fn system_store_child(dir: &Path) {
     assert_eq!(img.object, stats_object());
     println!("{SYSTEM_STORE_OK}");
 }
+
+/// A "registry" that answers every manifest GET with `MAX_MANIFEST_BYTES + 1`
+/// bytes, announced (Content-Length) or not (chunked): the pull stops at the
+/// bound with TooLarge and caches nothing.
+#[test]
+fn oversized_manifest_is_refused() {
+    use std::io::{BufRead, BufReader, Write};
+    let over = bpfman_image::MAX_MANIFEST_BYTES as usize + 1;
+    for chunked in [false, true] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            for conn in listener.incoming().take(4) {
+                let Ok(mut conn) = conn else { break };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut l = String::new();
+                    if reader.read_line(&mut l).is_err() || l == "\r\n" || l.is_empty() {
+                        break;
+                    }
+                }
+                let ct = "application/vnd.oci.image.manifest.v1+json";
+                let body = vec![b' '; over];
+                let _ = if first.starts_with("GET /v2/ ") {
+                    conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                } else if chunked {
+                    let mut out = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    )
+                    .into_bytes();
+                    for c in body.chunks(1 << 16) {
+                        out.extend(format!("{:x}\r\n", c.len()).as_bytes());
+                        out.extend(c);
+                        out.extend(b"\r\n");
+                    }
+                    out.extend(b"0\r\n\r\n");
+                    conn.write_all(&out)
+                } else {
+                    let mut out = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {over}\r\n\r\n"
+                    )
+                    .into_bytes();
+                    out.extend(&body);
+                    conn.write_all(&out)
+                };
+            }
+        });
+        let cache = tempfile::tempdir().unwrap();
+        let mut cfg = ImageConfig::with_cache_dir(cache.path());
+        cfg.insecure_registries.push(host.clone());
+        let r = format!("{host}/bpf/huge:v1");
+        let e = bpfman_image::pull(&cfg, &r, PullPolicy::Always, None).unwrap_err();
+        assert!(
+            matches!(e, ImageError::TooLarge { .. }),
+            "chunked={chunked}: {e}"
+        );
+        assert!(e.to_string().contains("manifest"), "{e}");
+        let mut left: Vec<_> = walk(cache.path());
+        left.retain(|p| !p.ends_with("lock"));
+        assert!(left.is_empty(), "chunked={chunked}: cache holds {left:?}");
+        drop(server);
+    }
+}

@@ -191,3 +191,44 @@ mod tests {
         assert_eq!(errno_name(libc::EPERM), "EPERM");
     }
 }
+
+thread_local! {
+    /// True while this thread runs inside [`aya_guard`].
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs aya code over untrusted bytes. aya-obj 0.3 (pinned with aya 0.14)
+/// unwraps and slices unchecked in its BTF reader, so a malformed object
+/// panics inside it (found by the ELF fuzz harness): such a panic becomes
+/// a plain error for that one object instead of a crashed CLI or a daemon
+/// call that dies. Everything aya opened is closed by the unwinding.
+pub(crate) fn aya_guard<T>(f: impl FnOnce() -> Result<T, KernelError>) -> Result<T, KernelError> {
+    // The panic becomes the error message: keep the default hook from also
+    // printing it (and a backtrace) for guarded calls; every other panic
+    // goes to the hook that was installed before.
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(std::cell::Cell::get) {
+                prev(info);
+            }
+        }));
+    });
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    match r {
+        Ok(r) => r,
+        Err(p) => {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            Err(KernelError::NotBpf(format!(
+                "aya cannot read this object (malformed ELF or BTF; aya-obj failed with: {why})"
+            )))
+        }
+    }
+}

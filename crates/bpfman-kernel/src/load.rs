@@ -14,7 +14,7 @@ use bpfman_core::section::{parse_section, unsupported_section};
 use bpfman_core::spec::GlobalData;
 
 use crate::btf;
-use crate::error::{KernelError, chain, errno_name, find_io, verifier_tail};
+use crate::error::{KernelError, aya_guard, chain, errno_name, find_io, verifier_tail};
 use crate::info::map_type_name;
 use crate::object::{AlignedBytes, ObjectProgram, inspect_object};
 use crate::pin::{ObjectKind, open_pinned};
@@ -69,7 +69,7 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
     let renamed = renamed.as_deref().map(AlignedBytes::new);
     let aya_bytes = renamed.as_ref().map_or(bytes, AlignedBytes::as_slice);
 
-    let parsed = aya_obj::Object::parse(aya_bytes).map_err(|e| parse_error(&e))?;
+    let parsed = aya_guard(|| aya_obj::Object::parse(aya_bytes).map_err(|e| parse_error(&e)))?;
     // Maps declared by the user; the global-variable maps (.rodata, .bss, ...)
     // belong to this load only and are never reported, pinned or shared.
     let user_maps: BTreeSet<String> = parsed
@@ -121,7 +121,7 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
     for (name, path) in &reused {
         loader.map_pin_path(name.as_str(), path.as_path());
     }
-    let mut ebpf = loader.load(aya_bytes).map_err(ebpf_error)?;
+    let mut ebpf = aya_guard(|| loader.load(aya_bytes).map_err(ebpf_error))?;
 
     let mut loaded = BTreeMap::new();
     for p in req.programs {
@@ -228,6 +228,20 @@ impl LoadedObject {
 pub fn object_for_aya(bytes: &[u8]) -> Result<Vec<u8>, KernelError> {
     let aligned = AlignedBytes::new(bytes);
     Ok(sections::for_aya(aligned.as_slice())?.unwrap_or_else(|| bytes.to_vec()))
+}
+
+/// Everything a load reads of an object before the kernel sees it, without
+/// loading: bpfman's inspection, the section renaming for aya, and aya's
+/// parse of the result. `Ok` says only that the bytes parse.
+pub fn parse_object(bytes: &[u8]) -> Result<(), KernelError> {
+    let aligned = AlignedBytes::new(bytes);
+    let bytes = aligned.as_slice();
+    inspect_object(bytes)?;
+    let renamed = sections::for_aya(bytes)?;
+    let renamed = renamed.as_deref().map(AlignedBytes::new);
+    let aya_bytes = renamed.as_ref().map_or(bytes, AlignedBytes::as_slice);
+    aya_guard(|| aya_obj::Object::parse(aya_bytes).map_err(|e| parse_error(&e)))?;
+    Ok(())
 }
 
 /// Every requested program is in the object, once, in a section bpfman loads.

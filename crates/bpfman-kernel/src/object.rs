@@ -103,6 +103,12 @@ pub fn inspect_object(bytes: &[u8]) -> Result<Vec<ObjectProgram>, KernelError> {
         if section.kind() != SectionKind::Text || section_name == ".text" || name.is_empty() {
             continue;
         }
+        if programs.len() == bpfman_core::limits::MAX_OBJECT_PROGRAMS {
+            return Err(KernelError::NotBpf(format!(
+                "the object holds more than {} programs",
+                bpfman_core::limits::MAX_OBJECT_PROGRAMS
+            )));
+        }
         programs.push(ObjectProgram {
             name: name.to_string(),
             section: section_name.to_string(),

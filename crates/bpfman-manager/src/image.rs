@@ -357,14 +357,7 @@ pub struct PlatformImage {
 /// The programs of an object, name → type from their ELF sections (those
 /// whose section names no type bpfman manages are left out).
 pub fn object_program_labels(object: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = std::fs::read(object).map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound {
-            Code::NotFound
-        } else {
-            Code::InvalidArgument
-        };
-        ManagerError::new(code, format!("cannot read {}: {e}", object.display()))
-    })?;
+    let bytes = crate::load::read_object(object)?;
     let programs = bpfman_kernel::inspect_object(&bytes).map_err(|e| {
         let e = ManagerError::from(e);
         ManagerError::new(e.code, format!("{}: {}", object.display(), e.message))

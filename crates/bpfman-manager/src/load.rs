@@ -1,7 +1,7 @@
 //! Load: object -> kernel -> pins -> one store transaction.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bpfman_core::model::{MapRecord, ProgramRecord, ProgramView};
 use bpfman_core::spec::{BytecodeSource, LoadSpec};
@@ -34,14 +34,7 @@ impl Manager {
                     return Err(ManagerError::internal("image source was not pulled"));
                 };
                 let path = PathBuf::from(path);
-                let bytes = std::fs::read(&path).map_err(|e| {
-                    let code = if e.kind() == std::io::ErrorKind::NotFound {
-                        crate::Code::NotFound
-                    } else {
-                        crate::Code::InvalidArgument
-                    };
-                    ManagerError::new(code, format!("cannot read {}: {e}", path.display()))
-                })?;
+                let bytes = read_object(&path)?;
                 (bytes, path.display().to_string())
             }
         };
@@ -313,4 +306,32 @@ impl Manager {
         }
         Ok(ids)
     }
+}
+
+/// Reads a BPF object file, at most [`MAX_OBJECT_BYTES`] of it: a bigger
+/// file (or an endless one such as `/dev/zero`) is refused before it fills
+/// memory.
+///
+/// [`MAX_OBJECT_BYTES`]: bpfman_core::limits::MAX_OBJECT_BYTES
+pub(crate) fn read_object(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = bpfman_core::limits::MAX_OBJECT_BYTES;
+    let fail = |e: std::io::Error| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            crate::Code::NotFound
+        } else {
+            crate::Code::InvalidArgument
+        };
+        ManagerError::new(code, format!("cannot read {}: {e}", path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(fail)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(fail)?;
+    if bytes.len() as u64 > limit {
+        return Err(ManagerError::invalid(format!(
+            "{} is larger than {limit} bytes, the most bpfman reads as a BPF object",
+            path.display()
+        )));
+    }
+    Ok(bytes)
 }

@@ -6,10 +6,15 @@
 //! [`rewrite::Rewriter`], so requests whose `:authority` is a socket path
 //! (gRPC C-core, grpc-java) are served like those that send `localhost`
 //! (grpc-go, tonic, kubelet) instead of being reset by h2.
+//!
+//! Each connection also carries the peer's credentials as the kernel saw them
+//! at `connect()` ([`PeerCred`]: `SO_PEERCRED` and `SO_PEERGROUPS`); tonic
+//! puts them in every request's extensions as [`UdsPeer`], for authorisation.
 
 pub mod rewrite;
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -41,10 +46,108 @@ impl Stream for Incoming {
     type Item = io::Result<AnyAuthority<UnixStream>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner)
-            .poll_next(cx)
-            .map(|next| next.map(|conn| conn.map(AnyAuthority::new)))
+        Pin::new(&mut self.inner).poll_next(cx).map(|next| {
+            next.map(|conn| {
+                conn.map(|stream| {
+                    let peer = PeerCred::of(&stream);
+                    let mut conn = AnyAuthority::new(stream);
+                    conn.peer = peer;
+                    conn
+                })
+            })
+        })
     }
+}
+
+/// Most supplementary groups read from a peer (the kernel's `NGROUPS_MAX`).
+pub const MAX_PEER_GROUPS: usize = 65536;
+
+/// A connected peer's credentials, fixed by the kernel when it connected
+/// (later `setuid` calls of the peer do not change them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Effective uid.
+    pub uid: u32,
+    /// Effective gid.
+    pub gid: u32,
+    /// Process id; `None` when the kernel reports 0 (another pid namespace).
+    pub pid: Option<i32>,
+    /// Supplementary groups (`SO_PEERGROUPS`, Linux 4.13+; empty if unknown).
+    pub groups: Vec<u32>,
+}
+
+impl PeerCred {
+    /// The credentials of the peer of `sock`, or `None` if the kernel gives none.
+    pub fn of<S: AsRawFd>(sock: &S) -> Option<PeerCred> {
+        let fd = sock.as_raw_fd();
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: cred is a writable ucred and len its size, as SO_PEERCRED expects.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 || len as usize != std::mem::size_of::<libc::ucred>() {
+            return None;
+        }
+        Some(PeerCred {
+            uid: cred.uid,
+            gid: cred.gid,
+            pid: (cred.pid > 0).then_some(cred.pid),
+            groups: peer_groups(fd),
+        })
+    }
+}
+
+/// `SO_PEERGROUPS` of `fd`: empty when the kernel does not support it.
+fn peer_groups(fd: RawFd) -> Vec<u32> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = std::mem::size_of_val(groups.as_slice()) as libc::socklen_t;
+        // SAFETY: the buffer is writable for len bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(n);
+            return groups;
+        }
+        // ERANGE: len now says how much is needed.
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE)
+            && n > groups.len()
+            && n <= MAX_PEER_GROUPS
+        {
+            groups.resize(n, 0);
+            continue;
+        }
+        return Vec::new();
+    }
+}
+
+/// What tonic puts in each request's extensions for an [`AnyAuthority`]
+/// connection: the wrapped connection's own info and the peer's credentials.
+#[derive(Debug, Clone)]
+pub struct UdsPeer<T> {
+    /// The wrapped connection's connect info (tonic's `UdsConnectInfo` for a `UnixStream`).
+    pub info: T,
+    /// The peer's credentials, read at accept.
+    pub cred: Option<PeerCred>,
 }
 
 /// A server-side connection whose incoming HTTP/2 header blocks carry a valid
@@ -57,6 +160,8 @@ pub struct AnyAuthority<IO> {
     /// Rewritten bytes not yet read by the server.
     output: BytesMut,
     eof: bool,
+    /// Credentials of the peer, read at accept.
+    peer: Option<PeerCred>,
 }
 
 impl<IO> AnyAuthority<IO> {
@@ -68,7 +173,13 @@ impl<IO> AnyAuthority<IO> {
             input: BytesMut::new(),
             output: BytesMut::new(),
             eof: false,
+            peer: None,
         }
+    }
+
+    /// The peer's credentials, when read at accept (see [`incoming`]).
+    pub fn peer(&self) -> Option<&PeerCred> {
+        self.peer.as_ref()
     }
 
     /// The wrapped connection.
@@ -78,10 +189,13 @@ impl<IO> AnyAuthority<IO> {
 }
 
 impl<IO: Connected> Connected for AnyAuthority<IO> {
-    type ConnectInfo = IO::ConnectInfo;
+    type ConnectInfo = UdsPeer<IO::ConnectInfo>;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
+        UdsPeer {
+            info: self.io.connect_info(),
+            cred: self.peer.clone(),
+        }
     }
 }
 
@@ -145,5 +259,30 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for AnyAuthority<IO> {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_credentials_are_ours_on_a_socket_pair() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let cred = PeerCred::of(&a).expect("SO_PEERCRED on a socket pair");
+        // SAFETY: getters without preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        assert_eq!(cred.uid, uid);
+        assert_eq!(cred.gid, gid);
+        assert_eq!(cred.pid, Some(std::process::id() as i32));
+        // SAFETY: getgroups(0, null) only counts.
+        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        assert_eq!(cred.groups.len(), n as usize);
+    }
+
+    #[test]
+    fn a_non_socket_has_no_peer() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(PeerCred::of(&f), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The `bpfman` binary: CLI (embedded or remote) and the daemon.
 
 mod args;
+mod auth;
 mod cli;
 mod ops;
 mod remote;

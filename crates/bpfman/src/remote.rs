@@ -19,9 +19,7 @@ use tonic::transport::Channel;
 
 use crate::ops::Ops;
 
-/// Largest reply accepted: a list of thousands of programs is a few MiB of
-/// JSON, above tonic's 4 MiB default.
-const MAX_REPLY: usize = 256 << 20;
+use bpfman_api::client::MAX_REPLY_BYTES as MAX_REPLY;
 
 /// A connection to the daemon, used synchronously by the CLI.
 pub struct Remote {

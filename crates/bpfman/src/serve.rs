@@ -35,9 +35,8 @@ const LISTEN_FDS_START: i32 = 3;
 /// the connection (a wedged daemon must not hang a liveness probe).
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest request the services accept: a load spec with big global data is
-/// still far below this.
-const MAX_REQUEST: usize = 64 << 20;
+/// Largest request the services accept ([`bpfman_api::client::MAX_REQUEST_BYTES`]).
+const MAX_REQUEST: usize = bpfman_api::client::MAX_REQUEST_BYTES;
 
 /// Runs the daemon until SIGTERM or SIGINT.
 ///
@@ -68,6 +67,18 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         Some(s) => s.path.display().to_string(),
         None => format!("the socket passed by systemd (fd {LISTEN_FDS_START})"),
     };
+    // Who may call what: [auth] of bpfman.toml; by default root and the
+    // group of the socket file (systemd's SocketGroup= when activated).
+    let socket_gid = socket_group(&listener);
+    let policy = crate::auth::load_policy(&bpfman_manager::image::config_path(), socket_gid)?;
+    info!(
+        mutate_uids = ?policy.mutate_uids,
+        mutate_gids = ?policy.mutate_gids,
+        read_uids = ?policy.read_uids,
+        read_gids = ?policy.read_gids,
+        "gRPC access policy (auth.* in {})",
+        policy.source
+    );
 
     let csi = if args.csi_support {
         Some(csi_config(args)?)
@@ -117,6 +128,7 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         };
         info!(socket = %where_, "bpfman daemon serving bpfman.v1.Bpfman, bpfman.ext.v1.BpfmanExt and grpc.health.v1");
         let r = tonic::transport::Server::builder()
+            .layer(crate::auth::AuthLayer::new(policy))
             .add_service(health_service)
             .add_service(v1)
             .add_service(ext)
@@ -242,6 +254,13 @@ fn listen(path: &Path) -> Result<(UnixListener, Option<SocketFile>), ManagerErro
             ino: meta.ino(),
         }),
     ))
+}
+
+/// The group owning the socket file `listener` is bound to, if it has one.
+fn socket_group(listener: &UnixListener) -> Option<u32> {
+    let addr = listener.local_addr().ok()?;
+    let path = addr.as_pathname()?;
+    std::fs::metadata(path).ok().map(|m| m.gid())
 }
 
 /// The listening socket systemd passed (sd_listen_fds protocol), if

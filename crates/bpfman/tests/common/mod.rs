@@ -49,6 +49,8 @@ pub struct Env {
     daemon: Option<Child>,
     /// Serve the CSI plugin too (on `csi_socket()`, pods dir `pods()`).
     pub csi: bool,
+    /// Extra environment of the daemon (e.g. `BPFMAN_CONFIG`).
+    pub daemon_env: Vec<(String, String)>,
 }
 
 /// Result of one CLI run.
@@ -95,6 +97,7 @@ impl Env {
             mode,
             daemon: None,
             csi: false,
+            daemon_env: Vec::new(),
         };
         if mode == Mode::Remote {
             env.start_daemon();
@@ -113,10 +116,55 @@ impl Env {
             mode: Mode::Remote,
             daemon: None,
             csi: true,
+            daemon_env: Vec::new(),
         };
         std::fs::create_dir_all(env.pods()).unwrap();
         env.start_daemon();
         env
+    }
+
+    /// A runtime served by a daemon with extra environment; `setup` runs
+    /// before the daemon starts (e.g. to prepare the socket directory).
+    pub fn remote_with(env: &[(&str, &str)], setup: impl FnOnce(&Env)) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("bpfman-test-")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
+        let mut e = Env {
+            dir,
+            mode: Mode::Remote,
+            daemon: None,
+            csi: false,
+            daemon_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        setup(&e);
+        e.start_daemon();
+        e
+    }
+
+    /// Runs the CLI against the daemon as another user: `groups` become the
+    /// supplementary groups, then gid and uid are set (in that order, while
+    /// still root).
+    pub fn run_as(&self, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> Run {
+        use std::os::unix::process::CommandExt;
+        let mut c = self.command(args);
+        let groups: Vec<libc::gid_t> = groups.to_vec();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Run::from(c.output().expect("run bpfman as another user"))
     }
 
     pub fn csi_socket(&self) -> PathBuf {
@@ -150,6 +198,9 @@ impl Env {
                 .arg("--pods-dir")
                 .arg(self.pods())
                 .args(["--node-id", "test-node"]);
+        }
+        for (k, v) in &self.daemon_env {
+            cmd.env(k, v);
         }
         let child = cmd
             .env_remove("BPFMAN_SOCKET")
