@@ -1,6 +1,8 @@
 //! The baseline: `bpftool prog load OBJ PIN`, one process per program, into
 //! the benchmark's own bpffs. It loads the same object (program and map) and
-//! pins the program, which is the kernel work a bpfman load also does.
+//! pins the program, which is the kernel work a bpfman load also does. Its
+//! unload is `rm PIN`, one process per program: unpinning the only reference
+//! closes the program (and its map), the kernel work a bpfman unload does.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,20 +12,49 @@ use crate::error::{BenchError, Result};
 use crate::sandbox::check_stop;
 use crate::stats::Samples;
 
-/// Loads `object` `n` times with bpftool, pinning at `<fs>/bench_<i>`, and
-/// removes every pin afterwards (which frees the programs), also on error.
-pub fn bpftool_loads(bpftool: &Path, object: &Path, fs: &Path, n: usize) -> Result<Samples> {
-    let res = load_n(bpftool, object, fs, n);
-    let removed = remove_pins(fs);
-    let samples = res?;
-    let removed = removed?;
-    if removed != n {
-        return Err(BenchError::Check(format!(
-            "bpftool made {removed} pins in {}, expected {n}",
-            fs.display()
-        )));
+/// Loads `object` `n` times with bpftool, pinning at `<fs>/bench_<i>`, then
+/// unpins each with `rm` (which frees the program); returns the load and the
+/// unpin latencies. Pins left by an error are removed.
+pub fn bpftool_loads(
+    bpftool: &Path,
+    object: &Path,
+    fs: &Path,
+    n: usize,
+) -> Result<(Samples, Samples)> {
+    let res = load_n(bpftool, object, fs, n).and_then(|loads| {
+        let present = count_pins(fs)?;
+        if present != n {
+            return Err(BenchError::Check(format!(
+                "bpftool made {present} pins in {}, expected {n}",
+                fs.display()
+            )));
+        }
+        Ok((loads, unpin_n(fs, n)?))
+    });
+    let left = remove_pins(fs);
+    let out = res?;
+    left?;
+    Ok(out)
+}
+
+fn unpin_n(fs: &Path, n: usize) -> Result<Samples> {
+    let mut s = Samples::new();
+    for i in 0..n {
+        check_stop()?;
+        let mut cmd = Command::new("rm");
+        cmd.arg(fs.join(format!("bench_{i}"))).stdin(Stdio::null());
+        s.time(|| run_command(&mut cmd))?;
     }
-    Ok(samples)
+    Ok(s)
+}
+
+fn count_pins(fs: &Path) -> Result<usize> {
+    let rd =
+        std::fs::read_dir(fs).map_err(|e| BenchError::io(format!("read {}", fs.display()), e))?;
+    Ok(rd
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bench_"))
+        .count())
 }
 
 fn load_n(bpftool: &Path, object: &Path, fs: &Path, n: usize) -> Result<Samples> {

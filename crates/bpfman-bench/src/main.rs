@@ -223,8 +223,9 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         if let Some(fs) = &bpftool_fs {
             let t = Instant::now();
             progress(&format!("bpftool N={n}"));
-            let s = baseline::bpftool_loads(&args.bpftool, &object, fs, n)?;
-            report.bpftool.push((n, s));
+            let (loads, unpins) = baseline::bpftool_loads(&args.bpftool, &object, fs, n)?;
+            report.bpftool.push((n, loads));
+            report.bpftool_unpin.push((n, unpins));
             report.phases.push((format!("bpftool N={n}"), t.elapsed()));
         }
         let t = Instant::now();

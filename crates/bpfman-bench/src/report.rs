@@ -53,6 +53,8 @@ pub struct Report {
     pub batches: Vec<Batch>,
     /// bpftool loads per N.
     pub bpftool: Vec<(usize, Samples)>,
+    /// `rm PIN` of the bpftool-loaded programs per N.
+    pub bpftool_unpin: Vec<(usize, Samples)>,
     /// Why bpftool was skipped.
     pub bpftool_skipped: Option<String>,
     /// Why gRPC was skipped.
@@ -112,6 +114,7 @@ impl Report {
         self.render_latency(&mut s);
         self.render_drift(&mut s);
         self.render_baseline(&mut s);
+        self.render_unload_ratio(&mut s);
         self.render_grpc(&mut s);
         self.render_csi(&mut s);
         if !self.phases.is_empty() {
@@ -156,17 +159,29 @@ impl Report {
             "\n== Load cost as the store grows: first 10% vs last 10% of each batch (ms) ==\n\
              (the Nth load should cost about what the 1st did: no full scans per load)"
         );
+        self.render_drift_of(s, |b| &b.load, &self.bpftool);
+        let _ = writeln!(
+            s,
+            "\n== Unload cost as the store shrinks: first 10% vs last 10% of each batch (ms) ==\n\
+             (unloads run from the oldest program on; bpftool = `rm PIN`)"
+        );
+        self.render_drift_of(s, |b| &b.unload, &self.bpftool_unpin);
+    }
+
+    fn render_drift_of(
+        &self,
+        s: &mut String,
+        op: fn(&Batch) -> &Samples,
+        baseline: &[(usize, Samples)],
+    ) {
         let _ = writeln!(
             s,
             "{:<11}{:>6}  {:>6} {:>10} {:>10}   {:>6} {:>10} {:>10}   {:>10}",
             "mode", "N", "first", "mean", "p50", "last", "mean", "p50", "last/first"
         );
-        let mut rows: Vec<(&str, usize, &Samples)> = self
-            .batches
-            .iter()
-            .map(|b| (b.mode, b.n, &b.load))
-            .collect();
-        rows.extend(self.bpftool.iter().map(|(n, x)| ("bpftool", *n, x)));
+        let mut rows: Vec<(&str, usize, &Samples)> =
+            self.batches.iter().map(|b| (b.mode, b.n, op(b))).collect();
+        rows.extend(baseline.iter().map(|(n, x)| ("bpftool", *n, x)));
         for (mode, n, x) in rows {
             if n < 10 {
                 continue;
@@ -227,6 +242,35 @@ impl Report {
                 s,
                 "{:<8}{:>22}{:>22}{:>22}",
                 n,
+                cell(CLI),
+                cell(IN_PROCESS),
+                cell(GRPC)
+            );
+        }
+    }
+
+    fn render_unload_ratio(&self, s: &mut String) {
+        if self.bpftool_unpin.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\nUnload latency ratio to `rm PIN` of a bpftool-loaded program (mean / median):\n{:<8}{:>12}{:>22}{:>22}{:>22}",
+            "N", "rm p50 ms", "cli / rm", "in-process / rm", "grpc / rm"
+        );
+        for (n, bt) in &self.bpftool_unpin {
+            let Some(base) = bt.summary() else { continue };
+            let cell = |mode: &str| -> String {
+                match self.batch(mode, *n).and_then(|b| b.unload.summary()) {
+                    Some(x) => format!("{} / {}", ratio(x.mean, base.mean), ratio(x.p50, base.p50)),
+                    None => "-".into(),
+                }
+            };
+            let _ = writeln!(
+                s,
+                "{:<8}{:>12}{:>22}{:>22}{:>22}",
+                n,
+                ms(base.p50),
                 cell(CLI),
                 cell(IN_PROCESS),
                 cell(GRPC)
