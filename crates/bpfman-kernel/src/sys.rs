@@ -217,7 +217,22 @@ pub(crate) fn object_kind(fd: BorrowedFd<'_>) -> io::Result<ObjectKind> {
 
 /// A numeric field of `/proc/self/fdinfo/<fd>` (e.g. `memlock`).
 pub(crate) fn fdinfo_u64(fd: BorrowedFd<'_>, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    use std::io::Read as _;
+    // One read into a buffer that holds a BPF fdinfo whole (about 300 bytes)
+    // instead of read_to_string's stat and growing reads: `list` does this
+    // once per program.
+    let mut f = std::fs::File::open(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let text = std::str::from_utf8(&buf[..len]).ok()?;
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(':')?;
         (k.trim() == key).then(|| v.trim().parse().ok()).flatten()
