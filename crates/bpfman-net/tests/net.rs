@@ -93,9 +93,8 @@ fn xdp_single_program_counts_and_detaches_cleanly() {
     assert!(gone.programs.is_empty());
     assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
     assert!(hook_state(&paths, &iface, HookKind::Xdp).unwrap().is_none());
-    send_udp(&pair.path_a(), 20, 10);
-    // Sync point: the packets went through the stack (not our program).
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Returns once B's socket has all of them: they went through the hook.
+    send_udp_received(&pair.path_a(), &pair.path_b(), 20, 10);
     assert_eq!(maps.count(1), 20, "a detached program must not count");
 }
 

@@ -205,7 +205,12 @@ fn xdp_or_tc(kind: &str, prog: &str, pass: i32, proceeds: bool, extra: &[&str]) 
         } else {
             // The first in order returns a non-proceed action: the chain stops.
             eventually("the first in order counts", || counts(&env, first, 2) >= 5);
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            // One more packet through the same queue: once the first in order
+            // has counted it, the dispatcher is done with the five before.
+            pair.send(105, 1);
+            eventually("the first in order counts one more", || {
+                counts(&env, first, 2) >= 6
+            });
             assert_eq!(
                 counts(&env, first, 1),
                 5,
@@ -554,7 +559,9 @@ fn restart_repairs_and_keeps_network_attachments() {
         String::from_utf8_lossy(&out.stderr)
     );
     pair.send(10, 3);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // XDP runs before TC ingress: once it counted the three, they are past
+    // where the deleted TC filter was.
+    eventually("XDP counts while TC is gone", || counts(&env, xdp, 1) >= 6);
     let tc_before = counts(&env, xdp, 2);
     env.start_daemon();
     // XDP kept running; TC was repaired at start-up.

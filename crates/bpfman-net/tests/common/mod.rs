@@ -231,6 +231,32 @@ pub fn send_udp(ns_path: &Path, first: u32, count: u32) {
     .unwrap();
 }
 
+/// Sends like [`send_udp`] to a socket bound in namespace `ns_b` and returns
+/// once it has received all `count` datagrams: a sync point that they went
+/// through every hook on the way, where no program counts them (no fixed
+/// sleep). Fails the test after a generous bound.
+pub fn send_udp_received(ns_a: &Path, ns_b: &Path, first: u32, count: u32) {
+    let path = ns_b.to_path_buf();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        let f = File::open(&path).unwrap();
+        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let sock = UdpSocket::bind((ADDR_B, 9999)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        for got in 0..count {
+            if let Err(e) = sock.recv(&mut buf) {
+                panic!("namespace B received {got} of {count} datagrams: {e}");
+            }
+        }
+    });
+    ready_rx.recv().unwrap();
+    send_udp(ns_a, first, count);
+    receiver.join().unwrap();
+}
+
 /// The maps shared by all test program instances of one test.
 pub struct TestMaps {
     pub dir: PathBuf,
