@@ -53,6 +53,12 @@ impl BpfmanExt for Echo {
     async fn gc(&self, _: Request<ext::GcRequest>) -> Result<Response<ext::GcResponse>, Status> {
         Err(Status::unimplemented("not in this test"))
     }
+    async fn program_stats(
+        &self,
+        _: Request<ext::ProgramStatsRequest>,
+    ) -> Result<Response<ext::ProgramStatsResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
     async fn load(
         &self,
         _: Request<ext::LoadRequest>,

@@ -178,7 +178,8 @@ fn ext_service_is_separate_and_complete() {
             "GetLink",
             "Gc",
             "Load",
-            "Attach"
+            "Attach",
+            "ProgramStats"
         ]
     );
 }

@@ -47,6 +47,7 @@ pub const READ_METHODS: &[&str] = &[
     "/bpfman.ext.v1.BpfmanExt/GetProgram",
     "/bpfman.ext.v1.BpfmanExt/ListLinks",
     "/bpfman.ext.v1.BpfmanExt/GetLink",
+    "/bpfman.ext.v1.BpfmanExt/ProgramStats",
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
 ];

@@ -18,6 +18,7 @@ pub mod model;
 pub mod paths;
 pub mod section;
 pub mod spec;
+pub mod stats;
 pub mod volume;
 
 pub use error::CoreError;

@@ -14,6 +14,7 @@
 //! - [`pin`]: uniform open / pin / unpin of any pinned object (for undo);
 //! - [`bpffs`]: bpffs and bind mounts;
 //! - [`features`]: what this kernel can do;
+//! - [`stats`]: programs' run counts and run time, and turning them on;
 //! - `sys`: the raw syscalls aya keeps private.
 
 pub mod attach;
@@ -26,6 +27,7 @@ pub mod load;
 pub mod object;
 pub mod pin;
 mod sections;
+pub mod stats;
 mod sys;
 pub mod tracefs;
 

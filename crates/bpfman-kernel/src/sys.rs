@@ -91,6 +91,14 @@ fn obj_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
     sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
 }
 
+/// Program info without the map ids (one call).
+pub(crate) fn prog_info_only(fd: BorrowedFd<'_>) -> io::Result<bpf_prog_info> {
+    // SAFETY: plain-old-data kernel struct; all-zero asks for nothing extra.
+    let mut info: bpf_prog_info = unsafe { mem::zeroed() };
+    obj_info(fd, &mut info)?;
+    Ok(info)
+}
+
 /// Program info plus the ids of the maps it uses.
 pub(crate) fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
     // SAFETY: plain-old-data kernel struct; all-zero asks for nothing extra.
@@ -255,5 +263,14 @@ pub(crate) fn load_probe_fentry(attach_btf_id: u32) -> io::Result<OwnedFd> {
     load.license = license.as_ptr() as u64;
     load.attach_btf_id = attach_btf_id;
     let ret = sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)?;
+    owned_fd(ret)
+}
+
+/// `BPF_ENABLE_STATS` (`BPF_STATS_RUN_TIME`): the kernel counts every
+/// program's runs and run time for as long as the returned fd is open.
+pub(crate) fn enable_run_time_stats() -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    attr.enable_stats.type_ = aya_obj::generated::bpf_stats_type::BPF_STATS_RUN_TIME as u32;
+    let ret = sys_bpf(bpf_cmd::BPF_ENABLE_STATS, &mut attr)?;
     owned_fd(ret)
 }

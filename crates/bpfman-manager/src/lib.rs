@@ -13,6 +13,7 @@ pub mod lock;
 mod modify;
 mod net;
 mod query;
+pub mod stats;
 pub mod undo;
 mod volume;
 

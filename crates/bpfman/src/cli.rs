@@ -67,6 +67,9 @@ pub enum Command {
         #[arg(long)]
         prune: bool,
     },
+    /// Live view of the managed programs by CPU time (q or Ctrl-C quits;
+    /// `-o json` prints one sample).
+    Top(TopArgs),
     /// Run the daemon: gRPC API and optionally the CSI node plugin.
     Serve(ServeArgs),
     /// Check the daemon's health over its socket (exit 0 when serving).
@@ -370,4 +373,20 @@ pub struct ServeArgs {
     /// Kubelet pods directory: CSI target paths must lie under it.
     #[arg(long, default_value = "/var/lib/kubelet/pods")]
     pub pods_dir: PathBuf,
+    /// Serve Prometheus metrics at /metrics on this address: HOST:PORT
+    /// (e.g. 127.0.0.1:9090) or a Unix socket path. Off by default; while
+    /// on, the kernel counts programs' run time (BPF_ENABLE_STATS).
+    #[arg(long, env = "BPFMAN_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+}
+
+/// `top` options.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Seconds between samples.
+    #[arg(long, short = 'd', default_value_t = 1.0)]
+    pub interval: f64,
+    /// Stop after this many refreshes (default: until q or Ctrl-C; `-o json`: 1).
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
 }

@@ -3,11 +3,13 @@
 mod args;
 mod auth;
 mod cli;
+mod metrics;
 mod ops;
 mod remote;
 mod render;
 mod serve;
 mod server;
+mod top;
 mod trim;
 
 use std::process::ExitCode;
@@ -120,6 +122,7 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
             }
         },
         Command::Gc { prune } => render::gc(out, &backend.gc(prune)?, prune),
+        Command::Top(a) => top::run(out, backend.as_ref(), &a)?,
         Command::Serve(_) | Command::Health { .. } | Command::Image(_) => {
             unreachable!("handled above")
         }

@@ -5,6 +5,7 @@ use bpfman_core::gc::GcItem;
 use bpfman_core::metadata::Metadata;
 use bpfman_core::model::{LinkView, ProgramView};
 use bpfman_core::spec::{AttachSpec, LoadSpec};
+use bpfman_core::stats::StatsSample;
 use bpfman_manager::{ListFilter, Manager, ManagerError};
 
 /// What every backend offers.
@@ -27,6 +28,8 @@ pub trait Ops {
     fn get_link(&self, id: u32) -> Result<LinkView, ManagerError>;
     /// Garbage-collect.
     fn gc(&self, prune: bool) -> Result<Vec<GcItem>, ManagerError>;
+    /// Run statistics of the managed programs.
+    fn stats(&self) -> Result<StatsSample, ManagerError>;
 }
 
 impl Ops for Manager {
@@ -56,5 +59,9 @@ impl Ops for Manager {
     }
     fn gc(&self, prune: bool) -> Result<Vec<GcItem>, ManagerError> {
         Manager::gc(self, prune)
+    }
+    fn stats(&self) -> Result<StatsSample, ManagerError> {
+        // Embedded: whether counting is on is the caller's (top holds it).
+        Manager::stats_sample(self, false)
     }
 }

@@ -13,6 +13,7 @@ use bpfman_core::gc::GcItem;
 use bpfman_core::metadata::Metadata;
 use bpfman_core::model::{LinkView, ProgramView};
 use bpfman_core::spec::{AttachSpec, LoadSpec};
+use bpfman_core::stats::StatsSample;
 use bpfman_manager::{Code, ListFilter, ManagerError};
 use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
@@ -191,5 +192,13 @@ impl Ops for Remote {
 
     fn gc(&self, prune: bool) -> Result<Vec<GcItem>, ManagerError> {
         parse(&self.call(self.client().gc(ext::GcRequest { prune }))?.json)
+    }
+
+    fn stats(&self) -> Result<StatsSample, ManagerError> {
+        parse(
+            &self
+                .call(self.client().program_stats(ext::ProgramStatsRequest {}))?
+                .json,
+        )
     }
 }

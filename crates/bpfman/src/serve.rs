@@ -86,17 +86,52 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         None
     };
 
-    let mgr = tokio::task::spawn_blocking(move || -> Result<Manager, ManagerError> {
-        let mgr = Manager::open(Config::new(&runtime_dir))?;
-        reconcile(&mgr);
-        Ok(mgr)
-    })
-    .await
-    .map_err(|e| ManagerError::internal(format!("start-up did not complete: {e}")))??;
+    // Bound before the manager opens: a bad or taken address refuses to
+    // start rather than serving without the metrics asked for.
+    let metrics_listener = match &args.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::MetricsListener::bind(addr)
+                .await
+                .map_err(|e| ManagerError::new(Code::FailedPrecondition, e))?,
+        ),
+        None => None,
+    };
+
+    let (mgr, repairs) =
+        tokio::task::spawn_blocking(move || -> Result<(Manager, Repairs), ManagerError> {
+            let mgr = Manager::open(Config::new(&runtime_dir))?;
+            let repairs = reconcile(&mgr);
+            Ok((mgr, repairs))
+        })
+        .await
+        .map_err(|e| ManagerError::internal(format!("start-up did not complete: {e}")))??;
     let mgr = Arc::new(mgr);
 
+    // Metrics on: the kernel counts run time while we hold the stats fd
+    // (dropped, and counting off again, when the daemon stops).
+    let (metrics, stats_guard) = match metrics_listener {
+        Some(l) => {
+            let guard = match bpfman_manager::stats::enable_run_time_stats() {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    warn!("metrics: run counts will not grow: {}", e.message);
+                    None
+                }
+            };
+            let m = crate::metrics::Metrics::new(Arc::clone(&mgr), guard.is_some());
+            repairs.record(&m);
+            (Some((m, l)), guard)
+        }
+        None => (None, None),
+    };
+    let metrics_handle = metrics.as_ref().map(|(m, _)| Arc::clone(m));
+
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    let svc = BpfmanService::new(Arc::clone(&mgr));
+    let svc = BpfmanService::new(
+        Arc::clone(&mgr),
+        metrics_handle.clone(),
+        stats_guard.is_some(),
+    );
     let v1 = BpfmanServer::new(svc.clone()).max_decoding_message_size(MAX_REQUEST);
     let ext = BpfmanExtServer::new(svc).max_decoding_message_size(MAX_REQUEST);
     reporter
@@ -128,6 +163,10 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         };
         info!(socket = %where_, "bpfman daemon serving bpfman.v1.Bpfman, bpfman.ext.v1.BpfmanExt and grpc.health.v1");
         let r = tonic::transport::Server::builder()
+            .layer(crate::metrics::ObserveLayer::new(
+                metrics_handle.clone(),
+                "grpc",
+            ))
             .layer(crate::auth::AuthLayer::new(policy))
             .add_service(health_service)
             .add_service(v1)
@@ -157,7 +196,13 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         stop_tx.send_replace(true);
     };
 
-    let (grpc, csi, ()) = tokio::join!(grpc, csi, signals);
+    let metrics_server = async {
+        if let Some((m, l)) = metrics {
+            crate::metrics::serve(l, m, wait_for_stop(stop_rx.clone())).await;
+        }
+    };
+
+    let (grpc, csi, (), ()) = tokio::join!(grpc, csi, signals, metrics_server);
     if let Some(s) = &socket {
         s.remove();
     }
@@ -182,25 +227,55 @@ async fn wait_for_stop(mut rx: watch::Receiver<bool>) {
 /// (half-done operation) left is removed, and said so in the log. A failure
 /// here is logged and the daemon serves anyway: refusing to start would
 /// leave the node without bpfman over state `gc --prune` can fix later.
-fn reconcile(mgr: &Manager) {
+fn reconcile(mgr: &Manager) -> Repairs {
     // Network hooks first: a dispatcher whose kernel state is gone is rebuilt
     // from the store (a no-op when the kernel already runs the recorded set).
-    match mgr.reconcile_net() {
-        Ok(lines) => lines.iter().for_each(|l| info!("reconcile: {l}")),
-        Err(e) => warn!("reconcile of network hooks failed, serving anyway: {e}"),
-    }
-    match mgr.gc(true) {
-        Ok(items) if items.is_empty() => info!("reconcile: store, kernel and bpffs agree"),
+    let net = match mgr.reconcile_net() {
+        Ok(lines) => {
+            lines.iter().for_each(|l| info!("reconcile: {l}"));
+            Some(lines.len())
+        }
+        Err(e) => {
+            warn!("reconcile of network hooks failed, serving anyway: {e}");
+            None
+        }
+    };
+    let gc = match mgr.gc(true) {
+        Ok(items) if items.is_empty() => {
+            info!("reconcile: store, kernel and bpffs agree");
+            Some(items)
+        }
         Ok(items) => {
             for i in &items {
                 info!("reconcile: removed {} {}: {}", i.kind, i.subject, i.reason);
             }
             info!("reconcile: repaired {} item(s)", items.len());
+            Some(items)
         }
-        Err(e) => error!(
-            "reconcile failed, serving anyway (run `bpfman gc --prune` to retry): {}",
-            e.message
-        ),
+        Err(e) => {
+            error!(
+                "reconcile failed, serving anyway (run `bpfman gc --prune` to retry): {}",
+                e.message
+            );
+            None
+        }
+    };
+    Repairs { net, gc }
+}
+
+/// What start-up reconciliation did, for the metrics (`None`: the step failed).
+struct Repairs {
+    net: Option<usize>,
+    gc: Option<Vec<bpfman_core::gc::GcItem>>,
+}
+
+impl Repairs {
+    fn record(&self, m: &crate::metrics::Metrics) {
+        m.observe_reconcile("net_hooks", self.net);
+        m.observe_reconcile("gc", self.gc.as_ref().map(Vec::len));
+        if let Some(items) = &self.gc {
+            m.observe_gc(items, true);
+        }
     }
 }
 

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use bpfman_api::{convert, ext, v1};
 use bpfman_core::metadata::Selector;
-use bpfman_core::{AttachSpec, LoadSpec, ProgramKind};
+use bpfman_core::{AttachSpec, LoadSpec, ProgramKind, ProgramView};
 use bpfman_manager::{Code, ListFilter, Manager, ManagerError};
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::Metrics;
 use crate::trim::Trimmer;
 
 /// The gRPC services, sharing one manager.
@@ -24,15 +25,67 @@ use crate::trim::Trimmer;
 pub struct BpfmanService {
     mgr: Arc<Manager>,
     trim: Trimmer,
+    metrics: Option<Arc<Metrics>>,
+    /// The daemon holds BPF_ENABLE_STATS (metrics on).
+    stats_enabled: bool,
 }
 
 impl BpfmanService {
-    /// Services over `mgr` (on a tokio runtime: it starts the heap trimmer).
-    pub fn new(mgr: Arc<Manager>) -> Self {
+    /// Services over `mgr` (on a tokio runtime: it starts the heap trimmer),
+    /// counting operations into `metrics` when given.
+    pub fn new(mgr: Arc<Manager>, metrics: Option<Arc<Metrics>>, stats_enabled: bool) -> Self {
         BpfmanService {
             mgr,
             trim: Trimmer::spawn(),
+            metrics,
+            stats_enabled,
         }
+    }
+
+    /// Loads, counting each program by type and outcome.
+    async fn load_views(&self, spec: LoadSpec) -> Result<Vec<ProgramView>, Status> {
+        let Some(metrics) = self.metrics.clone() else {
+            return self.run(move |m| m.load(spec)).await;
+        };
+        let mut asked: Vec<String> = spec
+            .programs
+            .iter()
+            .map(|p| p.kind.map_or("unknown", |k| k.as_str()).to_string())
+            .collect();
+        if asked.is_empty() {
+            asked.push("unknown".to_string());
+        }
+        let r = self.run(move |m| m.load(spec)).await;
+        match &r {
+            Ok(views) => views
+                .iter()
+                .for_each(|v| metrics.observe_operation("load", &v.program_type, true)),
+            Err(_) => asked
+                .iter()
+                .for_each(|t| metrics.observe_operation("load", t, false)),
+        }
+        r
+    }
+
+    /// Runs one mutation of program or link `id`, counting it by the type
+    /// `type_of` reads before the change (only when metrics are on).
+    async fn counted<T, G, F>(&self, op: &'static str, type_of: G, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        G: FnOnce(&Manager) -> Option<String> + Send + 'static,
+        F: FnOnce(&Manager) -> Result<T, ManagerError> + Send + 'static,
+    {
+        let Some(metrics) = self.metrics.clone() else {
+            return self.run(f).await;
+        };
+        let (ty, r) = self
+            .run(move |m| {
+                let ty = type_of(m).unwrap_or_else(|| "unknown".to_string());
+                Ok((ty, f(m)))
+            })
+            .await?;
+        metrics.observe_operation(op, &ty, r.is_ok());
+        r.map_err(status_from_manager)
     }
 
     /// Runs `f` with the manager on the blocking pool and maps its error.
@@ -87,7 +140,7 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
         r: Request<v1::LoadRequest>,
     ) -> Result<Response<v1::LoadResponse>, Status> {
         let spec = convert::load_spec_from_v1(r.into_inner())?;
-        let views = self.run(move |m| m.load(spec)).await?;
+        let views = self.load_views(spec).await?;
         Ok(Response::new(convert::load_response_from_views(&views)))
     }
 
@@ -96,7 +149,12 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
         r: Request<v1::UnloadRequest>,
     ) -> Result<Response<v1::UnloadResponse>, Status> {
         let id = r.into_inner().id;
-        self.run(move |m| m.unload(id)).await?;
+        self.counted(
+            "unload",
+            move |m| m.get(id).ok().map(|v| v.program_type),
+            move |m| m.unload(id),
+        )
+        .await?;
         Ok(Response::new(v1::UnloadResponse {}))
     }
 
@@ -105,7 +163,10 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
         r: Request<v1::AttachRequest>,
     ) -> Result<Response<v1::AttachResponse>, Status> {
         let (id, spec, md) = convert::attach_request_from_v1(r.into_inner())?;
-        let link = self.run(move |m| m.attach(id, spec, md)).await?;
+        let ty = spec.type_name().to_string();
+        let link = self
+            .counted("attach", move |_| Some(ty), move |m| m.attach(id, spec, md))
+            .await?;
         Ok(Response::new(v1::AttachResponse { link_id: link.id }))
     }
 
@@ -114,7 +175,12 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
         r: Request<v1::DetachRequest>,
     ) -> Result<Response<v1::DetachResponse>, Status> {
         let link_id = r.into_inner().link_id;
-        self.run(move |m| m.detach(link_id)).await?;
+        self.counted(
+            "detach",
+            move |m| m.get_link(link_id).ok().map(|l| l.link_type),
+            move |m| m.detach(link_id),
+        )
+        .await?;
         Ok(Response::new(v1::DetachResponse {}))
     }
 
@@ -220,6 +286,9 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
     async fn gc(&self, r: Request<ext::GcRequest>) -> Result<Response<ext::GcResponse>, Status> {
         let prune = r.into_inner().prune;
         let items = self.run(move |m| m.gc(prune)).await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_gc(&items, prune);
+        }
         Ok(Response::new(ext::GcResponse {
             json: to_json(&items)?,
         }))
@@ -230,7 +299,7 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
         r: Request<ext::LoadRequest>,
     ) -> Result<Response<ext::LoadResponse>, Status> {
         let spec: LoadSpec = from_json("load spec", &r.into_inner().spec_json)?;
-        let views = self.run(move |m| m.load(spec)).await?;
+        let views = self.load_views(spec).await?;
         Ok(Response::new(ext::LoadResponse {
             json: to_json(&views)?,
         }))
@@ -243,9 +312,23 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
         let r = r.into_inner();
         let spec: AttachSpec = from_json("attach spec", &r.spec_json)?;
         let (id, md) = (r.id, r.metadata);
-        let link = self.run(move |m| m.attach(id, spec, md)).await?;
+        let ty = spec.type_name().to_string();
+        let link = self
+            .counted("attach", move |_| Some(ty), move |m| m.attach(id, spec, md))
+            .await?;
         Ok(Response::new(ext::AttachResponse {
             json: to_json(&link)?,
+        }))
+    }
+
+    async fn program_stats(
+        &self,
+        _r: Request<ext::ProgramStatsRequest>,
+    ) -> Result<Response<ext::ProgramStatsResponse>, Status> {
+        let on = self.stats_enabled;
+        let sample = self.run(move |m| m.stats_sample(on)).await?;
+        Ok(Response::new(ext::ProgramStatsResponse {
+            json: to_json(&sample)?,
         }))
     }
 }

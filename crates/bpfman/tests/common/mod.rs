@@ -236,6 +236,11 @@ impl Env {
         panic!("daemon did not become healthy");
     }
 
+    /// The daemon's pid, while it runs.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(|c| c.id())
+    }
+
     /// Stops the daemon with SIGTERM and waits.
     pub fn stop_daemon(&mut self) {
         if let Some(mut c) = self.daemon.take() {
