@@ -48,6 +48,17 @@ pub async fn serve<B: VolumeBackend>(
     backend: Arc<B>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CsiError> {
+    serve_observed(endpoint, cfg, backend, None, shutdown).await
+}
+
+/// [`serve`], telling `observer` of every request (for metrics).
+pub async fn serve_observed<B: VolumeBackend>(
+    endpoint: &Path,
+    cfg: CsiConfig,
+    backend: Arc<B>,
+    observer: Option<bpfman_uds::observe::Observer>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CsiError> {
     cfg.validate()?;
     let (listener, socket) = bind(endpoint).await?;
     info!(
@@ -64,6 +75,7 @@ pub async fn serve<B: VolumeBackend>(
         socket.remove();
     };
     let result = Server::builder()
+        .layer(bpfman_uds::observe::ObserveLayer::new(observer))
         .add_service(IdentityServer::from_arc(Arc::clone(&node)))
         .add_service(NodeServer::from_arc(node))
         .serve_with_incoming_shutdown(bpfman_uds::incoming(listener), signal)

@@ -11,6 +11,7 @@
 //! at `connect()` ([`PeerCred`]: `SO_PEERCRED` and `SO_PEERGROUPS`); tonic
 //! puts them in every request's extensions as [`UdsPeer`], for authorisation.
 
+pub mod observe;
 pub mod rewrite;
 
 use std::io;

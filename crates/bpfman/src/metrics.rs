@@ -10,10 +10,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bpfman_manager::Manager;
+use bpfman_uds::observe::Observer;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -28,7 +28,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, UnixListener};
-use tonic::codegen::{BoxFuture, http};
+use tonic::codegen::http;
 use tracing::{info, warn};
 
 /// Request counter labels.
@@ -406,6 +406,15 @@ impl Collector for ProgramCollector {
     }
 }
 
+/// The request observer of one server (`grpc`, `csi`), for
+/// [`bpfman_uds::observe::ObserveLayer`]; a no-op without metrics.
+pub fn observer(metrics: Option<Arc<Metrics>>, server: &'static str) -> Option<Observer> {
+    let m = metrics?;
+    Some(Arc::new(move |path: &str, code: i32, took: Duration| {
+        m.observe_request(server, path, code, took)
+    }))
+}
+
 /// Where `/metrics` is served.
 pub enum MetricsListener {
     /// HOST:PORT.
@@ -535,80 +544,4 @@ async fn handle(
         ),
         _ => reply(500, "text/plain", "cannot encode the metrics\n".into()),
     })
-}
-
-/// The tower layer that counts and times every gRPC request of one server.
-#[derive(Clone)]
-pub struct ObserveLayer {
-    metrics: Option<Arc<Metrics>>,
-    server: &'static str,
-}
-
-impl ObserveLayer {
-    /// Observes into `metrics` (nothing when `None`), labelled `server`.
-    pub fn new(metrics: Option<Arc<Metrics>>, server: &'static str) -> Self {
-        ObserveLayer { metrics, server }
-    }
-}
-
-impl<S> tower::Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Observe {
-            inner,
-            metrics: self.metrics.clone(),
-            server: self.server,
-        }
-    }
-}
-
-/// See [`ObserveLayer`].
-#[derive(Clone)]
-pub struct Observe<S> {
-    inner: S,
-    metrics: Option<Arc<Metrics>>,
-    server: &'static str,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for Observe<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    R: Send + 'static,
-{
-    type Response = http::Response<R>;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let Some(metrics) = self.metrics.clone() else {
-            return Box::pin(self.inner.call(req));
-        };
-        let path = req.uri().path().to_string();
-        let server = self.server;
-        let started = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            // Unary calls: an error is a trailers-only reply (grpc-status in
-            // the headers); a reply without it is OK (status in trailers).
-            let code = match &r {
-                Ok(resp) => resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                Err(_) => 2,
-            };
-            metrics.observe_request(server, &path, code, started.elapsed());
-            r
-        })
-    }
 }

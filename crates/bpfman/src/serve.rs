@@ -163,9 +163,8 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         };
         info!(socket = %where_, "bpfman daemon serving bpfman.v1.Bpfman, bpfman.ext.v1.BpfmanExt and grpc.health.v1");
         let r = tonic::transport::Server::builder()
-            .layer(crate::metrics::ObserveLayer::new(
-                metrics_handle.clone(),
-                "grpc",
+            .layer(bpfman_uds::observe::ObserveLayer::new(
+                crate::metrics::observer(metrics_handle.clone(), "grpc"),
             ))
             .layer(crate::auth::AuthLayer::new(policy))
             .add_service(health_service)
@@ -182,7 +181,15 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
             return Ok(());
         };
         let backend = Arc::new(ManagerVolumes::new(Arc::clone(&mgr)));
-        let r = bpfman_csi::serve(&endpoint, cfg, backend, wait_for_stop(stop_rx.clone())).await;
+        let observer = crate::metrics::observer(metrics_handle.clone(), "csi");
+        let r = bpfman_csi::serve_observed(
+            &endpoint,
+            cfg,
+            backend,
+            observer,
+            wait_for_stop(stop_rx.clone()),
+        )
+        .await;
         stop_tx.send_replace(true);
         r.map_err(|e| format!("CSI node plugin on {}: {e}", endpoint.display()))
     };

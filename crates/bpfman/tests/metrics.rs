@@ -21,7 +21,11 @@ fn free_port() -> u16 {
 
 /// GET `path` over HTTP/1.1; (status line, headers+body).
 fn http_get(addr: &str, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    http_get_on(s, addr, path)
+}
+
+fn http_get_on(mut s: impl Read + Write, addr: &str, path: &str) -> (String, String) {
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -252,4 +256,41 @@ fn top_embedded_counts_runs_while_it_runs() {
     assert!(bad.contains("--interval"), "{bad}");
     e.ok_json(&["unload", &id.to_string()]);
     e.assert_empty();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csi_requests_are_counted_and_metrics_serve_on_a_unix_socket() {
+    use bpfman_csi::proto::GetPluginInfoRequest;
+    use bpfman_csi::proto::identity_client::IdentityClient;
+    if !root_or_skip("csi_requests_are_counted_and_metrics_serve_on_a_unix_socket") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("metrics.sock");
+    let e = Env::with_csi_env(&[("BPFMAN_METRICS_LISTEN", sock.to_str().unwrap())]);
+    let ch = bpfman_csi::connect(&e.csi_socket()).await.unwrap();
+    IdentityClient::new(ch)
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap();
+    let conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let (status, t) = http_get_on(conn, "localhost", "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(
+        value(
+            &t,
+            "bpfman_requests_total{",
+            &[
+                "server=\"csi\"",
+                "method=\"/csi.v1.Identity/GetPluginInfo\"",
+                "code=\"OK\""
+            ]
+        ),
+        Some(1.0),
+        "{t}"
+    );
+    assert!(
+        t.contains("bpfman_request_duration_seconds_count{server=\"csi\",method=\"/csi.v1.Identity/GetPluginInfo\"}"),
+        "{t}"
+    );
 }

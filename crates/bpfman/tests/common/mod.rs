@@ -107,6 +107,11 @@ impl Env {
 
     /// A runtime served by a daemon with the CSI plugin.
     pub fn with_csi() -> Env {
+        Env::with_csi_env(&[])
+    }
+
+    /// A runtime served by a daemon with the CSI plugin and extra environment.
+    pub fn with_csi_env(daemon_env: &[(&str, &str)]) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("bpfman-test-")
             .tempdir_in(std::env::temp_dir())
@@ -116,7 +121,10 @@ impl Env {
             mode: Mode::Remote,
             daemon: None,
             csi: true,
-            daemon_env: Vec::new(),
+            daemon_env: daemon_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         std::fs::create_dir_all(env.pods()).unwrap();
         env.start_daemon();
