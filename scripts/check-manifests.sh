@@ -22,6 +22,11 @@
 #     (label app=bpfman, container bpfman) finds the DaemonSet.
 #  5. deploy/kind-config.yaml: YAML syntax and its kind/apiVersion (kind's
 #     own config is not a Kubernetes API object).
+#  6. The metrics component (manifests/components/metrics, used by
+#     deploy/metrics): the built overlay validated as in 1; the daemon gets
+#     BPFMAN_METRICS_LISTEN and a `metrics` port, keeps its other settings;
+#     the Service selects the pods and targets that port; the ServiceMonitor
+#     example (a CRD, no schema here) selects the Service and names its port.
 #
 # Needs the venv made by scripts/install-deps.sh (BPFMAN_VENV).
 set -euo pipefail
@@ -37,16 +42,23 @@ if ! "$VENV/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
 fi
 
 BUILT=""
+BUILT_METRICS=""
 rc=0
 if command -v "$KUBECTL" >/dev/null 2>&1; then
   BUILT="$(mktemp)"
-  trap 'rm -f "$BUILT"' EXIT
+  BUILT_METRICS="$(mktemp)"
+  trap 'rm -f "$BUILT" "$BUILT_METRICS"' EXIT
   echo "check-manifests: building manifests/ with $KUBECTL kustomize ($("$KUBECTL" version --client 2>/dev/null | head -n1))"
   if ! "$KUBECTL" kustomize "$ROOT/manifests" >"$BUILT"; then
     echo "check-manifests: FAIL: kubectl kustomize manifests/ failed (see above)" >&2
     # Go on with the file checks: they usually say more precisely what is wrong.
     rc=1
     : >"$BUILT"
+  fi
+  if ! "$KUBECTL" kustomize "$ROOT/deploy/metrics" >"$BUILT_METRICS"; then
+    echo "check-manifests: FAIL: kubectl kustomize deploy/metrics failed (see above)" >&2
+    rc=1
+    : >"$BUILT_METRICS"
   fi
 elif [[ "${ALLOW_NO_KUBECTL:-0}" == 1 ]]; then
   echo "check-manifests: warning: no kubectl; kustomization checked by this script's resolver only" >&2
@@ -56,7 +68,7 @@ else
 fi
 
 # Not exec: the EXIT trap must still remove the built output.
-"$VENV/bin/python" - "$ROOT" "$BUILT" <<'EOF' || rc=1
+"$VENV/bin/python" - "$ROOT" "$BUILT" "$BUILT_METRICS" <<'EOF' || rc=1
 import os
 import sys
 
@@ -64,7 +76,7 @@ import yaml
 import kubernetes_validate
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
-root, built_path = sys.argv[1], sys.argv[2]
+root, built_path, built_metrics_path = sys.argv[1], sys.argv[2], sys.argv[3]
 versions = os.environ["K8S_VERSIONS"].split()
 errors = []
 
@@ -275,6 +287,52 @@ rel, docs = load(os.path.join(root, "deploy", "kind-config.yaml"))
 if docs and not (docs[0].get("kind") == "Cluster" and docs[0].get("apiVersion") == "kind.x-k8s.io/v1alpha4"):
     fail(rel, "expected kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4")
 print(f"checked {rel}: YAML syntax")
+
+# 6: the metrics component.
+mrel = "deploy/metrics"
+if built_metrics_path and os.path.getsize(built_metrics_path) > 0:
+    _, mbuilt = load(None, open(built_metrics_path).read())
+    for d in mbuilt:
+        validate(mrel, d)
+    mds = [o for o in mbuilt if o.get("kind") == "DaemonSet"]
+    svcs = [o for o in mbuilt if o.get("kind") == "Service" and o["metadata"]["name"] == "bpfman-metrics"]
+    if len(mds) != 1 or len(svcs) != 1:
+        fail(mrel, f"expected one DaemonSet and the bpfman-metrics Service, got {[ident(o) for o in mbuilt]}")
+    else:
+        tmpl = mds[0]["spec"]["template"]
+        c = next((c for c in tmpl["spec"]["containers"] if c["name"] == "bpfman"), {})
+        env = {e["name"]: e for e in c.get("env") or []}
+        if "BPFMAN_METRICS_LISTEN" not in env or "NODE_NAME" not in env:
+            fail(mrel, f"bpfman container env {sorted(env)} lacks BPFMAN_METRICS_LISTEN or lost NODE_NAME")
+        if (c.get("args") or [])[:1] != ["serve"]:
+            fail(mrel, f"bpfman container args changed: {c.get('args')}")
+        ports = {p.get("name"): p for p in c.get("ports") or []}
+        svc = svcs[0]
+        labels = tmpl.get("metadata", {}).get("labels", {})
+        sel = svc["spec"].get("selector") or {}
+        if not sel or any(labels.get(k) != v for k, v in sel.items()):
+            fail(mrel, f"Service selector {sel} does not select the pods {labels}")
+        for sp in svc["spec"].get("ports") or []:
+            if sp.get("targetPort") not in ports:
+                fail(mrel, f"Service port {sp.get('name')} targets {sp.get('targetPort')!r}, not a container port {sorted(ports)}")
+        smrel, smdocs = load(os.path.join(root, "manifests/components/metrics/servicemonitor.example.yaml"))
+        for sm in smdocs:
+            if (sm.get("apiVersion"), sm.get("kind")) != ("monitoring.coreos.com/v1", "ServiceMonitor"):
+                fail(smrel, "expected monitoring.coreos.com/v1 ServiceMonitor")
+                continue
+            want = (sm["spec"].get("selector") or {}).get("matchLabels") or {}
+            have = svc["metadata"].get("labels") or {}
+            if not want or any(have.get(k) != v for k, v in want.items()):
+                fail(smrel, f"selector {want} does not match the Service's labels {have}")
+            if svc["metadata"].get("namespace") not in ((sm["spec"].get("namespaceSelector") or {}).get("matchNames") or []):
+                fail(smrel, "namespaceSelector does not name the Service's namespace")
+            names = {p.get("name") for p in svc["spec"].get("ports") or []}
+            for ep in sm["spec"].get("endpoints") or []:
+                if ep.get("port") not in names or ep.get("path") != "/metrics":
+                    fail(smrel, f"endpoint {ep} does not name a Service port {sorted(names)} with path /metrics")
+    print(f"checked {mrel}: {len(mbuilt)} object(s) with the metrics component")
+elif built_path:
+    fail(mrel, "kubectl kustomize built nothing")
 
 if errors:
     for e in errors:
