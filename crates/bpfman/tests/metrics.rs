@@ -252,6 +252,15 @@ fn top_embedded_counts_runs_while_it_runs() {
                 .iter()
                 .any(|r| r["id"] == id && r["interval_runs"].as_u64().unwrap_or(0) > 0)
     });
+    // Without a terminal, one table per refresh; -n bounds them.
+    let r = e.run(&["top", "--interval", "0.1", "-n", "2"]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stdout.matches("bpfman top - ").count(), 2, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("{id:>8}  count_sched_switch")),
+        "{}",
+        r.stdout
+    );
     let bad = e.fails(&["top", "--interval", "0"]);
     assert!(bad.contains("--interval"), "{bad}");
     e.ok_json(&["unload", &id.to_string()]);
