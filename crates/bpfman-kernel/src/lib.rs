@@ -14,7 +14,7 @@
 //! - [`pin`]: uniform open / pin / unpin of any pinned object (for undo);
 //! - [`bpffs`]: bpffs and bind mounts;
 //! - [`features`]: what this kernel can do;
-//! - `sys`: the raw syscalls aya keeps private.
+//! - [`sys`]: the raw bpf(2) calls aya keeps private (bpfman-net uses them too).
 
 pub mod attach;
 pub mod bpffs;
@@ -26,7 +26,7 @@ pub mod load;
 pub mod object;
 pub mod pin;
 mod sections;
-mod sys;
+pub mod sys;
 pub mod tracefs;
 
 pub use attach::attach;
