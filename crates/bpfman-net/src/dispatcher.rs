@@ -378,6 +378,28 @@ mod tests {
     }
 
     #[test]
+    fn loaded_config_reads_back() -> Result<(), NetError> {
+        // Loading needs CAP_BPF; the kernel suites run as root.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return Ok(());
+        }
+        let slots = [SlotConfig {
+            mask: (1 << 2) | RETURN_BIT,
+            priority: 7,
+        }];
+        for flavor in [Flavor::Xdp, Flavor::Tc] {
+            let d = load_dispatcher(flavor, &slots)?;
+            let fd =
+                d.fd.as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| NetError::kernel("cloning", e))?;
+            assert_eq!(read_config(&fd)?, slots.to_vec());
+        }
+        Ok(())
+    }
+
+    #[test]
     fn embedded_objects_have_the_protocol_names() {
         // The objects are committed; a stale build would break libxdp
         // recognition silently, so check the names the protocol relies on.
