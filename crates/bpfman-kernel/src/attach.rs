@@ -147,7 +147,7 @@ fn check_program_pin(path: &Path, kind: ProgramKind) -> Result<(), KernelError> 
             other => other,
         })?
         .expect_kind(ObjectKind::Program, path)?;
-    let (info, _) = sys::prog_info(obj.as_fd())
+    let info = sys::prog_info(obj.as_fd())
         .map_err(|e| KernelError::io(format!("reading program info of {}", path.display()), e))?;
     if info.type_ != kind.kernel_prog_type() {
         return Err(KernelError::Other(format!(

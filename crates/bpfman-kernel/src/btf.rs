@@ -40,3 +40,10 @@ pub fn vmlinux_parsed() -> bool {
 pub fn loader(core: bool) -> EbpfLoader<'static> {
     EbpfLoader::with_btf(if core { vmlinux().ok() } else { None })
 }
+
+/// A loader for the object `elf`, with the kernel BTF only if the object
+/// has CO-RE relocations (an object that does not parse gets none, and
+/// fails to load with aya's own error).
+pub fn loader_for(elf: &[u8]) -> EbpfLoader<'static> {
+    loader(aya_obj::Object::parse(elf).is_ok_and(|o| o.has_btf_relocations()))
+}

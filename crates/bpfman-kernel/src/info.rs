@@ -75,14 +75,14 @@ pub fn link_id_by_pin(path: &Path) -> Result<u32, KernelError> {
 pub fn program_id_by_pin(path: &Path) -> Result<u32, KernelError> {
     let obj = open_pinned(path)?.expect_kind(ObjectKind::Program, path)?;
     sys::prog_info(obj.as_fd())
-        .map(|(i, _)| i.id)
+        .map(|i| i.id)
         .map_err(|e| KernelError::io(format!("reading program info of {}", path.display()), e))
 }
 
 /// Full program facts from an open program fd.
 pub(crate) fn program_info_by_fd(fd: BorrowedFd<'_>) -> Result<KernelProgramInfo, KernelError> {
     let (info, map_ids) =
-        sys::prog_info(fd).map_err(|e| KernelError::io("reading program info", e))?;
+        sys::prog_info_with_map_ids(fd).map_err(|e| KernelError::io("reading program info", e))?;
     let memlock = sys::fdinfo_u64(fd, "memlock").unwrap_or(0);
     Ok(convert_prog_info(&info, map_ids, memlock))
 }
@@ -90,7 +90,7 @@ pub(crate) fn program_info_by_fd(fd: BorrowedFd<'_>) -> Result<KernelProgramInfo
 fn convert_prog_info(info: &bpf_prog_info, map_ids: Vec<u32>, memlock: u64) -> KernelProgramInfo {
     KernelProgramInfo {
         id: info.id,
-        name: c_name(&info.name),
+        name: sys::c_name(&info.name),
         program_type: info.type_,
         loaded_at: if info.load_time == 0 {
             String::new()
@@ -112,23 +112,13 @@ fn convert_prog_info(info: &bpf_prog_info, map_ids: Vec<u32>, memlock: u64) -> K
 fn convert_map_info(info: &bpf_map_info) -> KernelMapInfo {
     KernelMapInfo {
         id: info.id,
-        name: c_name(&info.name),
+        name: sys::c_name(&info.name),
         map_type: map_type_name(info.type_),
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,
         flags: info.map_flags,
     }
-}
-
-/// A kernel fixed-size, NUL-padded name.
-fn c_name(raw: &[std::ffi::c_char]) -> String {
-    let bytes: Vec<u8> = raw
-        .iter()
-        .map(|c| *c as u8)
-        .take_while(|b| *b != 0)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The lowercase name of a kernel `bpf_map_type` (as bpftool prints it).
@@ -250,6 +240,6 @@ mod tests {
         for (i, b) in b"counts".iter().enumerate() {
             raw[i] = *b as std::ffi::c_char;
         }
-        assert_eq!(c_name(&raw), "counts");
+        assert_eq!(sys::c_name(&raw), "counts");
     }
 }

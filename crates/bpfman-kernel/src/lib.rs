@@ -15,7 +15,7 @@
 //! - [`bpffs`]: bpffs and bind mounts;
 //! - [`features`]: what this kernel can do;
 //! - [`stats`]: programs' run counts and run time, and turning them on;
-//! - `sys`: the raw syscalls aya keeps private.
+//! - [`sys`]: the raw bpf(2) calls aya keeps private (bpfman-net uses them too).
 
 pub mod attach;
 pub mod bpffs;
@@ -28,7 +28,7 @@ pub mod object;
 pub mod pin;
 mod sections;
 pub mod stats;
-mod sys;
+pub mod sys;
 pub mod tracefs;
 
 pub use attach::attach;

@@ -159,7 +159,7 @@ impl LoadedObject {
             .fd()
             .map_err(|e| KernelError::Other(format!("program '{name}': {}", chain(&e))))?;
         sys::prog_info(std::os::fd::AsFd::as_fd(fd))
-            .map(|(info, _)| info.id)
+            .map(|info| info.id)
             .map_err(|e| KernelError::io(format!("reading info of program '{name}'"), e))
     }
 

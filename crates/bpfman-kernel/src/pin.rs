@@ -67,7 +67,7 @@ impl PinnedObject {
     pub fn id(&self) -> Result<Option<u32>, KernelError> {
         let ctx = |e: io::Error| KernelError::io(format!("reading {} info", self.kind), e);
         Ok(match self.kind {
-            ObjectKind::Program => Some(sys::prog_info(self.fd.as_fd()).map_err(ctx)?.0.id),
+            ObjectKind::Program => Some(sys::prog_info(self.fd.as_fd()).map_err(ctx)?.id),
             ObjectKind::Map => Some(sys::map_info(self.fd.as_fd()).map_err(ctx)?.id),
             ObjectKind::Link => Some(sys::link_info(self.fd.as_fd()).map_err(ctx)?.id),
             ObjectKind::Other => None,

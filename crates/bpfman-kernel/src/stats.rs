@@ -66,7 +66,7 @@ pub fn program_run_stats() -> Result<Vec<ProgramRunStats>, KernelError> {
         else {
             continue;
         };
-        let info = sys::prog_info_only(fd.as_fd())
+        let info = sys::prog_info(fd.as_fd())
             .map_err(|e| KernelError::io(format!("reading program info of {id}"), e))?;
         out.push(ProgramRunStats {
             id,

@@ -1,18 +1,23 @@
-//! Raw `bpf(2)` calls that aya keeps crate-private: pin and get by path,
-//! info by fd, id iteration, and the tiny load used to probe trampolines.
+//! The workspace's one layer of raw `bpf(2)` calls, for what aya keeps
+//! crate-private or wraps in objects that detach on drop: pin and get by
+//! path, fds by id, info by fd, id iteration, links, TCX queries, test runs,
+//! map lookups, and the tiny load used to probe trampolines. bpfman-net
+//! uses it too, so no other crate issues bpf(2) itself.
 //!
 //! The attribute and info layouts come from aya-obj's generated kernel
-//! bindings, so they match the kernel ABI aya itself uses.
+//! bindings, so they match the kernel ABI aya itself uses; id lists are
+//! sized by asking the kernel for the count first.
 
 use std::ffi::CString;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use aya_obj::generated::{
-    bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info, bpf_prog_type,
+    BPF_F_REPLACE, bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type, bpf_map_info,
+    bpf_map_type, bpf_prog_info, bpf_prog_type,
 };
 
 use crate::pin::ObjectKind;
@@ -65,7 +70,7 @@ pub(crate) fn c_path(path: &Path) -> io::Result<CString> {
 }
 
 /// `BPF_OBJ_GET`: a new fd for the object pinned at `path`.
-pub(crate) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let cpath = c_path(path)?;
     let mut attr = zeroed_attr();
     attr.__bindgen_anon_4.pathname = cpath.as_ptr() as u64;
@@ -74,7 +79,7 @@ pub(crate) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// `BPF_OBJ_PIN`: pins the object behind `fd` at `path` (which must not exist).
-pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     let cpath = c_path(path)?;
     let mut attr = zeroed_attr();
     attr.__bindgen_anon_4.pathname = cpath.as_ptr() as u64;
@@ -91,8 +96,8 @@ fn obj_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
     sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
 }
 
-/// Program info without the map ids (one call).
-pub(crate) fn prog_info_only(fd: BorrowedFd<'_>) -> io::Result<bpf_prog_info> {
+/// Program info (one call: the map ids are not fetched).
+pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<bpf_prog_info> {
     // SAFETY: plain-old-data kernel struct; all-zero asks for nothing extra.
     let mut info: bpf_prog_info = unsafe { mem::zeroed() };
     obj_info(fd, &mut info)?;
@@ -100,45 +105,106 @@ pub(crate) fn prog_info_only(fd: BorrowedFd<'_>) -> io::Result<bpf_prog_info> {
 }
 
 /// Program info plus the ids of the maps it uses.
-pub(crate) fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
-    // SAFETY: plain-old-data kernel struct; all-zero asks for nothing extra.
-    let mut info: bpf_prog_info = unsafe { mem::zeroed() };
-    obj_info(fd, &mut info)?;
-    if info.nr_map_ids == 0 {
-        return Ok((info, Vec::new()));
+pub(crate) fn prog_info_with_map_ids(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
+    let info = prog_info(fd)?;
+    let ids = map_ids(fd, info.nr_map_ids)?;
+    Ok((info, ids))
+}
+
+/// The ids of every map the program uses.
+pub fn prog_map_ids(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let n = prog_info(fd)?.nr_map_ids;
+    map_ids(fd, n)
+}
+
+/// The program's map ids, given the count the kernel last reported. A map
+/// bound meanwhile (BPF_PROG_BIND_MAP) raises the count: then ask again.
+fn map_ids(fd: BorrowedFd<'_>, mut n: u32) -> io::Result<Vec<u32>> {
+    loop {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut ids = vec![0u32; n as usize];
+        // SAFETY: plain-old-data kernel struct.
+        let mut info: bpf_prog_info = unsafe { mem::zeroed() };
+        info.nr_map_ids = n;
+        info.map_ids = ids.as_mut_ptr() as u64;
+        obj_info(fd, &mut info)?;
+        if info.nr_map_ids <= n {
+            ids.truncate(info.nr_map_ids as usize);
+            return Ok(ids);
+        }
+        n = info.nr_map_ids;
     }
-    // Second call with a buffer the kernel fills with map ids.
-    let mut ids = vec![0u32; info.nr_map_ids as usize];
-    // SAFETY: as above.
-    let mut with_ids: bpf_prog_info = unsafe { mem::zeroed() };
-    with_ids.nr_map_ids = ids.len() as u32;
-    with_ids.map_ids = ids.as_mut_ptr() as u64;
-    obj_info(fd, &mut with_ids)?;
-    ids.truncate(with_ids.nr_map_ids as usize);
-    Ok((with_ids, ids))
 }
 
 /// Map info.
-pub(crate) fn map_info(fd: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
+pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
     // SAFETY: plain-old-data kernel struct.
     let mut info: bpf_map_info = unsafe { mem::zeroed() };
     obj_info(fd, &mut info)?;
     Ok(info)
 }
 
-/// Link info (type, id, program id; the per-type union is left unread).
-pub(crate) fn link_info(fd: BorrowedFd<'_>) -> io::Result<bpf_link_info> {
+/// Link info (type, id, program id; read the per-type union with
+/// [`link_ifindex`]).
+pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<bpf_link_info> {
     // SAFETY: plain-old-data kernel struct.
     let mut info: bpf_link_info = unsafe { mem::zeroed() };
     obj_info(fd, &mut info)?;
     Ok(info)
 }
 
+/// The interface a network link (XDP, TCX, netkit) is attached to, 0 once
+/// the device is gone; `None` for other link types.
+pub fn link_ifindex(info: &bpf_link_info) -> Option<u32> {
+    const XDP: u32 = bpf_link_type::BPF_LINK_TYPE_XDP as u32;
+    const TCX: u32 = bpf_link_type::BPF_LINK_TYPE_TCX as u32;
+    const NETKIT: u32 = bpf_link_type::BPF_LINK_TYPE_NETKIT as u32;
+    // SAFETY: the union member read is the one the kernel fills for the
+    // link's type; all members are plain integers.
+    unsafe {
+        match info.type_ {
+            XDP => Some(info.__bindgen_anon_1.xdp.ifindex),
+            TCX => Some(info.__bindgen_anon_1.tcx.ifindex),
+            NETKIT => Some(info.__bindgen_anon_1.netkit.ifindex),
+            _ => None,
+        }
+    }
+}
+
+/// A kernel fixed-size, NUL-padded name (program and map names).
+pub fn c_name(raw: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = raw
+        .iter()
+        .map(|c| *c as u8)
+        .take_while(|b| *b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Opens the program pinned at `path` and reads its info.
+pub fn open_prog(path: &Path) -> io::Result<(OwnedFd, bpf_prog_info)> {
+    let fd = obj_get(path)?;
+    let info = prog_info(fd.as_fd())?;
+    Ok((fd, info))
+}
+
+/// Opens the link pinned at `path` and reads its info.
+pub fn open_link(path: &Path) -> io::Result<(OwnedFd, bpf_link_info)> {
+    let fd = obj_get(path)?;
+    let info = link_info(fd.as_fd())?;
+    Ok((fd, info))
+}
+
 /// The kinds of kernel objects with ids.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum IdSpace {
+pub enum IdSpace {
+    /// Programs.
     Program,
+    /// Maps.
     Map,
+    /// Links.
     Link,
 }
 
@@ -173,7 +239,7 @@ fn next_id(space: IdSpace, start: u32) -> io::Result<Option<u32>> {
 }
 
 /// Every live id of one kind, ascending.
-pub(crate) fn all_ids(space: IdSpace) -> io::Result<Vec<u32>> {
+pub fn all_ids(space: IdSpace) -> io::Result<Vec<u32>> {
     let mut ids = Vec::new();
     let mut cur = 0;
     while let Some(id) = next_id(space, cur)? {
@@ -183,12 +249,18 @@ pub(crate) fn all_ids(space: IdSpace) -> io::Result<Vec<u32>> {
     Ok(ids)
 }
 
-/// An fd for the object with this id, or `None` when there is no such object.
-pub(crate) fn fd_by_id(space: IdSpace, id: u32) -> io::Result<Option<OwnedFd>> {
+/// An fd for the object with this id (`*_GET_FD_BY_ID`; ENOENT when there
+/// is no such object).
+pub fn get_fd_by_id(space: IdSpace, id: u32) -> io::Result<OwnedFd> {
     let mut attr = zeroed_attr();
     attr.__bindgen_anon_6.__bindgen_anon_1.start_id = id;
-    match sys_bpf(space.fd_cmd(), &mut attr) {
-        Ok(ret) => owned_fd(ret).map(Some),
+    owned_fd(sys_bpf(space.fd_cmd(), &mut attr)?)
+}
+
+/// An fd for the object with this id, or `None` when there is no such object.
+pub fn fd_by_id(space: IdSpace, id: u32) -> io::Result<Option<OwnedFd>> {
+    match get_fd_by_id(space, id) {
+        Ok(fd) => Ok(Some(fd)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),
     }
@@ -264,6 +336,191 @@ pub(crate) fn load_probe_fentry(attach_btf_id: u32) -> io::Result<OwnedFd> {
     load.attach_btf_id = attach_btf_id;
     let ret = sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)?;
     owned_fd(ret)
+}
+
+/// `BPF_LINK_CREATE` of an XDP link on interface `ifindex` of the calling
+/// thread's network namespace, with `XDP_FLAGS_*` `flags`.
+pub fn link_create_xdp(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a member of a zeroed union of plain integers; all-zero is valid.
+    let lc = unsafe { &mut attr.link_create };
+    lc.__bindgen_anon_1.prog_fd = fd_u32(prog);
+    lc.__bindgen_anon_2.target_ifindex = ifindex;
+    lc.attach_type = bpf_attach_type::BPF_XDP as u32;
+    lc.flags = flags;
+    owned_fd(sys_bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr)?)
+}
+
+/// `BPF_LINK_CREATE` of a TCX link on `ifindex` (calling thread's
+/// namespace), placed by `flags` (`BPF_F_BEFORE`/`BPF_F_AFTER` with
+/// `BPF_F_LINK | BPF_F_ID`) relative to link `relative_id`, failing with
+/// ESTALE if the hook changed since `expected_revision` (0: no check).
+pub fn link_create_tcx(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    attach_type: bpf_attach_type,
+    flags: u32,
+    relative_id: u32,
+    expected_revision: u64,
+) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a member of a zeroed union of plain integers; all-zero is valid.
+    let lc = unsafe { &mut attr.link_create };
+    lc.__bindgen_anon_1.prog_fd = fd_u32(prog);
+    lc.__bindgen_anon_2.target_ifindex = ifindex;
+    lc.attach_type = attach_type as u32;
+    lc.flags = flags;
+    lc.__bindgen_anon_3.tcx.__bindgen_anon_1.relative_id = relative_id;
+    lc.__bindgen_anon_3.tcx.expected_revision = expected_revision;
+    owned_fd(sys_bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr)?)
+}
+
+/// `BPF_LINK_UPDATE`: atomically makes `link` run `new_prog`; with
+/// `old_prog`, only if the link still runs that program (EPERM otherwise).
+pub fn link_update(
+    link: BorrowedFd<'_>,
+    new_prog: BorrowedFd<'_>,
+    old_prog: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a member of a zeroed union of plain integers; all-zero is valid.
+    let lu = unsafe { &mut attr.link_update };
+    lu.link_fd = fd_u32(link);
+    lu.__bindgen_anon_1.new_prog_fd = fd_u32(new_prog);
+    if let Some(old) = old_prog {
+        lu.flags = BPF_F_REPLACE;
+        lu.__bindgen_anon_2.old_prog_fd = fd_u32(old);
+    }
+    sys_bpf(bpf_cmd::BPF_LINK_UPDATE, &mut attr).map(drop)
+}
+
+/// `BPF_LINK_DETACH`: detaches a link from its hook now. Dropping the last
+/// reference (e.g. by unpinning) also detaches, but the kernel defers that
+/// to a workqueue, so the program could still run briefly after the call.
+pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    attr.link_detach.link_fd = fd_u32(link);
+    sys_bpf(bpf_cmd::BPF_LINK_DETACH, &mut attr).map(drop)
+}
+
+/// One program on a multi-attach (TCX) hook, in run order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryEntry {
+    /// Kernel program id.
+    pub prog_id: u32,
+    /// Kernel link id; 0 for programs attached without a link.
+    pub link_id: u32,
+}
+
+/// `BPF_PROG_QUERY` of a multi-attach hook (TCX) of `ifindex` (calling
+/// thread's namespace): its programs in run order, and the hook's revision.
+pub fn prog_query(
+    ifindex: u32,
+    attach_type: bpf_attach_type,
+) -> io::Result<(Vec<QueryEntry>, u64)> {
+    // First ask for the count only; if programs were attached before the
+    // second call (ENOSPC, count grown), ask again with the new count.
+    let mut n = 0u32;
+    loop {
+        let mut progs = vec![0u32; n as usize];
+        let mut links = vec![0u32; n as usize];
+        let mut attr = zeroed_attr();
+        // SAFETY: a member of a zeroed union of plain integers; all-zero is valid.
+        let q = unsafe { &mut attr.query };
+        q.__bindgen_anon_1.target_ifindex = ifindex;
+        q.attach_type = attach_type as u32;
+        q.__bindgen_anon_2.count = n;
+        if n > 0 {
+            q.prog_ids = progs.as_mut_ptr() as u64;
+            q.link_ids = links.as_mut_ptr() as u64;
+        }
+        match sys_bpf(bpf_cmd::BPF_PROG_QUERY, &mut attr) {
+            Ok(_) => {}
+            Err(e) if n > 0 && e.raw_os_error() == Some(libc::ENOSPC) => {}
+            Err(e) => return Err(e),
+        }
+        // SAFETY: the kernel wrote the total count and revision into this member.
+        let (count, revision) = unsafe { (attr.query.__bindgen_anon_2.count, attr.query.revision) };
+        if count <= n {
+            let entries = progs
+                .into_iter()
+                .zip(links)
+                .take(count as usize)
+                .map(|(prog_id, link_id)| QueryEntry { prog_id, link_id })
+                .collect();
+            return Ok((entries, revision));
+        }
+        n = count;
+    }
+}
+
+/// Result of `BPF_PROG_TEST_RUN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's return value (of the last run).
+    pub retval: u32,
+    /// Kernel-measured mean time per run, in whole nanoseconds.
+    pub duration_ns: u32,
+}
+
+/// Runs `prog` `repeat` times on a copy of `packet` (`BPF_PROG_TEST_RUN`).
+pub fn test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> io::Result<TestRun> {
+    // Room for programs that grow the packet (headroom adjustments).
+    let mut out = vec![0u8; packet.len() + 256];
+    let mut attr = zeroed_attr();
+    // SAFETY: a member of a zeroed union of plain integers; all-zero is valid.
+    let t = unsafe { &mut attr.test };
+    t.prog_fd = fd_u32(prog);
+    t.data_size_in = packet.len() as u32;
+    t.data_size_out = out.len() as u32;
+    t.data_in = packet.as_ptr() as u64;
+    t.data_out = out.as_mut_ptr() as u64;
+    t.repeat = repeat;
+    sys_bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr)?;
+    // SAFETY: the kernel filled retval and duration of this same member.
+    let (retval, duration_ns) = unsafe { (attr.test.retval, attr.test.duration) };
+    Ok(TestRun {
+        retval,
+        duration_ns,
+    })
+}
+
+/// `BPF_MAP_LOOKUP_ELEM`: the value of element `key`. The key and value
+/// sizes are checked against the map's, so the kernel never reads or
+/// writes past either buffer; per-CPU maps (one value per CPU) are refused.
+pub fn map_lookup_elem(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<Vec<u8>> {
+    let info = map_info(map)?;
+    let per_cpu = [
+        bpf_map_type::BPF_MAP_TYPE_PERCPU_HASH,
+        bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+        bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        bpf_map_type::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE_DEPRECATED,
+    ];
+    if per_cpu.iter().any(|t| *t as u32 == info.type_) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "per-CPU map lookups are not supported",
+        ));
+    }
+    if key.len() != info.key_size as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "key of {} bytes for a map with {}-byte keys",
+                key.len(),
+                info.key_size
+            ),
+        ));
+    }
+    let mut value = vec![0u8; info.value_size as usize];
+    let mut attr = zeroed_attr();
+    // SAFETY: a member of a zeroed union of plain integers; all-zero is valid.
+    let e = unsafe { &mut attr.__bindgen_anon_2 };
+    e.map_fd = fd_u32(map);
+    e.key = key.as_ptr() as u64;
+    e.__bindgen_anon_1.value = value.as_mut_ptr() as u64;
+    sys_bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr)?;
+    Ok(value)
 }
 
 /// `BPF_ENABLE_STATS` (`BPF_STATS_RUN_TIME`): the kernel counts every

@@ -5,14 +5,15 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use aya::programs::{Extension, ProgramFd, SchedClassifier, Xdp};
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Ebpf, EbpfLoader};
+use aya_obj::generated::bpf_prog_type;
 use bpfman_core::dispatcher::MAX_DISPATCHER_SLOTS;
 
 use crate::error::{NetError, from_ebpf_error, from_program_error};
-use crate::sys;
+use bpfman_kernel::sys::{self, IdSpace};
 
 /// The XDP dispatcher object (source: `bpf/xdp_dispatcher.bpf.c`).
 static XDP_DISPATCHER: &[u8] = aya::include_bytes_aligned!("../bpf/xdp_dispatcher.bpf.o");
@@ -57,8 +58,8 @@ impl Flavor {
     /// Kernel program type of the dispatcher and of programs attached directly.
     pub(crate) fn prog_type(self) -> u32 {
         match self {
-            Flavor::Xdp => sys::BPF_PROG_TYPE_XDP,
-            Flavor::Tc => sys::BPF_PROG_TYPE_SCHED_CLS,
+            Flavor::Xdp => bpf_prog_type::BPF_PROG_TYPE_XDP as u32,
+            Flavor::Tc => bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS as u32,
         }
     }
     pub(crate) fn kind_name(self) -> &'static str {
@@ -121,27 +122,12 @@ pub(crate) fn read_config(dispatcher: &OwnedFd) -> Result<Vec<SlotConfig>, NetEr
         .first()
         .copied()
         .ok_or_else(|| NetError::NotFound("the dispatcher has no configuration map".into()))?;
-    let map = sys::map_fd_by_id(id)
+    let map = sys::get_fd_by_id(IdSpace::Map, id)
         .map_err(|e| NetError::kernel("opening the dispatcher configuration", e))?;
-    let mut value = [0u8; CONFIG_SIZE];
-    sys::map_lookup_u32_key(map.as_fd(), 0, &mut value)
+    let value = sys::map_lookup_elem(map.as_fd(), &0u32.to_ne_bytes())
         .map_err(|e| NetError::kernel("reading the dispatcher configuration", e))?;
     parse_config(&value)
         .ok_or_else(|| NetError::InvalidArgument("bad dispatcher configuration".into()))
-}
-
-/// vmlinux BTF, parsed once, on first need: parsing takes tens of
-/// milliseconds and several MiB.
-fn vmlinux_btf() -> Option<&'static Btf> {
-    static BTF: OnceLock<Option<Btf>> = OnceLock::new();
-    BTF.get_or_init(|| Btf::from_sys_fs().ok()).as_ref()
-}
-
-/// A loader for `elf`, with the kernel BTF only if the object has CO-RE
-/// relocations (an extension program may have them).
-fn loader<'a>(elf: &[u8]) -> EbpfLoader<'a> {
-    let core = aya_obj::Object::parse(elf).is_ok_and(|o| o.has_btf_relocations());
-    EbpfLoader::with_btf(if core { vmlinux_btf() } else { None })
 }
 
 /// A dispatcher program loaded in the kernel (not attached, not pinned).
@@ -248,7 +234,7 @@ pub(crate) fn load_extension(
     // SAFETY: a u64 slice viewed as bytes: same memory, alignment 8 >= 1.
     let bytes: &[u8] =
         unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, src.elf.len()) };
-    let mut l = loader(bytes);
+    let mut l = bpfman_kernel::btf::loader_for(bytes);
     l.extension(&src.function);
     for (name, pin) in &src.maps {
         if !name.starts_with('.') {
@@ -389,6 +375,28 @@ mod tests {
         assert_eq!(u32::from_ne_bytes(b[48..52].try_into().unwrap()), 50);
         assert_eq!(parse_config(&b).unwrap(), slots.to_vec());
         assert_eq!(config_bytes(Flavor::Tc, &[])[..3], [0xbf, 1, 0]);
+    }
+
+    #[test]
+    fn loaded_config_reads_back() -> Result<(), NetError> {
+        // Loading needs CAP_BPF; the kernel suites run as root.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return Ok(());
+        }
+        let slots = [SlotConfig {
+            mask: (1 << 2) | RETURN_BIT,
+            priority: 7,
+        }];
+        for flavor in [Flavor::Xdp, Flavor::Tc] {
+            let d = load_dispatcher(flavor, &slots)?;
+            let fd =
+                d.fd.as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| NetError::kernel("cloning", e))?;
+            assert_eq!(read_config(&fd)?, slots.to_vec());
+        }
+        Ok(())
     }
 
     #[test]

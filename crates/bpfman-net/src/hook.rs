@@ -33,7 +33,8 @@ use crate::layout::{
     NetPaths, RevisionPins, mkdir_p, prune_up, read_direct, read_revisions, remove_if_empty,
     remove_tree, revision_name, slot_marker, unpin,
 };
-use crate::sys;
+use aya_obj::generated::{bpf_prog_info, bpf_prog_type};
+use bpfman_kernel::sys;
 
 /// One program the manager wants on a hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,7 +299,7 @@ impl Drop for TreeGuard {
     }
 }
 
-fn open_user_program(ops: &dyn HookOps, pin: &Path) -> Result<(OwnedFd, sys::ProgInfo), NetError> {
+fn open_user_program(ops: &dyn HookOps, pin: &Path) -> Result<(OwnedFd, bpf_prog_info), NetError> {
     let (fd, info) = sys::open_prog(pin).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             NetError::NotFound(format!("program pin {} does not exist", pin.display()))
@@ -306,13 +307,13 @@ fn open_user_program(ops: &dyn HookOps, pin: &Path) -> Result<(OwnedFd, sys::Pro
             NetError::io("opening program pin", pin, e)
         }
     })?;
-    if info.prog_type != ops.flavor().prog_type() {
+    if info.type_ != ops.flavor().prog_type() {
         return Err(NetError::InvalidArgument(format!(
             "program '{}' at {} is not a {} program (kernel type {})",
-            info.name,
+            sys::c_name(&info.name),
             pin.display(),
             ops.flavor().kind_name(),
-            info.prog_type
+            info.type_
         )));
     }
     Ok((fd, info))
@@ -354,7 +355,7 @@ fn apply_direct(
         return Err(e);
     }
     if !revisions.is_empty() {
-        sys::synchronize_rcu();
+        synchronize_rcu();
     }
     for (id, pin) in directs {
         if id != p.link_id {
@@ -421,7 +422,7 @@ fn apply_dispatcher(
             .iter()
             .find_map(|r| r.slot_of(p.link_id).map(|s| r.prog_pin(s)))
             .and_then(|pin| sys::open_prog(&pin).ok())
-            .filter(|(_, info)| info.prog_type == sys::BPF_PROG_TYPE_EXT)
+            .filter(|(_, info)| info.type_ == bpf_prog_type::BPF_PROG_TYPE_EXT as u32)
             .map(|(fd, _)| fd);
         let ext_fd = match reused {
             Some(fd) => fd,
@@ -448,7 +449,7 @@ fn apply_dispatcher(
     ops.attach(d.fd.as_fd(), "bpfman-dispatcher", running)?;
     guard.dir = None;
     // Packets already inside the old dispatcher finish with its slots intact.
-    sys::synchronize_rcu();
+    synchronize_rcu();
     for r in revisions {
         cleanup_tree(&r.dir);
     }
@@ -511,4 +512,24 @@ pub(crate) fn read_state(ops: &mut dyn HookOps) -> Result<Option<HookState>, Net
         state.attached = program_id != 0 && running == Some(program_id);
     }
     Ok(Some(state))
+}
+
+/// Waits for an RCU grace period (membarrier(MEMBARRIER_CMD_GLOBAL) calls
+/// synchronize_rcu): every packet that started on a program detached before
+/// this call has finished. Where the kernel rejects it (nohz_full), falls
+/// back to a pause far longer than one softirq batch.
+fn synchronize_rcu() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes no pointers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_GLOBAL,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    if r != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

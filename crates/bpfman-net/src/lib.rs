@@ -24,19 +24,18 @@ mod layout;
 mod lock;
 mod netlink;
 mod netns;
-mod sys;
 mod tc;
 mod tcx;
 mod xdp;
 
 use bpfman_core::dispatcher::HookKind;
 
+pub use bpfman_kernel::sys::{TestRun, test_run};
 pub use dispatcher::{ExtensionSource, ExtensionSupport, extension_support};
 pub use error::NetError;
 pub use hook::{DesiredProgram, DispatcherInfo, HookProgram, HookState};
 pub use layout::NetPaths;
 pub use netns::{Iface, resolve_iface};
-pub use sys::{TestRun, test_run};
 pub use tc::{TC_FILTER_HANDLE, TC_FILTER_PRIORITY, apply_tc};
 pub use tcx::{TcxProgram, attach_tcx, detach_tcx, tcx_chain};
 pub use xdp::apply_xdp;
@@ -119,7 +118,7 @@ pub fn remove_hook(
 /// Opens a pinned BPF program (e.g. a dispatcher's `dispatcher` pin) for
 /// [`test_run`].
 pub fn open_pinned_program(pin: &std::path::Path) -> Result<std::os::fd::OwnedFd, NetError> {
-    sys::open_prog(pin)
+    bpfman_kernel::sys::open_prog(pin)
         .map(|(fd, _)| fd)
         .map_err(|e| NetError::io("opening pinned program", pin, e))
 }
@@ -138,7 +137,7 @@ pub fn pinned_programs(paths: &NetPaths) -> Result<Vec<(u32, std::path::PathBuf)
             } else if (name == "dispatcher"
                 || name.ends_with("-prog")
                 || name.starts_with("direct-"))
-                && let Ok((_, info)) = sys::open_prog(&path)
+                && let Ok((_, info)) = bpfman_kernel::sys::open_prog(&path)
             {
                 out.push((info.id, path));
             }

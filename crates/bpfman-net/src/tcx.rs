@@ -6,13 +6,16 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use aya_obj::generated::{
+    BPF_F_AFTER, BPF_F_BEFORE, BPF_F_ID, BPF_F_LINK, bpf_attach_type, bpf_prog_type,
+};
 use bpfman_core::dispatcher::{TcxAnchor, tcx_anchor};
 use bpfman_core::spec::Direction;
+use bpfman_kernel::sys;
 
 use crate::error::NetError;
 use crate::layout::{mkdir_p, unpin};
 use crate::netns::{Iface, Presence, presence};
-use crate::sys;
 
 /// One program on a TCX hook, in the kernel's run order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,10 +28,10 @@ pub struct TcxProgram {
     pub kernel_link_id: u32,
 }
 
-fn attach_type(direction: Direction) -> u32 {
+fn attach_type(direction: Direction) -> bpf_attach_type {
     match direction {
-        Direction::Ingress => sys::BPF_TCX_INGRESS,
-        Direction::Egress => sys::BPF_TCX_EGRESS,
+        Direction::Ingress => bpf_attach_type::BPF_TCX_INGRESS,
+        Direction::Egress => bpf_attach_type::BPF_TCX_EGRESS,
     }
 }
 
@@ -68,10 +71,10 @@ pub fn attach_tcx(
             NetError::io("opening program pin", program_pin, e)
         }
     })?;
-    if info.prog_type != sys::BPF_PROG_TYPE_SCHED_CLS {
+    if info.type_ != bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS as u32 {
         return Err(NetError::InvalidArgument(format!(
             "program '{}' at {} is not a TC (SCHED_CLS) program",
-            info.name,
+            sys::c_name(&info.name),
             program_pin.display()
         )));
     }
@@ -84,7 +87,7 @@ pub fn attach_tcx(
         let mut attempts = 0;
         loop {
             let (chain, revision) =
-                sys::prog_query_tcx(iface.ifindex, at).map_err(|e| query_error(iface, e))?;
+                sys::prog_query(iface.ifindex, at).map_err(|e| query_error(iface, e))?;
             // bpfman's links in kernel order.
             let ordered: Vec<(i32, u32)> = chain
                 .iter()
@@ -96,10 +99,8 @@ pub fn attach_tcx(
                 })
                 .collect();
             let (flags, relative) = match tcx_anchor(priority, &ordered) {
-                TcxAnchor::BeforeLink(l) => {
-                    (sys::BPF_F_BEFORE | sys::BPF_F_LINK | sys::BPF_F_ID, l)
-                }
-                TcxAnchor::AfterLink(l) => (sys::BPF_F_AFTER | sys::BPF_F_LINK | sys::BPF_F_ID, l),
+                TcxAnchor::BeforeLink(l) => (BPF_F_BEFORE | BPF_F_LINK | BPF_F_ID, l),
+                TcxAnchor::AfterLink(l) => (BPF_F_AFTER | BPF_F_LINK | BPF_F_ID, l),
                 TcxAnchor::Last => (0, 0),
             };
             match sys::link_create_tcx(prog.as_fd(), iface.ifindex, at, flags, relative, revision) {
@@ -153,7 +154,7 @@ pub fn tcx_chain(iface: &Iface, direction: Direction) -> Result<Vec<TcxProgram>,
     };
     let at = attach_type(direction);
     let (chain, _) =
-        ns.run(|| sys::prog_query_tcx(iface.ifindex, at).map_err(|e| query_error(iface, e)))?;
+        ns.run(|| sys::prog_query(iface.ifindex, at).map_err(|e| query_error(iface, e)))?;
     Ok(chain
         .iter()
         .enumerate()

@@ -14,7 +14,8 @@ use crate::hook::{self, DesiredProgram, HookOps, HookState};
 use crate::layout::{NetPaths, mkdir_p, mode_name, prune_up, remove_tree, unpin};
 use crate::lock::HookLock;
 use crate::netns::{Iface, Presence, presence};
-use crate::sys;
+use aya_obj::generated::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, bpf_link_info, bpf_link_type};
+use bpfman_kernel::sys::{self, IdSpace};
 
 /// Makes the XDP hook of `iface` run exactly `desired` (any order: run order
 /// is priority, then attach order, then link id) in `mode`. An empty set
@@ -71,7 +72,7 @@ struct HookLink {
     pin: PathBuf,
     mode: XdpMode,
     fd: OwnedFd,
-    info: sys::LinkInfo,
+    info: bpf_link_info,
 }
 
 struct XdpOps<'a> {
@@ -126,7 +127,8 @@ impl<'a> XdpOps<'a> {
     /// device is gone the kernel reports ifindex 0).
     fn live_link(&self) -> Option<&HookLink> {
         self.link.as_ref().filter(|l| {
-            l.info.link_type == sys::BPF_LINK_TYPE_XDP && l.info.target == self.iface.ifindex
+            l.info.type_ == bpf_link_type::BPF_LINK_TYPE_XDP as u32
+                && sys::link_ifindex(&l.info) == Some(self.iface.ifindex)
         })
     }
 }
@@ -180,7 +182,7 @@ impl HookOps for XdpOps<'_> {
             // Atomic: the interface runs the old program until this returns
             // and the new one from then on. BPF_F_REPLACE makes it fail if
             // someone else changed the link meanwhile.
-            let old = expected.and_then(|id| sys::prog_fd_by_id(id).ok());
+            let old = expected.and_then(|id| sys::get_fd_by_id(IdSpace::Program, id).ok());
             return sys::link_update(l.fd.as_fd(), prog, old.as_ref().map(|f| f.as_fd())).map_err(
                 |e| {
                     if e.raw_os_error() == Some(libc::EPERM) && old.is_some() {
@@ -203,8 +205,8 @@ impl HookOps for XdpOps<'_> {
         }
         let mode = self.mode.unwrap_or_default();
         let flags = match mode {
-            XdpMode::Native => sys::XDP_FLAGS_DRV_MODE,
-            XdpMode::Skb => sys::XDP_FLAGS_SKB_MODE,
+            XdpMode::Native => XDP_FLAGS_DRV_MODE,
+            XdpMode::Skb => XDP_FLAGS_SKB_MODE,
         };
         let fd = sys::link_create_xdp(prog, self.iface.ifindex, flags).map_err(|e| {
             match e.raw_os_error() {

@@ -123,152 +123,146 @@ pub fn program_details(out: Output, list: &[ProgramView], single: bool) -> Strin
     s
 }
 
-fn program_detail(p: &ProgramView) -> String {
-    let mut head = format!("Program {}\n", p.id);
-    let mut body = String::new();
-    let mut f = |k: &str, v: String| {
-        let _ = writeln!(body, "  {:<16}{}", format!("{k}:"), v);
-    };
-    f("Name", p.name.clone());
-    f("Type", p.program_type.clone());
-    f(
-        "Managed",
-        if p.managed { "yes".into() } else { "no".into() },
-    );
-    if let Some(r) = &p.record {
-        f("Section", r.section.clone());
-        if let Some(a) = &r.attach_fn {
-            f("Attach function", a.clone());
-        }
-        f(
-            "Source",
-            match &r.source {
-                BytecodeSource::File { path } => format!("file {path}"),
-                BytecodeSource::Image { url, digest } => {
-                    format!(
-                        "image {url}{}",
-                        digest
-                            .as_deref()
-                            .map(|d| format!("@{d}"))
-                            .unwrap_or_default()
-                    )
-                }
-            },
-        );
-        f("Pin", r.pin_path.clone());
-        f("Metadata", kv(&r.metadata));
-        f(
-            "Global data",
-            if r.global_data.is_empty() {
-                "-".into()
-            } else {
-                r.global_data
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", to_hex(v)))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            },
-        );
-        f("Map pin path", r.map_pin_path.clone());
-        f("Map owner", r.map_owner_id.to_string());
-        f(
-            "Maps used by",
-            p.map_used_by
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+/// One `  Key:           value` line of a detail view: the key and its colon
+/// padded to 16 columns so the values line up.
+fn field(s: &mut String, key: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(s, "  {:<16}{value}", format!("{key}:"));
+}
+
+/// The items joined by commas (empty when there are none).
+fn joined<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `-` for an empty value: a detail line never ends at its colon.
+fn or_dash(v: String) -> String {
+    if v.is_empty() { "-".into() } else { v }
+}
+
+/// A section of a detail view: its title, then `text` indented two spaces
+/// (`(none)` when empty).
+fn section(s: &mut String, title: &str, text: &str) {
+    let _ = writeln!(s, "{title}");
+    if text.is_empty() {
+        s.push_str("  (none)\n");
     }
-    head.push_str(&body);
-    if let Some(k) = &p.kernel {
-        head.push_str("Kernel\n");
-        let mut b = String::new();
-        let mut f = |key: &str, v: String| {
-            let _ = writeln!(b, "  {:<16}{}", format!("{key}:"), v);
+    for l in text.lines() {
+        let _ = writeln!(s, "  {l}");
+    }
+}
+
+fn program_detail(p: &ProgramView) -> String {
+    let mut s = format!("Program {}\n", p.id);
+    field(&mut s, "Name", &p.name);
+    field(&mut s, "Type", &p.program_type);
+    field(&mut s, "Managed", if p.managed { "yes" } else { "no" });
+    if let Some(r) = &p.record {
+        field(&mut s, "Section", &r.section);
+        if let Some(a) = &r.attach_fn {
+            field(&mut s, "Attach function", a);
+        }
+        let source = match &r.source {
+            BytecodeSource::File { path } => format!("file {path}"),
+            BytecodeSource::Image { url, digest } => {
+                format!(
+                    "image {url}{}",
+                    digest
+                        .as_deref()
+                        .map(|d| format!("@{d}"))
+                        .unwrap_or_default()
+                )
+            }
         };
-        f("Kernel name", k.name.clone());
-        f("Tag", k.tag.clone());
-        f("Loaded at", k.loaded_at.clone());
-        f("GPL compatible", k.gpl_compatible.to_string());
-        f(
-            "Map IDs",
-            if k.map_ids.is_empty() {
-                "-".into()
-            } else {
-                k.map_ids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            },
-        );
-        f("BTF ID", k.btf_id.to_string());
-        f("Xlated bytes", k.bytes_xlated.to_string());
-        f("JITed", k.jited.to_string());
-        f("JITed bytes", k.bytes_jited.to_string());
-        f("Memlock bytes", k.bytes_memlock.to_string());
-        f("Verified insns", k.verified_insns.to_string());
-        head.push_str(&b);
-    } else {
-        head.push_str("Kernel\n  (program not found in the kernel)\n");
+        field(&mut s, "Source", source);
+        field(&mut s, "Pin", &r.pin_path);
+        field(&mut s, "Metadata", kv(&r.metadata));
+        let globals = r
+            .global_data
+            .iter()
+            .map(|(k, v)| format!("{k}={}", to_hex(v)));
+        field(&mut s, "Global data", or_dash(joined(globals)));
+        field(&mut s, "Map pin path", &r.map_pin_path);
+        field(&mut s, "Map owner", r.map_owner_id);
+        field(&mut s, "Maps used by", joined(&p.map_used_by));
+    }
+    match &p.kernel {
+        Some(k) => kernel_detail(&mut s, k),
+        None => s.push_str("Kernel\n  (program not found in the kernel)\n"),
     }
     if p.record.is_some() {
-        head.push_str("Maps\n");
-        if p.maps.is_empty() {
-            head.push_str("  (none)\n");
+        let maps = if p.maps.is_empty() {
+            String::new()
         } else {
-            let rows: Vec<Vec<String>> = p
-                .maps
-                .iter()
-                .map(|m| match &m.kernel {
-                    Some(k) => vec![
-                        m.name.clone(),
-                        k.id.to_string(),
-                        k.map_type.clone(),
-                        k.key_size.to_string(),
-                        k.value_size.to_string(),
-                        k.max_entries.to_string(),
-                        m.pin_path.clone(),
-                    ],
-                    None => vec![
-                        m.name.clone(),
-                        "-".into(),
-                        "?".into(),
-                        "-".into(),
-                        "-".into(),
-                        "-".into(),
-                        m.pin_path.clone(),
-                    ],
-                })
-                .collect();
-            for l in table(
-                &[
-                    "NAME",
-                    "ID",
-                    "TYPE",
-                    "KEY",
-                    "VALUE",
-                    "MAX ENTRIES",
-                    "PIN PATH",
-                ],
-                &rows,
-            )
-            .lines()
-            {
-                let _ = writeln!(head, "  {l}");
-            }
-        }
-        head.push_str("Links\n");
-        if p.links.is_empty() {
-            head.push_str("  (none)\n");
+            maps_table(&p.maps)
+        };
+        section(&mut s, "Maps", &maps);
+        let links = if p.links.is_empty() {
+            String::new()
         } else {
-            for l in links_table(&p.links).lines() {
-                let _ = writeln!(head, "  {l}");
-            }
-        }
+            links_table(&p.links)
+        };
+        section(&mut s, "Links", &links);
     }
-    head
+    s
+}
+
+/// The `Kernel` section of `get program`.
+fn kernel_detail(s: &mut String, k: &bpfman_core::KernelProgramInfo) {
+    s.push_str("Kernel\n");
+    field(s, "Kernel name", &k.name);
+    field(s, "Tag", &k.tag);
+    field(s, "Loaded at", &k.loaded_at);
+    field(s, "GPL compatible", k.gpl_compatible);
+    field(s, "Map IDs", or_dash(joined(&k.map_ids)));
+    field(s, "BTF ID", k.btf_id);
+    field(s, "Xlated bytes", k.bytes_xlated);
+    field(s, "JITed", k.jited);
+    field(s, "JITed bytes", k.bytes_jited);
+    field(s, "Memlock bytes", k.bytes_memlock);
+    field(s, "Verified insns", k.verified_insns);
+}
+
+/// The maps of a program, one row each (`-` and `?` where the kernel has no facts).
+fn maps_table(maps: &[bpfman_core::model::MapView]) -> String {
+    let rows: Vec<Vec<String>> = maps
+        .iter()
+        .map(|m| match &m.kernel {
+            Some(k) => vec![
+                m.name.clone(),
+                k.id.to_string(),
+                k.map_type.clone(),
+                k.key_size.to_string(),
+                k.value_size.to_string(),
+                k.max_entries.to_string(),
+                m.pin_path.clone(),
+            ],
+            None => vec![
+                m.name.clone(),
+                "-".into(),
+                "?".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                m.pin_path.clone(),
+            ],
+        })
+        .collect();
+    table(
+        &[
+            "NAME",
+            "ID",
+            "TYPE",
+            "KEY",
+            "VALUE",
+            "MAX ENTRIES",
+            "PIN PATH",
+        ],
+        &rows,
+    )
 }
 
 fn links_table(links: &[LinkView]) -> String {
@@ -304,20 +298,21 @@ pub fn link(out: Output, l: &LinkView) -> String {
         return json(l);
     }
     let mut s = format!("Link {}\n", l.id);
-    let mut f = |k: &str, v: String| {
-        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
-    };
-    f("Program", format!("{} ({})", l.program_id, l.program_name));
-    f("Type", l.link_type.clone());
-    f("Attach point", l.attach_point.clone());
-    f("Pin", l.pin_path.clone());
-    f(
-        "Kernel link ID",
-        l.kernel_link_id
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "-".into()),
+    field(
+        &mut s,
+        "Program",
+        format!("{} ({})", l.program_id, l.program_name),
     );
-    f("Metadata", kv(&l.metadata));
+    field(&mut s, "Type", &l.link_type);
+    field(&mut s, "Attach point", &l.attach_point);
+    field(&mut s, "Pin", &l.pin_path);
+    let kernel_id = l.kernel_link_id.map(|i| i.to_string());
+    field(
+        &mut s,
+        "Kernel link ID",
+        kernel_id.unwrap_or_else(|| "-".into()),
+    );
+    field(&mut s, "Metadata", kv(&l.metadata));
     s
 }
 
