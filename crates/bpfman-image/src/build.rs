@@ -133,7 +133,7 @@ impl Sink for LayoutSink {
         Ok(d)
     }
     fn get_blob(&mut self, d: &str) -> Result<Vec<u8>, ImageError> {
-        let hex = digest::hex_part(d).map_err(ImageError::Build)?;
+        let hex = digest::hex_part(d).map_err(ImageError::build)?;
         let p = self.dir.join("blobs/sha256").join(hex);
         let data = fs::read(&p).map_err(|e| ImageError::io(format!("read {}", p.display()), e))?;
         digest::check(&data, d).map_err(|e| ImageError::corrupt(&p.display().to_string(), e))?;
@@ -442,9 +442,9 @@ fn index_into(
     }
     let mut entries = Vec::new();
     for d in manifests {
-        digest::hex_part(d).map_err(ImageError::Build)?;
+        digest::hex_part(d).map_err(ImageError::build)?;
         let bytes = s.get_manifest(d)?;
-        let m = match oci::parse_manifest(&bytes).map_err(ImageError::Build)? {
+        let m = match oci::parse_manifest(&bytes).map_err(ImageError::build)? {
             AnyManifest::Image(m) => m,
             AnyManifest::Index(_) => {
                 return Err(ImageError::Build(format!("{d} is an index, not an image")));
@@ -501,7 +501,7 @@ pub(crate) fn attach_signature(
     sign: &dyn Fn(&[u8]) -> crate::testing::LayerSignature,
     creds: Option<&Credentials>,
 ) -> Result<String, ImageError> {
-    digest::hex_part(digest).map_err(ImageError::Build)?;
+    digest::hex_part(digest).map_err(ImageError::build)?;
     let mut s = sink(cfg, dest, creds)?;
     let payload = sign::payload(&s.docker_reference(), digest);
     let (sig, extra) = sign(&payload);
@@ -521,7 +521,7 @@ pub(crate) fn attach_bundle(
 ) -> Result<String, ImageError> {
     use crate::bundle::{BUNDLE_MEDIA_TYPE, EMPTY_MEDIA_TYPE};
     let hex = digest::hex_part(digest)
-        .map_err(ImageError::Build)?
+        .map_err(ImageError::build)?
         .to_string();
     let mut s = sink(cfg, dest, creds)?;
     let subject = s.get_manifest(digest)?;

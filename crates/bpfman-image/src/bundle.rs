@@ -238,7 +238,7 @@ impl Bundle {
                 st.predicate_type
             ));
         }
-        let hex = digest::hex_part(digest)?;
+        let hex = digest::hex_part(digest).map_err(|e| e.to_string())?;
         if !st.subject.iter().any(|s| {
             s.digest
                 .get("sha256")

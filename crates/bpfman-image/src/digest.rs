@@ -35,30 +35,50 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Why a digest is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DigestError {
+    /// Another algorithm, or no `sha256:` prefix at all.
+    #[error("digest {0:?} is not a sha256 digest (only sha256 is supported)")]
+    NotSha256(String),
+    /// The hex part is not exactly 64 lowercase hex digits.
+    #[error("digest {0:?} is not 64 lowercase hex digits")]
+    NotHex(String),
+    /// The content does not hash to the expected digest.
+    #[error("content hashes to {got}, expected {expected}")]
+    Mismatch {
+        /// The digest of the content.
+        got: String,
+        /// The digest it should have had.
+        expected: String,
+    },
+}
+
 /// The hex part of a well-formed `sha256:` digest, or why it is not one.
 /// Validating before use matters: the hex becomes a file name in the cache.
-pub(crate) fn hex_part(digest: &str) -> Result<&str, String> {
+pub(crate) fn hex_part(digest: &str) -> Result<&str, DigestError> {
     let Some(h) = digest.strip_prefix("sha256:") else {
-        return Err(format!(
-            "digest {digest:?} is not a sha256 digest (only sha256 is supported)"
-        ));
+        return Err(DigestError::NotSha256(digest.to_string()));
     };
     if h.len() != 64
         || !h
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
-        return Err(format!("digest {digest:?} is not 64 lowercase hex digits"));
+        return Err(DigestError::NotHex(digest.to_string()));
     }
     Ok(h)
 }
 
 /// Checks that `data` hashes to `expected`.
-pub(crate) fn check(data: &[u8], expected: &str) -> Result<(), String> {
+pub(crate) fn check(data: &[u8], expected: &str) -> Result<(), DigestError> {
     hex_part(expected)?;
     let got = sha256(data);
     if got != expected {
-        return Err(format!("content hashes to {got}, expected {expected}"));
+        return Err(DigestError::Mismatch {
+            got,
+            expected: expected.to_string(),
+        });
     }
     Ok(())
 }

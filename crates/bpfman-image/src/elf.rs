@@ -28,18 +28,47 @@ impl Endian {
     }
 }
 
+/// Why an object is not a BPF ELF this host can load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ElfError {
+    /// No ELF magic, or shorter than an ELF header.
+    #[error("the object is not an ELF file")]
+    NotElf,
+    /// ELFCLASS32 or unknown.
+    #[error("the object is not a 64-bit ELF (BPF objects are ELFCLASS64)")]
+    Not64Bit,
+    /// `EI_DATA` is neither little- nor big-endian.
+    #[error("the ELF has an unknown byte order ({0})")]
+    UnknownByteOrder(u8),
+    /// `e_machine` is not BPF.
+    #[error("the ELF is for machine {0}, not BPF ({EM_BPF}): is this a BPF object?")]
+    NotBpf(u16),
+    /// A BPF object of the other byte order.
+    #[error(
+        "the BPF object is {}, this host is {}: pick the image for this platform",
+        object.name(),
+        host.name()
+    )]
+    ForeignEndian {
+        /// The object's byte order.
+        object: Endian,
+        /// This host's.
+        host: Endian,
+    },
+}
+
 /// Checks `data` is a 64-bit BPF ELF object and returns its byte order.
-pub(crate) fn bpf_elf_endian(data: &[u8]) -> Result<Endian, String> {
+pub(crate) fn bpf_elf_endian(data: &[u8]) -> Result<Endian, ElfError> {
     if data.len() < 64 || &data[..4] != b"\x7fELF" {
-        return Err("the object is not an ELF file".to_string());
+        return Err(ElfError::NotElf);
     }
     if data[4] != 2 {
-        return Err("the object is not a 64-bit ELF (BPF objects are ELFCLASS64)".to_string());
+        return Err(ElfError::Not64Bit);
     }
     let endian = match data[5] {
         1 => Endian::Little,
         2 => Endian::Big,
-        other => return Err(format!("the ELF has an unknown byte order ({other})")),
+        other => return Err(ElfError::UnknownByteOrder(other)),
     };
     let raw = [data[18], data[19]];
     let machine = match endian {
@@ -47,22 +76,19 @@ pub(crate) fn bpf_elf_endian(data: &[u8]) -> Result<Endian, String> {
         Endian::Big => u16::from_be_bytes(raw),
     };
     if machine != EM_BPF {
-        return Err(format!(
-            "the ELF is for machine {machine}, not BPF ({EM_BPF}): is this a BPF object?"
-        ));
+        return Err(ElfError::NotBpf(machine));
     }
     Ok(endian)
 }
 
 /// Checks `data` is a BPF ELF this host can load.
-pub(crate) fn check_loadable(data: &[u8]) -> Result<(), String> {
+pub(crate) fn check_loadable(data: &[u8]) -> Result<(), ElfError> {
     let e = bpf_elf_endian(data)?;
     if e != Endian::host() {
-        return Err(format!(
-            "the BPF object is {}, this host is {}: pick the image for this platform",
-            e.name(),
-            Endian::host().name()
-        ));
+        return Err(ElfError::ForeignEndian {
+            object: e,
+            host: Endian::host(),
+        });
     }
     Ok(())
 }
@@ -94,7 +120,9 @@ pub(crate) mod tests {
         assert!(bpf_elf_endian(&header(2, 1, 62)).is_err());
         assert!(bpf_elf_endian(b"hello").is_err());
         let foreign = if cfg!(target_endian = "little") { 2 } else { 1 };
-        let e = check_loadable(&header(2, foreign, 247)).unwrap_err();
+        let e = check_loadable(&header(2, foreign, 247))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("endian"), "{e}");
         assert!(check_loadable(&header(2, 3 - foreign, 247)).is_ok());
     }

@@ -201,10 +201,16 @@ impl ImageError {
         }
     }
 
-    pub(crate) fn corrupt(reference: &str, reason: impl Into<String>) -> Self {
+    /// `reason` is any message or typed error of the crate's parsers; only
+    /// its text is kept, as `ImageError` is what the CLI and API report.
+    pub(crate) fn corrupt(reference: &str, reason: impl std::fmt::Display) -> Self {
         ImageError::Corrupt {
             reference: reference.to_string(),
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
+    }
+
+    pub(crate) fn build(reason: impl std::fmt::Display) -> Self {
+        ImageError::Build(reason.to_string())
     }
 }

@@ -14,11 +14,56 @@ pub(crate) struct Extracted {
     pub name: String,
 }
 
+/// Why a layer yields no loadable object.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LayerError {
+    /// The unpacked stream went over the bound; the size is the first one
+    /// over it (the layer is not unpacked further).
+    #[error("the unpacked layer is over {0} bytes")]
+    TooLarge(u64),
+    /// Not a tar (or tar.gz) stream at all.
+    #[error("layer is not a tar{}: {source}", if *.gz { ".gz" } else { "" })]
+    NotTar {
+        /// Whether it started as gzip.
+        gz: bool,
+        /// The reader's error.
+        source: std::io::Error,
+    },
+    /// More entries than any bytecode layer needs.
+    #[error(
+        "the layer holds more than {MAX_LAYER_ENTRIES} tar entries; a bytecode layer holds one file"
+    )]
+    TooManyEntries,
+    /// A tar header that does not parse.
+    #[error("bad tar entry: {0}")]
+    BadEntry(std::io::Error),
+    /// An entry's data cannot be read (truncated or bad gzip).
+    #[error("cannot read {name} from the layer: {source}")]
+    Read {
+        /// The entry's path.
+        name: String,
+        /// The reader's error.
+        source: std::io::Error,
+    },
+    /// No regular file starts with the ELF magic.
+    #[error("the layer holds no ELF file")]
+    NoElf,
+    /// More than one candidate and not exactly one `*.o` among them.
+    #[error("the layer holds several ELF files ({0}); a bytecode image holds one")]
+    SeveralElf(String),
+    /// The object is not a BPF ELF this host loads.
+    #[error("{name}: {source}")]
+    Elf {
+        /// The entry's path.
+        name: String,
+        /// What is wrong with it.
+        source: elf::ElfError,
+    },
+}
+
 /// Unpacks `layer` (gzip tar, or plain tar) and returns its BPF ELF. The
 /// unpacked stream is bounded by `limit` so a gzip bomb stops early.
-/// `Err(Ok(size))` is "unpacked size over the limit"; `Err(Err(reason))`
-/// is corrupt content.
-pub(crate) fn extract(layer: &[u8], limit: u64) -> Result<Extracted, Result<u64, String>> {
+pub(crate) fn extract(layer: &[u8], limit: u64) -> Result<Extracted, LayerError> {
     let gz = layer.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn Read + '_> = if gz {
         Box::new(GzDecoder::new(layer))
@@ -31,18 +76,16 @@ pub(crate) fn extract(layer: &[u8], limit: u64) -> Result<Extracted, Result<u64,
         over: false,
     };
     let mut candidates: Vec<Extracted> = Vec::new();
-    let res = (|| -> Result<(), String> {
+    let res = (|| -> Result<(), LayerError> {
         let mut ar = tar::Archive::new(&mut bounded);
         let entries = ar
             .entries()
-            .map_err(|e| format!("layer is not a tar{}: {e}", if gz { ".gz" } else { "" }))?;
+            .map_err(|source| LayerError::NotTar { gz, source })?;
         for (n, entry) in entries.enumerate() {
             if n == MAX_LAYER_ENTRIES {
-                return Err(format!(
-                    "the layer holds more than {MAX_LAYER_ENTRIES} tar entries; a bytecode layer holds one file"
-                ));
+                return Err(LayerError::TooManyEntries);
             }
-            let mut entry = entry.map_err(|e| format!("bad tar entry: {e}"))?;
+            let mut entry = entry.map_err(LayerError::BadEntry)?;
             if entry.header().entry_type() != tar::EntryType::Regular {
                 continue;
             }
@@ -58,7 +101,10 @@ pub(crate) fn extract(layer: &[u8], limit: u64) -> Result<Extracted, Result<u64,
             let mut data = Vec::new();
             entry
                 .read_to_end(&mut data)
-                .map_err(|e| format!("cannot read {name} from the layer: {e}"))?;
+                .map_err(|source| LayerError::Read {
+                    name: name.clone(),
+                    source,
+                })?;
             if data.starts_with(b"\x7fELF") {
                 candidates.push(Extracted { object: data, name });
             }
@@ -66,11 +112,11 @@ pub(crate) fn extract(layer: &[u8], limit: u64) -> Result<Extracted, Result<u64,
         Ok(())
     })();
     if bounded.over {
-        return Err(Ok(limit.saturating_add(1)));
+        return Err(LayerError::TooLarge(limit.saturating_add(1)));
     }
-    res.map_err(Err)?;
+    res?;
     let pick = match candidates.len() {
-        0 => return Err(Err("the layer holds no ELF file".to_string())),
+        0 => return Err(LayerError::NoElf),
         1 => 0,
         _ => {
             let objs: Vec<usize> = (0..candidates.len())
@@ -78,16 +124,18 @@ pub(crate) fn extract(layer: &[u8], limit: u64) -> Result<Extracted, Result<u64,
                 .collect();
             if objs.len() != 1 {
                 let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
-                return Err(Err(format!(
-                    "the layer holds several ELF files ({}); a bytecode image holds one",
-                    names.join(", ")
-                )));
+                return Err(LayerError::SeveralElf(names.join(", ")));
             }
             objs[0]
         }
     };
     let found = candidates.swap_remove(pick);
-    elf::check_loadable(&found.object).map_err(|e| Err(format!("{}: {e}", found.name)))?;
+    if let Err(source) = elf::check_loadable(&found.object) {
+        return Err(LayerError::Elf {
+            name: found.name,
+            source,
+        });
+    }
     Ok(found)
 }
 
@@ -197,7 +245,7 @@ mod tests {
         assert!(extract(&many(MAX_LAYER_ENTRIES - 1), 1 << 30).is_ok());
         let e = extract(&many(MAX_LAYER_ENTRIES), 1 << 30).err().unwrap();
         assert!(
-            matches!(&e, Err(m) if m.contains("more than 1024 tar entries")),
+            e.to_string().contains("more than 1024 tar entries"),
             "{e:?}"
         );
     }
@@ -205,21 +253,25 @@ mod tests {
     #[test]
     fn refusals() {
         // Not gzip nor tar.
-        assert!(matches!(extract(b"garbage garbage", 1 << 20), Err(Err(_))));
+        assert!(
+            matches!(extract(b"garbage garbage", 1 << 20), Err(e) if !matches!(e, LayerError::TooLarge(_)))
+        );
         // Truncated gzip.
         let (gz, _) = build("x.o", &bpf()).unwrap();
-        assert!(matches!(extract(&gz[..gz.len() / 2], 1 << 20), Err(Err(_))));
+        assert!(
+            matches!(extract(&gz[..gz.len() / 2], 1 << 20), Err(e) if !matches!(e, LayerError::TooLarge(_)))
+        );
         // No ELF inside.
         let (gz, _) = build("readme", b"hello").unwrap();
-        assert!(matches!(extract(&gz, 1 << 20), Err(Err(m)) if m.contains("no ELF")));
+        assert!(matches!(extract(&gz, 1 << 20), Err(e) if e.to_string().contains("no ELF")));
         // Over the unpacked bound.
         let (gz, _) = build("x.o", &vec![0u8; 100_000]).unwrap();
-        assert!(matches!(extract(&gz, 10_000), Err(Ok(_))));
+        assert!(matches!(extract(&gz, 10_000), Err(LayerError::TooLarge(_))));
         // Foreign byte order.
         let mut other =
             elf::tests::header(2, if cfg!(target_endian = "little") { 2 } else { 1 }, 247);
         other.extend_from_slice(&[0u8; 10]);
         let (gz, _) = build("x.o", &other).unwrap();
-        assert!(matches!(extract(&gz, 1 << 20), Err(Err(m)) if m.contains("endian")));
+        assert!(matches!(extract(&gz, 1 << 20), Err(e) if e.to_string().contains("endian")));
     }
 }

@@ -484,14 +484,14 @@ pub(crate) fn pull(
     let layer_bytes = f.blob(&layer, "layer", cfg.max_layer_bytes, "max_layer_bytes")?;
     let extracted =
         crate::layer::extract(&layer_bytes, cfg.max_layer_bytes).map_err(|e| match e {
-            Ok(size) => ImageError::TooLarge {
+            crate::layer::LayerError::TooLarge(size) => ImageError::TooLarge {
                 reference: display.clone(),
                 what: "unpacked layer".to_string(),
                 size,
                 limit: cfg.max_layer_bytes,
                 setting: "max_layer_bytes",
             },
-            Err(reason) => ImageError::corrupt(&display, reason),
+            reason => ImageError::corrupt(&display, reason),
         })?;
     if let Some(t) = &tag {
         cache.set_ref(t, &top)?;

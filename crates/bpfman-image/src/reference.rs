@@ -42,7 +42,7 @@ impl Reference {
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
-                digest::hex_part(d).map_err(|e| bad(&e))?;
+                digest::hex_part(d).map_err(|e| bad(&e.to_string()))?;
                 (r, Some(d.to_string()))
             }
             None => (s, None),

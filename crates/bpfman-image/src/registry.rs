@@ -605,17 +605,20 @@ pub(crate) fn parse_challenge(h: &str) -> (String, Vec<(String, String)>) {
     (scheme.to_string(), params)
 }
 
+/// Bytes a query value keeps as they are: the unreserved set plus `:/,`,
+/// which token scopes (`repository:a/b:pull,push`) are read with.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'/')
+    .remove(b',');
+
 /// Percent-encodes a query value.
 fn pct(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~:/,".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]
