@@ -199,64 +199,110 @@ pub(crate) struct Parsed {
     pub tlog_missing: &'static str,
 }
 
+/// Why a bundle is not a cosign image signature this crate can check.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BundleError {
+    /// JSON that does not parse into the expected shape.
+    #[error("{what}: {source}")]
+    Json {
+        /// e.g. "the Sigstore bundle is malformed".
+        what: &'static str,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// Another media type than a Sigstore bundle's.
+    #[error("media type {0:?} is not a Sigstore bundle")]
+    MediaType(String),
+    /// A message signature (blob signing), not DSSE.
+    #[error("the bundle holds a message signature, not a cosign image signature (DSSE)")]
+    MessageSignature,
+    /// Neither a DSSE envelope nor a message signature.
+    #[error("the bundle holds no DSSE envelope")]
+    NoEnvelope,
+    /// A DSSE payload that is not in-toto.
+    #[error("the DSSE payload type is {0:?}, not {IN_TOTO:?}")]
+    PayloadType(String),
+    /// A field that should be base64.
+    #[error("{0} is not base64")]
+    NotBase64(&'static str),
+    /// A statement type that is not in-toto.
+    #[error("statement type {0:?} is not in-toto")]
+    StatementType(String),
+    /// Another predicate than cosign's image signature.
+    #[error(
+        "the statement's predicate is {0:?}, not a cosign image signature ({COSIGN_SIGN_PREDICATE})"
+    )]
+    Predicate(String),
+    /// The digest asked about is not a sha256 digest.
+    #[error(transparent)]
+    Digest(#[from] digest::DigestError),
+    /// The statement's subjects do not include the image.
+    #[error("the signed statement is for another image than {0}")]
+    OtherImage(String),
+    /// Zero or several DSSE signatures.
+    #[error("the DSSE envelope has {0} signatures; cosign writes one")]
+    Signatures(usize),
+    /// The bundle's certificate does not parse.
+    #[error("the bundle's certificate: {0}")]
+    Cert(crate::pki::PkiError),
+    /// A Rekor field that should be a decimal number.
+    #[error("the Rekor entry's {what} {value:?} is not a number")]
+    NotNumber {
+        /// "integratedTime" or "logIndex".
+        what: &'static str,
+        /// The value found.
+        value: String,
+    },
+}
+
 impl Bundle {
     /// Parses `bytes` and checks it signs image `digest` the cosign way.
-    pub(crate) fn parse_image_signature(bytes: &[u8], digest: &str) -> Result<Parsed, String> {
-        let b: Bundle = serde_json::from_slice(bytes)
-            .map_err(|e| format!("the Sigstore bundle is malformed: {e}"))?;
+    pub(crate) fn parse_image_signature(bytes: &[u8], digest: &str) -> Result<Parsed, BundleError> {
+        let b: Bundle = serde_json::from_slice(bytes).map_err(|source| BundleError::Json {
+            what: "the Sigstore bundle is malformed",
+            source,
+        })?;
         if !is_bundle_type(&b.media_type) {
-            return Err(format!(
-                "media type {:?} is not a Sigstore bundle",
-                b.media_type
-            ));
+            return Err(BundleError::MediaType(b.media_type));
         }
         let Some(env) = &b.dsse_envelope else {
             return Err(if b.message_signature.is_some() {
-                "the bundle holds a message signature, not a cosign image signature (DSSE)"
-                    .to_string()
+                BundleError::MessageSignature
             } else {
-                "the bundle holds no DSSE envelope".to_string()
+                BundleError::NoEnvelope
             });
         };
         if env.payload_type != IN_TOTO {
-            return Err(format!(
-                "the DSSE payload type is {:?}, not {IN_TOTO:?}",
-                env.payload_type
-            ));
+            return Err(BundleError::PayloadType(env.payload_type.clone()));
         }
         let payload = STANDARD
             .decode(env.payload.trim())
-            .map_err(|_| "the DSSE payload is not base64".to_string())?;
-        let st: Statement = serde_json::from_slice(&payload)
-            .map_err(|e| format!("the DSSE payload is not an in-toto statement: {e}"))?;
+            .map_err(|_| BundleError::NotBase64("the DSSE payload"))?;
+        let st: Statement =
+            serde_json::from_slice(&payload).map_err(|source| BundleError::Json {
+                what: "the DSSE payload is not an in-toto statement",
+                source,
+            })?;
         if !st.kind.starts_with("https://in-toto.io/Statement/") {
-            return Err(format!("statement type {:?} is not in-toto", st.kind));
+            return Err(BundleError::StatementType(st.kind));
         }
         if st.predicate_type != COSIGN_SIGN_PREDICATE {
-            return Err(format!(
-                "the statement's predicate is {:?}, not a cosign image signature ({COSIGN_SIGN_PREDICATE})",
-                st.predicate_type
-            ));
+            return Err(BundleError::Predicate(st.predicate_type));
         }
-        let hex = digest::hex_part(digest).map_err(|e| e.to_string())?;
+        let hex = digest::hex_part(digest)?;
         if !st.subject.iter().any(|s| {
             s.digest
                 .get("sha256")
                 .is_some_and(|d| d.eq_ignore_ascii_case(hex))
         }) {
-            return Err(format!(
-                "the signed statement is for another image than {digest}"
-            ));
+            return Err(BundleError::OtherImage(digest.to_string()));
         }
         let [sig] = env.signatures.as_slice() else {
-            return Err(format!(
-                "the DSSE envelope has {} signatures; cosign writes one",
-                env.signatures.len()
-            ));
+            return Err(BundleError::Signatures(env.signatures.len()));
         };
         let signature = STANDARD
             .decode(sig.sig.trim())
-            .map_err(|_| "the DSSE signature is not base64".to_string())?;
+            .map_err(|_| BundleError::NotBase64("the DSSE signature"))?;
         let m = &b.verification_material;
         let cert_b64 = m.certificate.as_ref().or_else(|| {
             m.x509_certificate_chain
@@ -267,8 +313,8 @@ impl Bundle {
             Some(c) => {
                 let der = STANDARD
                     .decode(c.raw_bytes.trim())
-                    .map_err(|_| "the bundle's certificate is not base64".to_string())?;
-                Some(Cert::from_der(&der).map_err(|e| format!("the bundle's certificate: {e}"))?)
+                    .map_err(|_| BundleError::NotBase64("the bundle's certificate"))?;
+                Some(Cert::from_der(&der).map_err(BundleError::Cert)?)
             }
             None => None,
         };
@@ -283,10 +329,12 @@ impl Bundle {
                 Some(p) => {
                     let key_id = STANDARD
                         .decode(e.log_id.key_id.trim())
-                        .map_err(|_| "the Rekor entry's logId is not base64".to_string())?;
-                    let num = |s: &str, what: &str| {
-                        s.parse::<i64>()
-                            .map_err(|_| format!("the Rekor entry's {what} {s:?} is not a number"))
+                        .map_err(|_| BundleError::NotBase64("the Rekor entry's logId"))?;
+                    let num = |s: &str, what: &'static str| {
+                        s.parse::<i64>().map_err(|_| BundleError::NotNumber {
+                            what,
+                            value: s.to_string(),
+                        })
                     };
                     (
                         Some(RekorBundle {
@@ -374,7 +422,8 @@ mod tests {
         ] {
             let e = Bundle::parse_image_signature(b.as_bytes(), &d)
                 .err()
-                .unwrap();
+                .unwrap()
+                .to_string();
             assert!(e.contains(want), "{want}: {e}");
         }
         let msg = serde_json::json!({
@@ -385,7 +434,8 @@ mod tests {
         .to_string();
         let e = Bundle::parse_image_signature(msg.as_bytes(), &d)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("message signature"), "{e}");
     }
 }

@@ -319,15 +319,40 @@ pub fn load_config(path: &Path) -> Result<ImageConfig, ImageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ImageConfig::default()),
         Err(e) => return Err(ImageError::io(format!("read {}", path.display()), e)),
     };
-    parse_config(&text).map_err(|reason| ImageError::Config {
+    parse_config(&text).map_err(|e| ImageError::Config {
         path: path.to_path_buf(),
-        reason,
+        reason: e.to_string(),
     })
 }
 
+/// Why a config text is refused (the file name is added by [`load_config`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or unknown keys and wrong types.
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// A directory setting that must be absolute.
+    #[error("images.{key} {} must be an absolute path", path.display())]
+    NotAbsolute {
+        /// The key under `[images]`.
+        key: &'static str,
+        /// The value given.
+        path: PathBuf,
+    },
+    /// `images.max_layer_bytes = 0` would refuse every image.
+    #[error("images.max_layer_bytes must be > 0")]
+    ZeroLayerBytes,
+    /// `images.platform` is not `os/architecture[/variant]`.
+    #[error("{0}")]
+    Platform(String),
+    /// A signing policy that cannot be applied.
+    #[error("{0}")]
+    Policy(ImageError),
+}
+
 /// [`load_config`] on a string.
-pub fn parse_config(text: &str) -> Result<ImageConfig, String> {
-    let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse_config(text: &str) -> Result<ImageConfig, ConfigError> {
+    let file: FileConfig = toml::from_str(text)?;
     let mut cfg = ImageConfig::default();
     if let Some(s) = file.signing {
         cfg.policy = SignaturePolicy {
@@ -340,10 +365,10 @@ pub fn parse_config(text: &str) -> Result<ImageConfig, String> {
     if let Some(i) = file.images {
         if let Some(d) = i.cache_dir {
             if !d.is_absolute() {
-                return Err(format!(
-                    "images.cache_dir {} must be an absolute path",
-                    d.display()
-                ));
+                return Err(ConfigError::NotAbsolute {
+                    key: "cache_dir",
+                    path: d,
+                });
             }
             cfg.cache_dir = d;
         }
@@ -352,7 +377,7 @@ pub fn parse_config(text: &str) -> Result<ImageConfig, String> {
         }
         if let Some(n) = i.max_layer_bytes {
             if n == 0 {
-                return Err("images.max_layer_bytes must be > 0".to_string());
+                return Err(ConfigError::ZeroLayerBytes);
             }
             cfg.max_layer_bytes = n;
         }
@@ -361,18 +386,18 @@ pub fn parse_config(text: &str) -> Result<ImageConfig, String> {
         }
         if let Some(d) = i.certs_dir {
             if !d.is_absolute() {
-                return Err(format!(
-                    "images.certs_dir {} must be an absolute path",
-                    d.display()
-                ));
+                return Err(ConfigError::NotAbsolute {
+                    key: "certs_dir",
+                    path: d,
+                });
             }
             cfg.certs_dir = d;
         }
         if let Some(p) = i.platform {
-            cfg.platform = p.parse()?;
+            cfg.platform = p.parse().map_err(ConfigError::Platform)?;
         }
     }
-    cfg.policy.validate().map_err(|e| e.to_string())?;
+    cfg.policy.validate().map_err(ConfigError::Policy)?;
     Ok(cfg)
 }
 
@@ -423,36 +448,49 @@ mod tests {
 
     #[test]
     fn unusable_policies_are_refused() {
-        let e = parse_config("[signing]\nverify = true\n").unwrap_err();
+        let e = parse_config("[signing]\nverify = true\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("public_key") && e.contains("keyless"), "{e}");
         let e = parse_config("[signing]\nverify = true\n[signing.keyless]\nissuer = \"x\"\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("trust_root"), "{e}");
         let e = parse_config(
             "[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\nissuer = \"x\"\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("rule 1 needs identity"), "{e}");
         let e = parse_config("[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least one signer"), "{e}");
         let e = parse_config(
             "[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\n\
              identity = \"a@b\"\nissuer = \"x\"\nissuer_regexp = \"y\"\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("both issuer and issuer_regexp"), "{e}");
         let e = parse_config(
             "[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\n\
              identity_regexp = \"(\"\nissuer = \"x\"\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("does not compile"), "{e}");
-        let e = parse_config("[images]\ncerts_dir = \"certs.d\"\n").unwrap_err();
+        let e = parse_config("[images]\ncerts_dir = \"certs.d\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("absolute"), "{e}");
-        let e = parse_config("[signing]\nverfy = true\n").unwrap_err();
+        let e = parse_config("[signing]\nverfy = true\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("verfy"), "{e}");
-        let e = parse_config("[signing.keyless]\nsubject = \"x\"\n").unwrap_err();
+        let e = parse_config("[signing.keyless]\nsubject = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("subject"), "{e}");
     }
 

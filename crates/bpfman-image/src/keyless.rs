@@ -30,8 +30,154 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::IdentityRule;
 use crate::digest;
-use crate::pki::{Cert, Hash};
+use crate::pki::{Cert, Hash, PkiError};
 use crate::trust_root::TrustRoot;
+
+/// Why a keyless signature is rejected.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeylessError {
+    /// A certificate check without more context than its own message.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// A certificate that does not parse or has an unusable key.
+    #[error("{what}: {source}")]
+    Cert {
+        /// Which certificate, e.g. "signing certificate".
+        what: &'static str,
+        /// What is wrong with it.
+        source: PkiError,
+    },
+    /// JSON that does not parse (or encode); `what` says which and how.
+    #[error("{what}: {source}")]
+    Json {
+        /// e.g. "the Rekor bundle is malformed".
+        what: &'static str,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// A field that should be base64.
+    #[error("{0} is not base64")]
+    NotBase64(&'static str),
+    /// The logged public key is not base64 of a PEM text.
+    #[error("the Rekor entry's public key is not base64 PEM")]
+    NotBase64Pem,
+    /// The entry logs another signature.
+    #[error("the Rekor entry records another signature than this one")]
+    OtherSignature,
+    /// The entry logs another certificate.
+    #[error("the Rekor entry records another certificate than this one")]
+    OtherCertificate,
+    /// A key signature given to the keyless verifier.
+    #[error(
+        "the signature has no Fulcio certificate (it was made with a key; set \
+         signing.public_key to accept key signatures)"
+    )]
+    NoCertificate,
+    /// No transparency log entry at all.
+    #[error(
+        "the signature has no Rekor bundle (dev.sigstore.cosign/bundle): without a \
+         transparency log entry there is no proof of when the short-lived certificate signed"
+    )]
+    NoBundle,
+    /// The certificate's key did not make the signature.
+    #[error("the signature does not verify with its certificate's key")]
+    BadSignature,
+    /// The certificate had expired (or was not yet valid) at log time.
+    #[error(
+        "the certificate was not valid when Rekor logged the signature \
+         (logged at {logged}, valid {not_before}..{not_after}, Unix seconds)"
+    )]
+    NotValidWhenLogged {
+        /// Integration time.
+        logged: i64,
+        /// notBefore.
+        not_before: i64,
+        /// notAfter.
+        not_after: i64,
+    },
+    /// No Fulcio issuer extension.
+    #[error("the certificate records no OIDC issuer (not a Fulcio certificate?)")]
+    NoIssuer,
+    /// Valid, but not by anyone the policy accepts.
+    #[error(
+        "signer {} (issuer {issuer}) matches no signing.keyless identity rule",
+        if names.is_empty() { "<no subject alternative name>".to_string() } else { names.join(", ") }
+    )]
+    NoRule {
+        /// The certificate's subject alternative names.
+        names: Vec<String>,
+        /// Its OIDC issuer.
+        issuer: String,
+    },
+    /// The bundle's logID is not a SHA-256 in hex.
+    #[error("the Rekor bundle's logID {0:?} is not a hex SHA-256")]
+    LogId(String),
+    /// Logged by a log the trust root does not list.
+    #[error("the signature was logged by a transparency log ({0}) the trust root does not list")]
+    UnknownLog(String),
+    /// The log's key was not valid at the entry's time.
+    #[error("transparency log {url} was not valid at the entry's time ({t})")]
+    LogNotValid {
+        /// The log's base URL.
+        url: String,
+        /// The entry's integration time.
+        t: i64,
+    },
+    /// The SET is not the log's signature.
+    #[error("the Rekor SignedEntryTimestamp does not verify with the key of {0}")]
+    Set(String),
+    /// A hashedrekord entry for other content.
+    #[error("the Rekor entry is for other content than this signature's payload")]
+    OtherContent,
+    /// A dsse entry for another payload.
+    #[error("the Rekor entry is for another payload than this signature's")]
+    OtherPayload,
+    /// A dsse entry with no signature.
+    #[error("the Rekor entry records no signature")]
+    NoLoggedSignature,
+    /// An entry kind that does not fit the signature.
+    #[error(
+        "Rekor entry {kind} {version} does not match this kind of signature \
+         (hashedrekord 0.0.1 for cosign .sig signatures, dsse 0.0.1 for bundles)"
+    )]
+    EntryKind {
+        /// `kind` of the body.
+        kind: String,
+        /// `apiVersion` of the body.
+        version: String,
+    },
+    /// A CA certificate of the path that was not valid at log time.
+    #[error("{subject} was not valid at {t}")]
+    CaNotValid {
+        /// The CA's subject.
+        subject: String,
+        /// The time checked.
+        t: i64,
+    },
+    /// No CA of the trust root, valid then, names the leaf's issuer.
+    #[error(
+        "the certificate (issuer {issuer}) does not chain to a certificate authority of the \
+         trust root valid at {t}"
+    )]
+    NoAuthority {
+        /// The leaf's issuer name.
+        issuer: String,
+        /// The time checked.
+        t: i64,
+    },
+    /// Candidate CAs, each with why its path failed.
+    #[error("the certificate does not chain to the trust root: {}", .0.join("; "))]
+    Chain(Vec<String>),
+    /// The trust root lists CT logs and the certificate has no SCT.
+    #[error(
+        "the certificate has no embedded SCT, and the trust root requires \
+         certificate transparency (it lists CT logs)"
+    )]
+    NoSct,
+    /// Every SCT failed, each for the reason listed.
+    #[error("no valid certificate transparency SCT: {}", .0.join("; "))]
+    NoValidSct(Vec<String>),
+}
 
 /// PEM Fulcio certificate of the signer.
 pub(crate) const CERT_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
@@ -68,8 +214,11 @@ pub(crate) struct BundlePayload {
 
 impl BundlePayload {
     /// The bytes the log signed.
-    pub(crate) fn canonical(&self) -> Result<Vec<u8>, String> {
-        serde_json::to_vec(self).map_err(|e| format!("cannot encode the Rekor payload: {e}"))
+    pub(crate) fn canonical(&self) -> Result<Vec<u8>, KeylessError> {
+        serde_json::to_vec(self).map_err(|source| KeylessError::Json {
+            what: "cannot encode the Rekor payload",
+            source,
+        })
     }
 }
 
@@ -92,22 +241,24 @@ fn check_logged(
     cert_b64: &str,
     signature: &[u8],
     leaf: &Cert,
-) -> Result<(), String> {
+) -> Result<(), KeylessError> {
     let logged_sig = STANDARD
         .decode(sig_b64.trim())
-        .map_err(|_| "the Rekor entry's signature is not base64".to_string())?;
+        .map_err(|_| KeylessError::NotBase64("the Rekor entry's signature"))?;
     if logged_sig != signature {
-        return Err("the Rekor entry records another signature than this one".into());
+        return Err(KeylessError::OtherSignature);
     }
     let logged_cert = STANDARD
         .decode(cert_b64.trim())
         .ok()
         .and_then(|pem| String::from_utf8(pem).ok())
-        .ok_or("the Rekor entry's public key is not base64 PEM")?;
-    let logged_cert =
-        Cert::from_pem(&logged_cert).map_err(|e| format!("the Rekor entry's certificate: {e}"))?;
+        .ok_or(KeylessError::NotBase64Pem)?;
+    let logged_cert = Cert::from_pem(&logged_cert).map_err(|source| KeylessError::Cert {
+        what: "the Rekor entry's certificate",
+        source,
+    })?;
     if logged_cert.der != leaf.der {
-        return Err("the Rekor entry records another certificate than this one".into());
+        return Err(KeylessError::OtherCertificate);
     }
     Ok(())
 }
@@ -206,7 +357,7 @@ impl KeylessVerifier {
         payload: &[u8],
         signature: &[u8],
         annotations: &BTreeMap<String, String>,
-    ) -> Result<Signer, String> {
+    ) -> Result<Signer, KeylessError> {
         self.verify_digest(&digest::sha256_bytes(payload), signature, annotations)
     }
 
@@ -216,18 +367,19 @@ impl KeylessVerifier {
         payload_hash: &[u8; 32],
         signature: &[u8],
         annotations: &BTreeMap<String, String>,
-    ) -> Result<Signer, String> {
-        let cert_pem = annotations.get(CERT_ANNOTATION).ok_or(
-            "the signature has no Fulcio certificate (it was made with a key; set \
-             signing.public_key to accept key signatures)",
-        )?;
-        let leaf = Cert::from_pem(cert_pem).map_err(|e| format!("signing certificate: {e}"))?;
-        let bundle = annotations.get(BUNDLE_ANNOTATION).ok_or(
-            "the signature has no Rekor bundle (dev.sigstore.cosign/bundle): without a \
-             transparency log entry there is no proof of when the short-lived certificate signed",
-        )?;
-        let bundle: RekorBundle = serde_json::from_str(bundle)
-            .map_err(|e| format!("the Rekor bundle is malformed: {e}"))?;
+    ) -> Result<Signer, KeylessError> {
+        let cert_pem = annotations
+            .get(CERT_ANNOTATION)
+            .ok_or(KeylessError::NoCertificate)?;
+        let leaf = Cert::from_pem(cert_pem).map_err(signing_cert)?;
+        let bundle = annotations
+            .get(BUNDLE_ANNOTATION)
+            .ok_or(KeylessError::NoBundle)?;
+        let bundle: RekorBundle =
+            serde_json::from_str(bundle).map_err(|source| KeylessError::Json {
+                what: "the Rekor bundle is malformed",
+                source,
+            })?;
         self.verify_signed(
             &leaf,
             signature,
@@ -245,25 +397,23 @@ impl KeylessVerifier {
         signature: &[u8],
         signed: Signed<'_>,
         tlog: &RekorBundle,
-    ) -> Result<Signer, String> {
-        let key = leaf
-            .public_key()
-            .map_err(|e| format!("signing certificate: {e}"))?;
+    ) -> Result<Signer, KeylessError> {
+        let key = leaf.public_key().map_err(signing_cert)?;
         let sig_ok = match signed {
             // Sigstore signs the SHA-256 of the artifact whatever the curve.
             Signed::HashedRekord { payload_hash } => key.verify_prehash(&payload_hash, signature),
             Signed::Dsse { pae, .. } => key.verify(key.default_hash(), pae, signature),
         };
-        sig_ok
-            .map_err(|()| "the signature does not verify with its certificate's key".to_string())?;
+        sig_ok.map_err(|()| KeylessError::BadSignature)?;
         let t = self.check_tlog(tlog, leaf, signature, signed)?;
 
         let (nb, na) = leaf.validity();
         if !(nb <= t && t <= na) {
-            return Err(format!(
-                "the certificate was not valid when Rekor logged the signature \
-                 (logged at {t}, valid {nb}..{na}, Unix seconds)"
-            ));
+            return Err(KeylessError::NotValidWhenLogged {
+                logged: t,
+                not_before: nb,
+                not_after: na,
+            });
         }
         leaf.check_code_signing()?;
         let issuer_cert = self.check_chain(leaf, t)?;
@@ -272,9 +422,7 @@ impl KeylessVerifier {
         }
 
         let names = leaf.identities()?;
-        let issuer = leaf
-            .oidc_issuer()?
-            .ok_or("the certificate records no OIDC issuer (not a Fulcio certificate?)")?;
+        let issuer = leaf.oidc_issuer()?.ok_or(KeylessError::NoIssuer)?;
         for rule in &self.rules {
             if let Some(id) = rule.matches(&names, &issuer) {
                 return Ok(Signer {
@@ -285,14 +433,7 @@ impl KeylessVerifier {
                 });
             }
         }
-        Err(format!(
-            "signer {} (issuer {issuer}) matches no signing.keyless identity rule",
-            if names.is_empty() {
-                "<no subject alternative name>".to_string()
-            } else {
-                names.join(", ")
-            }
-        ))
+        Err(KeylessError::NoRule { names, issuer })
     }
 
     /// Verifies the Rekor bundle; returns its integration time.
@@ -302,47 +443,39 @@ impl KeylessVerifier {
         leaf: &Cert,
         signature: &[u8],
         signed: Signed<'_>,
-    ) -> Result<i64, String> {
+    ) -> Result<i64, KeylessError> {
         let p = &bundle.payload;
         let log_id: [u8; 32] = digest::unhex(&p.log_id)
             .and_then(|b| b.try_into().ok())
-            .ok_or(format!(
-                "the Rekor bundle's logID {:?} is not a hex SHA-256",
-                p.log_id
-            ))?;
+            .ok_or_else(|| KeylessError::LogId(p.log_id.clone()))?;
         let log = self
             .root
             .tlogs
             .iter()
             .find(|l| l.key_id == log_id)
-            .ok_or(format!(
-                "the signature was logged by a transparency log ({}) the trust root does not list",
-                p.log_id
-            ))?;
+            .ok_or_else(|| KeylessError::UnknownLog(p.log_id.clone()))?;
         let t = p.integrated_time;
         if !log.valid.contains(t) {
-            return Err(format!(
-                "transparency log {} was not valid at the entry's time ({t})",
-                log.base_url
-            ));
+            return Err(KeylessError::LogNotValid {
+                url: log.base_url.clone(),
+                t,
+            });
         }
         let set = STANDARD
             .decode(bundle.signed_entry_timestamp.trim())
-            .map_err(|_| "the Rekor SignedEntryTimestamp is not base64".to_string())?;
+            .map_err(|_| KeylessError::NotBase64("the Rekor SignedEntryTimestamp"))?;
         log.key
             .verify(log.hash, &p.canonical()?, &set)
-            .map_err(|()| {
-                format!(
-                    "the Rekor SignedEntryTimestamp does not verify with the key of {}",
-                    log.base_url
-                )
-            })?;
+            .map_err(|()| KeylessError::Set(log.base_url.clone()))?;
 
         let body = STANDARD
             .decode(p.body.trim())
-            .map_err(|_| "the Rekor entry body is not base64".to_string())?;
-        let kind: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("the Rekor entry body is not JSON: {e}"))?;
+            .map_err(|_| KeylessError::NotBase64("the Rekor entry body"))?;
+        let kind: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|source| KeylessError::Json {
+                what: "the Rekor entry body is not JSON",
+                source,
+            })?;
         let kind = (
             kind.get("kind").and_then(|k| k.as_str()).unwrap_or(""),
             kind.get("apiVersion")
@@ -351,15 +484,16 @@ impl KeylessVerifier {
         );
         match (signed, kind) {
             (Signed::HashedRekord { payload_hash }, ("hashedrekord", "0.0.1")) => {
-                let body: Body = serde_json::from_slice(&body)
-                    .map_err(|e| format!("the Rekor hashedrekord entry is malformed: {e}"))?;
+                let body: Body =
+                    serde_json::from_slice(&body).map_err(|source| KeylessError::Json {
+                        what: "the Rekor hashedrekord entry is malformed",
+                        source,
+                    })?;
                 let h = &body.spec.data.hash;
                 if h.algorithm != "sha256"
                     || !h.value.eq_ignore_ascii_case(&digest::hex(&payload_hash))
                 {
-                    return Err(
-                        "the Rekor entry is for other content than this signature's payload".into(),
-                    );
+                    return Err(KeylessError::OtherContent);
                 }
                 check_logged(
                     &body.spec.signature.content,
@@ -369,17 +503,18 @@ impl KeylessVerifier {
                 )?;
             }
             (Signed::Dsse { payload_hash, .. }, ("dsse", "0.0.1")) => {
-                let body: DsseBody = serde_json::from_slice(&body)
-                    .map_err(|e| format!("the Rekor dsse entry is malformed: {e}"))?;
+                let body: DsseBody =
+                    serde_json::from_slice(&body).map_err(|source| KeylessError::Json {
+                        what: "the Rekor dsse entry is malformed",
+                        source,
+                    })?;
                 let h = &body.spec.payload_hash;
                 if h.algorithm != "sha256"
                     || !h.value.eq_ignore_ascii_case(&digest::hex(&payload_hash))
                 {
-                    return Err(
-                        "the Rekor entry is for another payload than this signature's".into(),
-                    );
+                    return Err(KeylessError::OtherPayload);
                 }
-                let mut why = "the Rekor entry records no signature".to_string();
+                let mut why = KeylessError::NoLoggedSignature;
                 let logged = body.spec.signatures.iter().any(|s| {
                     check_logged(&s.signature, &s.verifier, signature, leaf)
                         .map_err(|e| why = e)
@@ -390,10 +525,10 @@ impl KeylessVerifier {
                 }
             }
             (_, (k, v)) => {
-                return Err(format!(
-                    "Rekor entry {k} {v} does not match this kind of signature \
-                     (hashedrekord 0.0.1 for cosign .sig signatures, dsse 0.0.1 for bundles)"
-                ));
+                return Err(KeylessError::EntryKind {
+                    kind: k.to_string(),
+                    version: v.to_string(),
+                });
             }
         }
         Ok(t)
@@ -401,7 +536,7 @@ impl KeylessVerifier {
 
     /// Finds a CA of the trust root, valid at `t`, that issued `leaf`, and
     /// checks the path to its root. Returns the leaf's issuer.
-    fn check_chain<'r>(&'r self, leaf: &Cert, t: i64) -> Result<&'r Cert, String> {
+    fn check_chain<'r>(&'r self, leaf: &Cert, t: i64) -> Result<&'r Cert, KeylessError> {
         let mut reasons = Vec::new();
         for ca in &self.root.authorities {
             if !ca.valid.contains(t) {
@@ -414,13 +549,16 @@ impl KeylessVerifier {
             else {
                 continue;
             };
-            let check = || -> Result<(), String> {
+            let check = || -> Result<(), KeylessError> {
                 let mut child = leaf;
                 for parent in &ca.chain[i..] {
                     child.verify_issued_by(parent)?;
                     parent.check_ca()?;
                     if !parent.valid_at(t) {
-                        return Err(format!("{} was not valid at {t}", parent.subject()));
+                        return Err(KeylessError::CaNotValid {
+                            subject: parent.subject(),
+                            t,
+                        });
                     }
                     child = parent;
                 }
@@ -432,28 +570,20 @@ impl KeylessVerifier {
             }
         }
         Err(if reasons.is_empty() {
-            format!(
-                "the certificate (issuer {}) does not chain to a certificate authority of the \
-                 trust root valid at {t}",
-                leaf.cert.tbs_certificate.issuer
-            )
+            KeylessError::NoAuthority {
+                issuer: leaf.cert.tbs_certificate.issuer.to_string(),
+                t,
+            }
         } else {
-            format!(
-                "the certificate does not chain to the trust root: {}",
-                reasons.join("; ")
-            )
+            KeylessError::Chain(reasons)
         })
     }
 
     /// At least one embedded SCT from a CT log of the trust root verifies.
-    fn check_sct(&self, leaf: &Cert, issuer: &Cert) -> Result<(), String> {
+    fn check_sct(&self, leaf: &Cert, issuer: &Cert) -> Result<(), KeylessError> {
         let scts = leaf.scts()?;
         if scts.is_empty() {
-            return Err(
-                "the certificate has no embedded SCT, and the trust root requires \
-                 certificate transparency (it lists CT logs)"
-                    .into(),
-            );
+            return Err(KeylessError::NoSct);
         }
         let issuer_key_hash = digest::sha256_bytes(&issuer.spki_der()?);
         let tbs = leaf.precert_tbs()?;
@@ -477,7 +607,7 @@ impl KeylessVerifier {
             let hash: Hash = match sct.hash() {
                 Ok(h) => h,
                 Err(e) => {
-                    reasons.push(e);
+                    reasons.push(e.to_string());
                     continue;
                 }
             };
@@ -490,10 +620,14 @@ impl KeylessVerifier {
                 Err(()) => reasons.push(format!("the SCT of {} does not verify", log.base_url)),
             }
         }
-        Err(format!(
-            "no valid certificate transparency SCT: {}",
-            reasons.join("; ")
-        ))
+        Err(KeylessError::NoValidSct(reasons))
+    }
+}
+
+fn signing_cert(source: PkiError) -> KeylessError {
+    KeylessError::Cert {
+        what: "signing certificate",
+        source,
     }
 }
 
@@ -524,7 +658,7 @@ mod tests {
         v: &KeylessVerifier,
         payload: &[u8],
         (sig, ann): &(String, BTreeMap<String, String>),
-    ) -> Result<Signer, String> {
+    ) -> Result<Signer, KeylessError> {
         v.verify(payload, &STANDARD.decode(sig).unwrap(), ann)
     }
 
@@ -569,7 +703,8 @@ mod tests {
             b"p",
             &ss.sign(b"p", &KeylessSigner::new("mallory@example.com", ISSUER)),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("mallory@example.com") && e.contains("matches no"),
             "{e}"
@@ -579,7 +714,8 @@ mod tests {
             b"p",
             &ss.sign(b"p", &KeylessSigner::new(MAIL, "https://evil.example.com")),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("https://evil.example.com") && e.contains("matches no"),
             "{e}"
@@ -592,7 +728,7 @@ mod tests {
         let other = TestSigstore::new(2, "beta");
         let v = verifier(&trusted.trusted_root_json(true), vec![rule(MAIL, ISSUER)]);
         let sig = other.sign(b"p", &KeylessSigner::new(MAIL, ISSUER));
-        let e = check(&v, b"p", &sig).unwrap_err();
+        let e = check(&v, b"p", &sig).unwrap_err().to_string();
         assert!(e.contains("does not list"), "{e}");
         // Trust beta's Rekor but only alpha's CA: the chain is refused.
         let mut mixed: serde_json::Value =
@@ -601,21 +737,21 @@ mod tests {
             serde_json::from_str(&trusted.trusted_root_json(true)).unwrap();
         mixed["certificateAuthorities"] = alpha["certificateAuthorities"].clone();
         let v = verifier(&mixed.to_string(), vec![rule(MAIL, ISSUER)]);
-        let e = check(&v, b"p", &sig).unwrap_err();
+        let e = check(&v, b"p", &sig).unwrap_err().to_string();
         assert!(e.contains("does not chain"), "{e}");
         // A CA no longer valid when the signature was logged is not used.
         let mut ended: serde_json::Value =
             serde_json::from_str(&other.trusted_root_json(true)).unwrap();
         ended["certificateAuthorities"][0]["validFor"]["end"] = "2021-01-01T00:00:00Z".into();
         let v = verifier(&ended.to_string(), vec![rule(MAIL, ISSUER)]);
-        let e = check(&v, b"p", &sig).unwrap_err();
+        let e = check(&v, b"p", &sig).unwrap_err().to_string();
         assert!(e.contains("does not chain"), "{e}");
         // Beta's CT log is unknown to a root listing alpha's.
         let mut ct: serde_json::Value =
             serde_json::from_str(&other.trusted_root_json(true)).unwrap();
         ct["ctlogs"] = alpha["ctlogs"].clone();
         let v = verifier(&ct.to_string(), vec![rule(MAIL, ISSUER)]);
-        let e = check(&v, b"p", &sig).unwrap_err();
+        let e = check(&v, b"p", &sig).unwrap_err().to_string();
         assert!(e.contains("unknown CT log"), "{e}");
     }
 
@@ -662,7 +798,7 @@ mod tests {
             ),
         ];
         for (s, want) in cases {
-            let e = check(&v, b"p", &ss.sign(b"p", &s)).unwrap_err();
+            let e = check(&v, b"p", &ss.sign(b"p", &s)).unwrap_err().to_string();
             assert!(e.contains(want), "{want}: {e}");
         }
         // Without CT logs in the trust root an SCT is not required.
@@ -681,17 +817,21 @@ mod tests {
         .unwrap();
 
         // The signature must be over this payload.
-        let e = check(&v, b"other", &ss.sign(b"p", &ok)).unwrap_err();
+        let e = check(&v, b"other", &ss.sign(b"p", &ok))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not verify with its certificate"), "{e}");
         // A Rekor bundle of another signature does not vouch for this one.
         let (sig, mut ann) = ss.sign(b"p", &ok);
         let (_, other) = ss.sign(b"q", &ok);
         ann.insert(BUNDLE_ANNOTATION.into(), other[BUNDLE_ANNOTATION].clone());
-        let e = check(&v, b"p", &(sig.clone(), ann.clone())).unwrap_err();
+        let e = check(&v, b"p", &(sig.clone(), ann.clone()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("other content") || e.contains("another"), "{e}");
         // A key signature (no certificate) is not a keyless one.
         ann.remove(CERT_ANNOTATION);
-        let e = check(&v, b"p", &(sig, ann)).unwrap_err();
+        let e = check(&v, b"p", &(sig, ann)).unwrap_err().to_string();
         assert!(e.contains("no Fulcio certificate"), "{e}");
     }
 
@@ -749,7 +889,7 @@ mod tests {
 
         // The SET covers the log index: another index is refused.
         ann.insert(BUNDLE_ANNOTATION.to_string(), bundle(SET, 25_915_998));
-        let e = v.verify_digest(&hash, &sig, &ann).unwrap_err();
+        let e = v.verify_digest(&hash, &sig, &ann).unwrap_err().to_string();
         assert!(e.contains("SignedEntryTimestamp does not verify"), "{e}");
         // Another artifact is refused.
         ann.insert(BUNDLE_ANNOTATION.to_string(), bundle(SET, 25_915_997));

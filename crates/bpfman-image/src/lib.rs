@@ -67,9 +67,9 @@ pub use auth::{
 };
 pub use cache::PruneReport;
 pub use config::{
-    DEFAULT_CACHE_DIR, DEFAULT_CERTS_DIR, DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_LAYER_BYTES,
-    IdentityRule, ImageConfig, KeylessPolicy, MAX_LAYER_ENTRIES, MAX_MANIFEST_BYTES, MAX_REFERRERS,
-    SignaturePolicy, load_config, parse_config,
+    ConfigError, DEFAULT_CACHE_DIR, DEFAULT_CERTS_DIR, DEFAULT_MAX_CACHE_BYTES,
+    DEFAULT_MAX_LAYER_BYTES, IdentityRule, ImageConfig, KeylessPolicy, MAX_LAYER_ENTRIES,
+    MAX_MANIFEST_BYTES, MAX_REFERRERS, SignaturePolicy, load_config, parse_config,
 };
 pub use error::ImageError;
 pub use platform::Platform;

@@ -95,24 +95,53 @@ pub(crate) enum AnyManifest {
     Index(Index),
 }
 
+/// Why a manifest or label is refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OciError {
+    /// The body is not JSON.
+    #[error("manifest is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// Docker's signed schema 1, long deprecated.
+    #[error("Docker schema 1 manifests are not supported")]
+    Schema1,
+    /// Any other (or no) schemaVersion.
+    #[error("unsupported manifest schemaVersion {0:?}")]
+    SchemaVersion(Option<u64>),
+    /// JSON of the wrong shape for an index.
+    #[error("malformed image index: {0}")]
+    Index(serde_json::Error),
+    /// JSON of the wrong shape for an image manifest.
+    #[error("malformed image manifest: {0}")]
+    Manifest(serde_json::Error),
+    /// A label that should hold a JSON object of strings.
+    #[error("label {key} is not a JSON object of strings ({source}): {raw:?}")]
+    Label {
+        /// The label key.
+        key: String,
+        /// Its value as found.
+        raw: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
 /// Classifies and parses a manifest body.
-pub(crate) fn parse_manifest(body: &[u8]) -> Result<AnyManifest, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("manifest is not JSON: {e}"))?;
+pub(crate) fn parse_manifest(body: &[u8]) -> Result<AnyManifest, OciError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(OciError::NotJson)?;
     match v.get("schemaVersion").and_then(|s| s.as_u64()) {
         Some(2) => {}
-        Some(1) => return Err("Docker schema 1 manifests are not supported".to_string()),
-        other => return Err(format!("unsupported manifest schemaVersion {other:?}")),
+        Some(1) => return Err(OciError::Schema1),
+        other => return Err(OciError::SchemaVersion(other)),
     }
     let mt = v.get("mediaType").and_then(|m| m.as_str()).unwrap_or("");
     if v.get("manifests").is_some() || mt == OCI_INDEX || mt == DOCKER_MANIFEST_LIST {
         serde_json::from_value(v)
             .map(AnyManifest::Index)
-            .map_err(|e| format!("malformed image index: {e}"))
+            .map_err(OciError::Index)
     } else {
         serde_json::from_value(v)
             .map(AnyManifest::Image)
-            .map_err(|e| format!("malformed image manifest: {e}"))
+            .map_err(OciError::Manifest)
     }
 }
 
@@ -159,12 +188,15 @@ pub struct RootFs {
 pub(crate) fn label_map(
     labels: Option<&BTreeMap<String, String>>,
     key: &str,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, OciError> {
     let Some(raw) = labels.and_then(|l| l.get(key)) else {
         return Ok(BTreeMap::new());
     };
-    serde_json::from_str(raw)
-        .map_err(|e| format!("label {key} is not a JSON object of strings ({e}): {raw:?}"))
+    serde_json::from_str(raw).map_err(|source| OciError::Label {
+        key: key.to_string(),
+        raw: raw.clone(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -426,7 +426,7 @@ fn verify(
             )?;
             match verifier.verify(&payload, &annotations, &subject) {
                 Ok(status) => return Ok(status),
-                Err(e) => reasons.push(e),
+                Err(e) => reasons.push(e.to_string()),
             }
         }
     }
@@ -444,7 +444,7 @@ fn verify(
         )?;
         match verifier.verify_bundle(&bytes, &subject) {
             Ok(status) => return Ok(status),
-            Err(e) => reasons.push(e),
+            Err(e) => reasons.push(e.to_string()),
         }
     }
     reasons.dedup();

@@ -19,11 +19,11 @@ use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePublicKey a
 use serde::Deserialize;
 
 use crate::SignatureStatus;
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, BundleError};
 use crate::config::SignaturePolicy;
 use crate::digest;
 use crate::error::ImageError;
-use crate::keyless::{KeylessVerifier, Signed};
+use crate::keyless::{KeylessError, KeylessVerifier, Signed};
 use crate::oci::{self, Descriptor, Manifest};
 use crate::trust_root::TrustRoot;
 
@@ -184,40 +184,86 @@ fn der_signature(raw: Vec<u8>) -> Vec<u8> {
     raw
 }
 
+/// Why a signature (layer or bundle) is rejected.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SignError {
+    /// The layer has no `dev.cosignproject.cosign/signature` annotation.
+    #[error("the layer has no signature annotation")]
+    NoAnnotation,
+    /// The annotation is not base64.
+    #[error("the signature annotation is not base64")]
+    NotBase64,
+    /// Neither DER nor raw r||s of a P-256 signature.
+    #[error("the signature is not an ECDSA P-256 signature")]
+    NotP256,
+    /// The configured key did not make it.
+    #[error("the signature does not verify with the configured public key")]
+    WrongKey,
+    /// The signed bytes are not a simple-signing payload.
+    #[error("the signed payload is not a cosign payload: {0}")]
+    NotPayload(serde_json::Error),
+    /// A simple-signing payload of another type.
+    #[error("the signed payload has type {0:?}, not {COSIGN_TYPE:?}")]
+    PayloadType(String),
+    /// A payload naming another image.
+    #[error("the signature is for {0}, not for this image")]
+    OtherImage(String),
+    /// A keyless signature or bundle that does not verify.
+    #[error(transparent)]
+    Keyless(#[from] KeylessError),
+    /// A bundle that is not a cosign image signature.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A keyless bundle and no keyless rules.
+    #[error(
+        "the bundle is signed keylessly (a Fulcio certificate); add [signing.keyless] \
+         rules to accept it"
+    )]
+    KeylessNotConfigured,
+    /// A key bundle and no key.
+    #[error("the bundle is signed with a key; set signing.public_key to accept it")]
+    KeyNotConfigured,
+    /// A bundle without a usable Rekor entry (the bundle parser says why).
+    #[error("{0}")]
+    NoTlog(&'static str),
+    /// Every trusted way of signing refused the signature, for these reasons.
+    #[error("{}", join(.0))]
+    Rejected(Vec<SignError>),
+}
+
+fn join(reasons: &[SignError]) -> String {
+    reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The decoded signature annotation, as DER.
-fn decode_signature(signature_b64: &str) -> Result<Vec<u8>, String> {
+fn decode_signature(signature_b64: &str) -> Result<Vec<u8>, SignError> {
     STANDARD
         .decode(signature_b64.trim())
         .map(der_signature)
-        .map_err(|_| "the signature annotation is not base64".to_string())
+        .map_err(|_| SignError::NotBase64)
 }
 
 impl PublicKey {
     /// Checks a DER (or raw r||s) signature over `data` with this key.
-    fn check(&self, data: &[u8], signature: &[u8]) -> Result<(), String> {
+    fn check(&self, data: &[u8], signature: &[u8]) -> Result<(), SignError> {
         let sig = Signature::from_der(&der_signature(signature.to_vec()))
-            .map_err(|_| "the signature is not an ECDSA P-256 signature".to_string())?;
-        self.key
-            .verify(data, &sig)
-            .map_err(|_| "the signature does not verify with the configured public key".to_string())
+            .map_err(|_| SignError::NotP256)?;
+        self.key.verify(data, &sig).map_err(|_| SignError::WrongKey)
     }
 }
 
 /// The payload is a cosign simple-signing payload naming `digest`.
-fn check_payload(payload: &[u8], digest: &str) -> Result<(), String> {
-    let p: Payload = serde_json::from_slice(payload)
-        .map_err(|e| format!("the signed payload is not a cosign payload: {e}"))?;
+fn check_payload(payload: &[u8], digest: &str) -> Result<(), SignError> {
+    let p: Payload = serde_json::from_slice(payload).map_err(SignError::NotPayload)?;
     if p.critical.kind != COSIGN_TYPE {
-        return Err(format!(
-            "the signed payload has type {:?}, not {COSIGN_TYPE:?}",
-            p.critical.kind
-        ));
+        return Err(SignError::PayloadType(p.critical.kind));
     }
     if p.critical.image.digest != digest {
-        return Err(format!(
-            "the signature is for {}, not for this image",
-            p.critical.image.digest
-        ));
+        return Err(SignError::OtherImage(p.critical.image.digest));
     }
     Ok(())
 }
@@ -229,7 +275,7 @@ pub(crate) fn verify_one(
     payload: &[u8],
     signature_b64: &str,
     digest: &str,
-) -> Result<(), String> {
+) -> Result<(), SignError> {
     key.check(payload, &decode_signature(signature_b64)?)?;
     check_payload(payload, digest)
 }
@@ -273,14 +319,14 @@ impl Verifier {
         payload: &[u8],
         annotations: &BTreeMap<String, String>,
         digest: &str,
-    ) -> Result<SignatureStatus, String> {
+    ) -> Result<SignatureStatus, SignError> {
         let sig_b64 = annotations
             .get(oci::COSIGN_SIGNATURE_ANNOTATION)
-            .ok_or("the layer has no signature annotation")?;
+            .ok_or(SignError::NoAnnotation)?;
         let mut reasons = Vec::new();
         if let Some(k) = &self.keyless {
             let keyless = decode_signature(sig_b64)
-                .and_then(|sig| k.verify(payload, &sig, annotations))
+                .and_then(|sig| Ok(k.verify(payload, &sig, annotations)?))
                 .and_then(|signer| check_payload(payload, digest).map(|()| signer));
             match keyless {
                 Ok(s) => return Ok(s.status(digest)),
@@ -298,7 +344,7 @@ impl Verifier {
                 Err(e) => reasons.push(e),
             }
         }
-        Err(reasons.join("; "))
+        Err(SignError::Rejected(reasons))
     }
 
     /// Checks a cosign v3 signature bundle (DSSE in-toto statement) of
@@ -307,17 +353,13 @@ impl Verifier {
         &self,
         bytes: &[u8],
         digest: &str,
-    ) -> Result<SignatureStatus, String> {
+    ) -> Result<SignatureStatus, SignError> {
         let p = Bundle::parse_image_signature(bytes, digest)?;
         if let Some(cert) = &p.certificate {
             let Some(k) = &self.keyless else {
-                return Err(
-                    "the bundle is signed keylessly (a Fulcio certificate); add [signing.keyless] \
-                     rules to accept it"
-                        .to_string(),
-                );
+                return Err(SignError::KeylessNotConfigured);
             };
-            let tlog = p.tlog.as_ref().ok_or(p.tlog_missing)?;
+            let tlog = p.tlog.as_ref().ok_or(SignError::NoTlog(p.tlog_missing))?;
             let s = k.verify_signed(
                 cert,
                 &p.signature,
@@ -330,9 +372,7 @@ impl Verifier {
             return Ok(s.status(digest));
         }
         let Some(key) = &self.key else {
-            return Err(
-                "the bundle is signed with a key; set signing.public_key to accept it".to_string(),
-            );
+            return Err(SignError::KeyNotConfigured);
         };
         key.check(&p.pae, &p.signature)?;
         Ok(SignatureStatus::Verified {
@@ -398,9 +438,12 @@ pub(crate) mod tests {
         assert!(
             verify_one(&other, &p, &s, &d)
                 .unwrap_err()
+                .to_string()
                 .contains("does not verify")
         );
-        let e = verify_one(&pk, &p, &s, &digest::sha256(b"other")).unwrap_err();
+        let e = verify_one(&pk, &p, &s, &digest::sha256(b"other"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not for this image"), "{e}");
         let mut tampered = p.clone();
         tampered[10] ^= 1;
@@ -474,9 +517,13 @@ pub(crate) mod tests {
         }
         let e = only_keyless
             .verify_bundle(b.as_bytes(), &digest::sha256(b"other"))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another image"), "{e}");
-        let e = only_key.verify_bundle(b.as_bytes(), &d).unwrap_err();
+        let e = only_key
+            .verify_bundle(b.as_bytes(), &d)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("signed keylessly"), "{e}");
         // A Rekor v2-style entry (no inclusion promise) is refused, named.
         let unlogged = ss.sign_bundle(
@@ -488,7 +535,8 @@ pub(crate) mod tests {
         );
         let e = only_keyless
             .verify_bundle(unlogged.as_bytes(), &d)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("inclusion promise"), "{e}");
         // The wrong signer.
         let mallory = ss.sign_bundle(
@@ -497,7 +545,8 @@ pub(crate) mod tests {
         );
         let e = only_keyless
             .verify_bundle(mallory.as_bytes(), &d)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("matches no"), "{e}");
         // A payload changed after signing (same image) fails the signature.
         let mut v: serde_json::Value = serde_json::from_str(&b).unwrap();
@@ -509,7 +558,8 @@ pub(crate) mod tests {
         v["dsseEnvelope"]["payload"] = STANDARD.encode(st.to_string()).into();
         let e = only_keyless
             .verify_bundle(v.to_string().as_bytes(), &d)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not verify"), "{e}");
 
         let kb = key_bundle(&dir.path().join("k"), &d).unwrap();
@@ -521,12 +571,18 @@ pub(crate) mod tests {
             key: Some(load_public_key(&dir.path().join("o.pub")).unwrap()),
             keyless: None,
         };
-        let e = other.verify_bundle(kb.as_bytes(), &d).unwrap_err();
+        let e = other
+            .verify_bundle(kb.as_bytes(), &d)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("does not verify with the configured public key"),
             "{e}"
         );
-        let e = only_keyless.verify_bundle(kb.as_bytes(), &d).unwrap_err();
+        let e = only_keyless
+            .verify_bundle(kb.as_bytes(), &d)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("signed with a key"), "{e}");
     }
 

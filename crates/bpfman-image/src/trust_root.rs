@@ -118,32 +118,72 @@ struct RawPeriod {
     end: Option<String>,
 }
 
-fn period(p: Option<RawPeriod>) -> Result<Period, String> {
+/// Why a trusted_root.json is refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TrustRootError {
+    /// Not JSON of the trusted root's shape.
+    #[error("not a Sigstore trusted root: {0}")]
+    Json(serde_json::Error),
+    /// Another document type.
+    #[error("media type {0:?} is not a Sigstore trusted root")]
+    MediaType(String),
+    /// A validFor bound that is not an RFC 3339 time.
+    #[error("validFor.{bound} {value:?} is not an RFC 3339 time")]
+    Time {
+        /// "start" or "end".
+        bound: &'static str,
+        /// The value found.
+        value: String,
+    },
+    /// A log's key is not base64.
+    #[error("log {0}: publicKey.rawBytes is not base64")]
+    LogKey(String),
+    /// A log's id is not base64 of 32 bytes.
+    #[error("log {0}: logId.keyId is not a base64 SHA-256")]
+    LogId(String),
+    /// A CA certificate is not base64.
+    #[error("CA {0}: rawBytes is not base64")]
+    CaBase64(String),
+    /// A CA certificate does not parse.
+    #[error("CA {uri}: {source}")]
+    CaCert {
+        /// The CA's URI.
+        uri: String,
+        /// What is wrong with the certificate.
+        source: crate::pki::PkiError,
+    },
+    /// A CA with an empty chain.
+    #[error("CA {0} has no certificates")]
+    EmptyChain(String),
+    /// Nothing to check a certificate against.
+    #[error("it lists no certificate authority")]
+    NoAuthority,
+    /// No log key this crate can use.
+    #[error("it lists no transparency log with an ECDSA key")]
+    NoTlog,
+}
+
+fn period(p: Option<RawPeriod>) -> Result<Period, TrustRootError> {
     let Some(p) = p else {
         return Ok(Period {
             start: i64::MIN,
             end: None,
         });
     };
+    let time =
+        |bound, value: String| parse_rfc3339(&value).ok_or(TrustRootError::Time { bound, value });
     let start = match p.start {
-        Some(s) => {
-            parse_rfc3339(&s).ok_or(format!("validFor.start {s:?} is not an RFC 3339 time"))?
-        }
+        Some(s) => time("start", s)?,
         None => i64::MIN,
     };
-    let end = match p.end {
-        Some(s) => {
-            Some(parse_rfc3339(&s).ok_or(format!("validFor.end {s:?} is not an RFC 3339 time"))?)
-        }
-        None => None,
-    };
+    let end = p.end.map(|s| time("end", s)).transpose()?;
     Ok(Period { start, end })
 }
 
-fn log_key(raw: RawLog) -> Result<Option<LogKey>, String> {
+fn log_key(raw: RawLog) -> Result<Option<LogKey>, TrustRootError> {
     let der = STANDARD
         .decode(raw.public_key.raw_bytes.trim())
-        .map_err(|_| format!("log {}: publicKey.rawBytes is not base64", raw.base_url))?;
+        .map_err(|_| TrustRootError::LogKey(raw.base_url.clone()))?;
     // Keys bpfman cannot use are left out, not fatal: a trust root lists
     // every log the instance ever ran.
     let Ok(key) = EcKey::from_spki_der(&der) else {
@@ -159,10 +199,7 @@ fn log_key(raw: RawLog) -> Result<Option<LogKey>, String> {
             .decode(id.key_id.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or(format!(
-                "log {}: logId.keyId is not a base64 SHA-256",
-                raw.base_url
-            ))?,
+            .ok_or_else(|| TrustRootError::LogId(raw.base_url.clone()))?,
         None => crate::digest::sha256_bytes(&der),
     };
     Ok(Some(LogKey {
@@ -176,13 +213,12 @@ fn log_key(raw: RawLog) -> Result<Option<LogKey>, String> {
 
 impl TrustRoot {
     /// Parses a trusted_root.json document.
-    pub(crate) fn parse(json: &[u8]) -> Result<TrustRoot, String> {
-        let raw: RawRoot = serde_json::from_slice(json)
-            .map_err(|e| format!("not a Sigstore trusted root: {e}"))?;
+    pub(crate) fn parse(json: &[u8]) -> Result<TrustRoot, TrustRootError> {
+        let raw: RawRoot = serde_json::from_slice(json).map_err(TrustRootError::Json)?;
         if let Some(m) = &raw.media_type
             && !m.starts_with("application/vnd.dev.sigstore.trustedroot")
         {
-            return Err(format!("media type {m:?} is not a Sigstore trusted root"));
+            return Err(TrustRootError::MediaType(m.clone()));
         }
         let mut authorities = Vec::new();
         for a in raw.certificate_authorities {
@@ -190,11 +226,16 @@ impl TrustRoot {
             for c in a.cert_chain.certificates {
                 let der = STANDARD
                     .decode(c.raw_bytes.trim())
-                    .map_err(|_| format!("CA {}: rawBytes is not base64", a.uri))?;
-                chain.push(Cert::from_der(&der).map_err(|e| format!("CA {}: {e}", a.uri))?);
+                    .map_err(|_| TrustRootError::CaBase64(a.uri.clone()))?;
+                chain.push(
+                    Cert::from_der(&der).map_err(|source| TrustRootError::CaCert {
+                        uri: a.uri.clone(),
+                        source,
+                    })?,
+                );
             }
             if chain.is_empty() {
-                return Err(format!("CA {} has no certificates", a.uri));
+                return Err(TrustRootError::EmptyChain(a.uri));
             }
             authorities.push(Authority {
                 uri: a.uri,
@@ -211,10 +252,10 @@ impl TrustRoot {
             ctlogs.extend(log_key(l)?);
         }
         if authorities.is_empty() {
-            return Err("it lists no certificate authority".to_string());
+            return Err(TrustRootError::NoAuthority);
         }
         if tlogs.is_empty() {
-            return Err("it lists no transparency log with an ECDSA key".to_string());
+            return Err(TrustRootError::NoTlog);
         }
         Ok(TrustRoot {
             authorities,
@@ -327,14 +368,18 @@ mod tests {
         assert!(
             TrustRoot::parse(b"{}")
                 .unwrap_err()
+                .to_string()
                 .contains("no certificate authority")
         );
         assert!(
             TrustRoot::parse(b"[]")
                 .unwrap_err()
+                .to_string()
                 .contains("not a Sigstore trusted root")
         );
-        let e = TrustRoot::parse(br#"{"mediaType":"application/json"}"#).unwrap_err();
+        let e = TrustRoot::parse(br#"{"mediaType":"application/json"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("media type"), "{e}");
     }
 }
