@@ -360,20 +360,19 @@ pub fn pulled_image(out: Output, i: &PulledImageInfo) -> String {
         return json(i);
     }
     let mut s = format!("Image {}\n", i.reference);
-    let mut f = |k: &str, v: String| {
-        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
-    };
-    f("Digest", i.digest.clone());
+    field(&mut s, "Digest", i.digest.clone());
     if i.manifest_digest != i.digest {
-        f("Manifest digest", i.manifest_digest.clone());
+        field(&mut s, "Manifest digest", i.manifest_digest.clone());
     }
-    f(
+    field(
+        &mut s,
         "Object",
         format!("{} ({} bytes)", i.object_name, i.object_bytes),
     );
-    f("Programs", kv(&i.programs));
-    f("Maps", kv(&i.maps));
-    f(
+    field(&mut s, "Programs", kv(&i.programs));
+    field(&mut s, "Maps", kv(&i.maps));
+    field(
+        &mut s,
         "Signature",
         match (&i.signed_by, &i.keyless) {
             (Some(k), _) => format!("{} (key {k})", i.signature),
@@ -384,13 +383,10 @@ pub fn pulled_image(out: Output, i: &PulledImageInfo) -> String {
             (None, None) => i.signature.clone(),
         },
     );
-    f(
+    field(
+        &mut s,
         "From cache",
-        if i.from_cache {
-            "yes".into()
-        } else {
-            "no".into()
-        },
+        if i.from_cache { "yes" } else { "no" },
     );
     s
 }
@@ -401,20 +397,22 @@ pub fn image_info(out: Output, i: &ImageSummary) -> String {
         return json(i);
     }
     let mut s = format!("Image {}\n", i.reference);
-    let mut f = |k: &str, v: String| {
-        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
-    };
-    f("Digest", i.digest.clone());
+    field(&mut s, "Digest", i.digest.clone());
     if i.manifest_digest != i.digest {
-        f("Manifest digest", i.manifest_digest.clone());
+        field(&mut s, "Manifest digest", i.manifest_digest.clone());
     }
-    f("Platform", i.platform.clone().unwrap_or_else(|| "-".into()));
+    field(
+        &mut s,
+        "Platform",
+        i.platform.clone().unwrap_or_else(|| "-".into()),
+    );
     if !i.index_platforms.is_empty() {
-        f("Index offers", i.index_platforms.join(", "));
+        field(&mut s, "Index offers", i.index_platforms.join(", "));
     }
-    f("Programs", kv(&i.programs));
-    f("Maps", kv(&i.maps));
-    f(
+    field(&mut s, "Programs", kv(&i.programs));
+    field(&mut s, "Maps", kv(&i.maps));
+    field(
+        &mut s,
         "Layer",
         format!(
             "{} ({} bytes{})",
@@ -439,16 +437,14 @@ pub fn built_image(out: Output, b: &BuiltImage) -> String {
         return json(b);
     }
     let mut s = format!("Built {}\n", b.reference);
-    let mut f = |k: &str, v: String| {
-        let _ = writeln!(s, "  {:<16}{}", format!("{k}:"), v);
-    };
-    f("Digest", b.digest.clone());
+    field(&mut s, "Digest", b.digest.clone());
     for i in &b.images {
-        f("Image", format!("{} {}", i.platform, i.digest));
+        field(&mut s, "Image", format!("{} {}", i.platform, i.digest));
     }
-    f("Programs", kv(&b.programs));
-    f("Maps", kv(&b.maps));
-    f(
+    field(&mut s, "Programs", kv(&b.programs));
+    field(&mut s, "Maps", kv(&b.maps));
+    field(
+        &mut s,
         "Signature",
         b.signature.clone().unwrap_or_else(|| "(unsigned)".into()),
     );
