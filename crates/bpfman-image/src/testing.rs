@@ -167,7 +167,6 @@ fn sign_tbs(tbs: TbsCertificate, key: &p384::ecdsa::SigningKey) -> Certificate {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn tbs(
     serial: u8,
     issuer: &Name,

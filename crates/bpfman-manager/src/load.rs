@@ -177,16 +177,14 @@ impl Manager {
         };
 
         let mut undo = UndoLog::default();
-        let result = self.load_steps(
-            &spec,
-            &bytes,
-            &to_load,
-            &reuse,
-            owner_dir_of_shared,
-            &sections,
-            &mut undo,
-            &mut store,
-        );
+        let plan = ObjectLoad {
+            bytes: &bytes,
+            to_load: &to_load,
+            reuse: &reuse,
+            shared_owner: owner_dir_of_shared,
+            sections: &sections,
+        };
+        let result = self.load_steps(&spec, &plan, &mut undo, &mut store);
         match result {
             Ok(ids) => {
                 undo.commit();
@@ -207,18 +205,20 @@ impl Manager {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn load_steps(
         &self,
         spec: &LoadSpec,
-        bytes: &[u8],
-        to_load: &[ProgramToLoad],
-        reuse: &BTreeMap<String, PathBuf>,
-        shared_owner: Option<u32>,
-        sections: &BTreeMap<String, String>,
+        plan: &ObjectLoad<'_>,
         undo: &mut UndoLog,
         store: &mut bpfman_store::Store,
     ) -> Result<Vec<u32>> {
+        let ObjectLoad {
+            bytes,
+            to_load,
+            reuse,
+            shared_owner,
+            sections,
+        } = *plan;
         let mut loaded = bpfman_kernel::load(&LoadRequest {
             bytes,
             programs: to_load,
@@ -334,4 +334,16 @@ pub(crate) fn read_object(path: &Path) -> Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
+}
+
+/// What one load does with the object, decided before any kernel work:
+/// its bytes, the programs to load, the maps to reuse (by name, their pins),
+/// the map owner whose directory holds shared maps, and each program's section.
+#[derive(Clone, Copy)]
+struct ObjectLoad<'a> {
+    bytes: &'a [u8],
+    to_load: &'a [ProgramToLoad],
+    reuse: &'a BTreeMap<String, PathBuf>,
+    shared_owner: Option<u32>,
+    sections: &'a BTreeMap<String, String>,
 }
