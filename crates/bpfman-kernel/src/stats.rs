@@ -5,29 +5,24 @@
 //! so bpfman turns it on only while something reads it (the daemon's metrics,
 //! `bpfman top`).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::error::KernelError;
 use crate::sys::{self, IdSpace};
 
 /// Statistics stay on while this lives; dropping it closes the fd, and the
 /// kernel stops counting once no one else holds one.
+/// (The fd shows in `/proc/PID/fd` as `anon_inode:bpf-stats`.)
 #[derive(Debug)]
-pub struct RunStatsGuard(OwnedFd);
-
-impl RunStatsGuard {
-    /// The fd's number in this process (shown in `/proc/self/fd` as
-    /// `anon_inode:bpf-stats`).
-    pub fn raw_fd(&self) -> i32 {
-        self.0.as_raw_fd()
-    }
+pub struct RunStatsGuard {
+    _fd: OwnedFd,
 }
 
 /// Turns run-time statistics on for as long as the guard lives (Linux 5.8+;
 /// needs CAP_SYS_ADMIN).
 pub fn enable_run_time_stats() -> Result<RunStatsGuard, KernelError> {
     sys::enable_run_time_stats()
-        .map(RunStatsGuard)
+        .map(|fd| RunStatsGuard { _fd: fd })
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::EPERM) {
                 KernelError::Unsupported(

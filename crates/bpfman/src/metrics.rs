@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, UnixListener};
 use tonic::codegen::http;
 use tracing::{info, warn};
+
+use crate::serve::SocketFile;
 
 /// Request counter labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -419,18 +421,21 @@ pub fn observer(metrics: Option<Arc<Metrics>>, server: &'static str) -> Option<O
 pub enum MetricsListener {
     /// HOST:PORT.
     Tcp(TcpListener),
-    /// A Unix socket (removed on shutdown).
-    Unix(UnixListener, PathBuf),
+    /// A Unix socket (its file removed when this is dropped, on any path).
+    Unix(UnixListener, SocketFile),
 }
 
 impl MetricsListener {
     /// Binds `addr`: a path (contains `/`) is a Unix socket, else HOST:PORT.
     pub async fn bind(addr: &str) -> Result<MetricsListener, String> {
         if addr.contains('/') {
-            let path = PathBuf::from(addr);
-            let l = bpfman_api::client::bind_uds(&path)
-                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-            return Ok(MetricsListener::Unix(l, path));
+            let path = Path::new(addr);
+            let fail = |e: std::io::Error| format!("cannot listen for metrics on {addr}: {e}");
+            let l = bpfman_api::client::bind_uds(path).map_err(fail)?;
+            return Ok(MetricsListener::Unix(
+                l,
+                SocketFile::claim(path).map_err(fail)?,
+            ));
         }
         let sa: std::net::SocketAddr = addr.parse().map_err(|_| {
             format!(
@@ -450,7 +455,7 @@ impl MetricsListener {
                 .local_addr()
                 .map(|a| format!("http://{a}/metrics"))
                 .unwrap_or_else(|_| "tcp".into()),
-            MetricsListener::Unix(_, p) => format!("unix:{} /metrics", p.display()),
+            MetricsListener::Unix(_, f) => format!("unix:{} /metrics", f.path().display()),
         }
     }
 }
@@ -464,38 +469,28 @@ pub async fn serve(
     info!(at = %listener.describe(), "serving Prometheus metrics");
     tokio::pin!(stop);
     loop {
-        let conn: Conn = tokio::select! {
+        let accepted = tokio::select! {
             _ = &mut stop => break,
-            r = accept(&listener) => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!("metrics: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = accept(&listener, &metrics) => r,
         };
-        conn(Arc::clone(&metrics));
-    }
-    if let MetricsListener::Unix(_, p) = &listener {
-        let _ = std::fs::remove_file(p);
+        if let Err(e) = accepted {
+            warn!("metrics: accept failed: {e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
-type Conn = Box<dyn FnOnce(Arc<Metrics>) + Send>;
-
-/// Accepts one connection and returns what serves it.
-async fn accept(listener: &MetricsListener) -> std::io::Result<Conn> {
-    Ok(match listener {
+/// Accepts one connection and serves it on its own task.
+async fn accept(listener: &MetricsListener, metrics: &Arc<Metrics>) -> std::io::Result<()> {
+    match listener {
         MetricsListener::Tcp(l) => {
-            let (s, _) = l.accept().await?;
-            Box::new(move |m| spawn_conn(TokioIo::new(s), m))
+            spawn_conn(TokioIo::new(l.accept().await?.0), Arc::clone(metrics))
         }
         MetricsListener::Unix(l, _) => {
-            let (s, _) = l.accept().await?;
-            Box::new(move |m| spawn_conn(TokioIo::new(s), m))
+            spawn_conn(TokioIo::new(l.accept().await?.0), Arc::clone(metrics))
         }
-    })
+    }
+    Ok(())
 }
 
 fn spawn_conn<I>(io: I, metrics: Arc<Metrics>)

@@ -286,15 +286,31 @@ impl Repairs {
     }
 }
 
-/// The socket file this daemon created: removed on shutdown, unless another
-/// process has put its own file there since.
-struct SocketFile {
+/// The socket file this daemon created: removed on shutdown (or when
+/// start-up fails after binding), unless another process has put its own
+/// file there since.
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
 }
 
 impl SocketFile {
+    /// The socket just bound at `path`, to remove later.
+    pub(crate) fn claim(path: &Path) -> std::io::Result<SocketFile> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Where it is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn remove(&self) {
         let ours = std::fs::symlink_metadata(&self.path)
             .is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino);
@@ -326,16 +342,9 @@ fn listen(path: &Path) -> Result<(UnixListener, Option<SocketFile>), ManagerErro
         };
         ManagerError::new(code, format!("cannot listen on {}: {e}", path.display()))
     })?;
-    let meta = std::fs::symlink_metadata(path)
+    let file = SocketFile::claim(path)
         .map_err(|e| ManagerError::internal(format!("cannot inspect {}: {e}", path.display())))?;
-    Ok((
-        listener,
-        Some(SocketFile {
-            path: path.to_path_buf(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }),
-    ))
+    Ok((listener, Some(file)))
 }
 
 /// The group owning the socket file `listener` is bound to, if it has one.

@@ -303,3 +303,42 @@ async fn csi_requests_are_counted_and_metrics_serve_on_a_unix_socket() {
         "{t}"
     );
 }
+
+#[test]
+fn a_daemon_that_cannot_start_leaves_no_socket_behind() {
+    if !root_or_skip("a_daemon_that_cannot_start_leaves_no_socket_behind") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A runtime "dir" that is a file: the manager cannot open, after both
+    // sockets are bound.
+    let runtime = dir.path().join("not-a-dir");
+    std::fs::write(&runtime, b"").unwrap();
+    let (grpc, metrics) = (
+        dir.path().join("bpfman.sock"),
+        dir.path().join("metrics.sock"),
+    );
+    let out = std::process::Command::new(common::bin())
+        .arg("--runtime-dir")
+        .arg(&runtime)
+        .args(["serve", "--listen"])
+        .arg(&grpc)
+        .arg("--metrics-listen")
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "serve started on a file as runtime dir"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        ["not-a-dir"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
