@@ -13,6 +13,7 @@ pub mod error;
 pub mod gc;
 pub mod kind;
 pub mod limits;
+pub mod load;
 pub mod metadata;
 pub mod model;
 pub mod paths;

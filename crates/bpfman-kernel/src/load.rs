@@ -21,16 +21,8 @@ use crate::pin::{ObjectKind, open_pinned};
 use crate::sections;
 use crate::sys;
 
-/// One program to load from the object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProgramToLoad {
-    /// Function name in the object.
-    pub name: String,
-    /// How to load it.
-    pub kind: ProgramKind,
-    /// fentry/fexit target function (else taken from the ELF section).
-    pub attach_fn: Option<String>,
-}
+/// One program to load (the core's type: load planning produces it).
+pub use bpfman_core::load::ProgramToLoad;
 
 /// What to load.
 #[derive(Debug, Clone, Copy)]

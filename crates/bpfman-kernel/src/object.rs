@@ -6,21 +6,12 @@
 
 use object::{Architecture, Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 
-use bpfman_core::ProgramKind;
 use bpfman_core::section::parse_section;
 
 use crate::error::KernelError;
 
-/// A program found in an object file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectProgram {
-    /// Function name (the name programs are loaded by).
-    pub name: String,
-    /// ELF section, e.g. `tracepoint/sched/sched_switch`.
-    pub section: String,
-    /// Kind implied by the section, when bpfman manages such programs.
-    pub kind: Option<ProgramKind>,
-}
+/// A program found in an object file (the core's type: load planning reads it).
+pub use bpfman_core::load::ObjectProgram;
 
 /// A copy of an object's bytes at 8-byte alignment when the caller's are
 /// not aligned (e.g. `include_bytes!`): the ELF reader (ours and aya's)

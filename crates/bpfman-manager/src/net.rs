@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bpfman_core::LinkId;
 use bpfman_core::dispatcher::{HookKey, HookKind};
 use bpfman_core::model::{LinkRecord, NetLinkRecord, ProgramRecord};
 use bpfman_core::spec::{AttachSpec, XdpMode};
-use bpfman_core::{LinkId, ProgramKind};
 use bpfman_net::{DesiredProgram, ExtensionSource, HookState, Iface, NetPaths};
 use bpfman_store::Store;
 use sha2::{Digest, Sha256};
@@ -62,13 +62,6 @@ fn mode_of(spec: &AttachSpec) -> XdpMode {
         AttachSpec::Xdp { mode, .. } => *mode,
         _ => XdpMode::Native,
     }
-}
-
-/// True for kinds whose object bytes must be kept: dispatchers reload them as
-/// extensions. TCX programs too: they attach through the TC dispatcher when
-/// asked to (`tc/ingress` is a TCX section, attachable as tc).
-pub(crate) fn keeps_object(kind: ProgramKind) -> bool {
-    matches!(kind, ProgramKind::Xdp | ProgramKind::Tc | ProgramKind::Tcx)
 }
 
 /// sha256 hex of object bytes.
