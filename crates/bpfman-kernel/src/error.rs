@@ -48,6 +48,10 @@ pub enum KernelError {
         source: io::Error,
     },
 
+    /// A directory to remove still holds something (someone else's pins).
+    #[error("{} is not empty", .0.display())]
+    DirectoryNotEmpty(std::path::PathBuf),
+
     /// Anything else, already phrased for a person.
     #[error("{0}")]
     Other(String),

@@ -13,6 +13,7 @@
 //! - [`info`]: kernel facts about programs, maps and links;
 //! - [`pin`]: uniform open / pin / unpin of any pinned object (for undo);
 //! - [`bpffs`]: bpffs and bind mounts;
+//! - [`fs`]: plain directories around pins and mounts (create, remove, modes, list);
 //! - [`features`]: what this kernel can do;
 //! - [`stats`]: programs' run counts and run time, and turning them on;
 //! - [`sys`]: the raw bpf(2) calls aya keeps private (bpfman-net uses them too).
@@ -22,6 +23,7 @@ pub mod bpffs;
 pub mod btf;
 pub mod error;
 pub mod features;
+pub mod fs;
 pub mod info;
 pub mod load;
 pub mod object;

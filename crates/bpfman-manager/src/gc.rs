@@ -6,7 +6,9 @@ use bpfman_core::action::Action;
 use bpfman_core::gc::{GcItem, GcSnapshot, plan_gc};
 use bpfman_core::metadata::Selector;
 
-use crate::error::{ManagerError, Result};
+use bpfman_kernel::fs::read_dir;
+
+use crate::error::Result;
 use crate::{Manager, path_str};
 
 impl Manager {
@@ -118,32 +120,14 @@ impl Manager {
     }
 }
 
-fn read_dir(p: &Path) -> Result<Vec<std::fs::DirEntry>> {
-    match std::fs::read_dir(p) {
-        Ok(rd) => rd
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| ManagerError::internal(format!("cannot read {}: {e}", p.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(ManagerError::internal(format!(
-            "cannot read {}: {e}",
-            p.display()
-        ))),
-    }
-}
-
 /// Executes the bpffs side of an action (store actions are applied in one transaction).
 pub(crate) fn execute_fs(a: &Action) -> Result<()> {
-    let io = |p: &str, e: std::io::Error| ManagerError::internal(format!("cannot remove {p}: {e}"));
     match a {
         Action::Unpin { path } => bpfman_kernel::unpin(Path::new(path))?,
-        Action::RemoveTree { path } => match std::fs::remove_dir_all(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
-            _ => {}
-        },
-        Action::RemoveDir { path } => match std::fs::remove_dir(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
-            _ => {}
-        },
+        Action::RemoveTree { path } => bpfman_kernel::fs::remove_tree(Path::new(path))?,
+        Action::RemoveDir { path } => {
+            bpfman_kernel::fs::remove_dir(Path::new(path))?;
+        }
         Action::Unmount { path } => bpfman_kernel::unmount(Path::new(path))?,
         _ => {}
     }

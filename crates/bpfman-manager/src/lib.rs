@@ -123,13 +123,11 @@ fn store_open_error(db_dir: &Path, e: bpfman_store::StoreError) -> ManagerError 
     ManagerError::new(Code::FailedPrecondition, format!("{e}{fs}"))
 }
 
+/// Mode of every directory bpfman creates under the runtime dir.
+const DIR_MODE: u32 = 0o755;
+
 fn create_dir(p: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(p)
-        .map_err(|e| ManagerError::internal(format!("cannot create {}: {e}", p.display())))
+    Ok(bpfman_kernel::fs::create_dir(p, DIR_MODE)?)
 }
 
 fn now() -> i64 {

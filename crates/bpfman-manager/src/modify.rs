@@ -1,6 +1,6 @@
 //! Attach, detach and unload: kernel effects with undo, then one store commit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bpfman_core::metadata::{self, Metadata};
 use bpfman_core::model::{LinkRecord, LinkView};
@@ -197,18 +197,15 @@ fn release_pin(pin: &Path, undo: &mut UndoLog) -> Result<()> {
     Ok(())
 }
 
-fn remove_empty_dir(dir: &PathBuf, undo: &mut UndoLog) -> Result<()> {
-    match std::fs::remove_dir(dir) {
-        Ok(()) => {
-            undo.push(Undo::CreateDir(dir.clone()));
+/// Removes a directory unless something else still lives in it.
+fn remove_empty_dir(dir: &Path, undo: &mut UndoLog) -> Result<()> {
+    match bpfman_kernel::fs::remove_dir(dir) {
+        Ok(true) => {
+            undo.push(Undo::CreateDir(dir.to_path_buf()));
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(39) => Ok(()), // ENOTEMPTY: something else lives there
-        Err(e) => Err(ManagerError::internal(format!(
-            "cannot remove {}: {e}",
-            dir.display()
-        ))),
+        Ok(false) | Err(bpfman_kernel::KernelError::DirectoryNotEmpty(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Undo log for kernel and bpffs effects: each effect registers how to reverse
 //! it; a failed operation runs them newest first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bpfman_kernel::PinnedObject;
+
+use crate::error::Result;
 
 /// How to reverse one effect.
 pub enum Undo {
@@ -17,6 +19,44 @@ pub enum Undo {
     CreateDir(PathBuf),
     /// A mount was made: unmount it.
     Unmount(PathBuf),
+}
+
+/// The bpffs and file-system effects executors and the undo log perform.
+/// [`System`] does them for real through bpfman-kernel; tests put a
+/// recording fake in its place to check what a failure leaves behind.
+pub trait Effects {
+    /// Creates a directory (and its parents) with bpfman's mode.
+    fn create_dir(&mut self, dir: &Path) -> Result<()>;
+    /// Removes a directory; a missing one is fine, a non-empty one an error.
+    fn remove_dir(&mut self, dir: &Path) -> Result<()>;
+    /// Removes a pin; a missing one is fine.
+    fn unpin(&mut self, pin: &Path) -> Result<()>;
+    /// Pins a held object again.
+    fn repin(&mut self, obj: &PinnedObject, pin: &Path) -> Result<()>;
+    /// Unmounts a mount bpfman made.
+    fn unmount(&mut self, path: &Path) -> Result<()>;
+}
+
+/// The real effects: bpffs, mounts and directories of this host.
+pub struct System;
+
+impl Effects for System {
+    fn create_dir(&mut self, dir: &Path) -> Result<()> {
+        crate::create_dir(dir)
+    }
+    fn remove_dir(&mut self, dir: &Path) -> Result<()> {
+        bpfman_kernel::fs::remove_dir(dir)?;
+        Ok(())
+    }
+    fn unpin(&mut self, pin: &Path) -> Result<()> {
+        Ok(bpfman_kernel::unpin(pin)?)
+    }
+    fn repin(&mut self, obj: &PinnedObject, pin: &Path) -> Result<()> {
+        Ok(obj.pin(pin)?)
+    }
+    fn unmount(&mut self, path: &Path) -> Result<()> {
+        Ok(bpfman_kernel::unmount(path)?)
+    }
 }
 
 /// Effects done so far by one operation.
@@ -36,26 +76,27 @@ impl UndoLog {
         drop(self.steps);
     }
 
-    /// Reverses every recorded effect, newest first; returns what could not be undone.
-    pub fn rollback(mut self) -> Vec<String> {
+    /// Reverses every recorded effect on this host, newest first; returns
+    /// what could not be undone.
+    pub fn rollback(self) -> Vec<String> {
+        self.rollback_with(&mut System)
+    }
+
+    /// Reverses every recorded effect through `fx`, newest first; returns
+    /// what could not be undone (each is logged, and the rest still run).
+    pub fn rollback_with(mut self, fx: &mut dyn Effects) -> Vec<String> {
         let mut failures = Vec::new();
         while let Some(step) = self.steps.pop() {
             let r = match &step {
-                Undo::RemovePin(p) => bpfman_kernel::unpin(p).map_err(|e| e.to_string()),
-                Undo::RemoveDir(p) => match std::fs::remove_dir(p) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(format!("remove {}: {e}", p.display())),
-                },
-                Undo::Repin(obj, p) => obj.pin(p).map_err(|e| e.to_string()),
-                Undo::Unmount(p) => bpfman_kernel::unmount(p).map_err(|e| e.to_string()),
-                Undo::CreateDir(p) => {
-                    std::fs::create_dir_all(p).map_err(|e| format!("create {}: {e}", p.display()))
-                }
+                Undo::RemovePin(p) => fx.unpin(p),
+                Undo::RemoveDir(p) => fx.remove_dir(p),
+                Undo::Repin(obj, p) => fx.repin(obj, p),
+                Undo::Unmount(p) => fx.unmount(p),
+                Undo::CreateDir(p) => fx.create_dir(p),
             };
             if let Err(e) = r {
                 tracing::error!("undo failed: {e}");
-                failures.push(e);
+                failures.push(e.to_string());
             }
         }
         failures

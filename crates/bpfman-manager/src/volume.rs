@@ -1,7 +1,6 @@
 //! CSI volumes: publish selected maps into a private bpffs bind-mounted at the
 //! pod's target path; unpublish removes everything publish made.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use bpfman_core::action::Action;
@@ -185,25 +184,24 @@ impl Manager {
             }
         }
         let csi = self.paths.csi_dir();
-        if let Ok(rd) = std::fs::read_dir(&csi) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if vols.iter().any(|v| v.volume_id == name) {
-                    continue;
-                }
-                let p = path_str(&e.path());
-                let mut actions = Vec::new();
-                if bpfman_kernel::is_mountpoint(&e.path()).unwrap_or(false) {
-                    actions.push(Action::Unmount { path: p.clone() });
-                }
-                actions.push(Action::RemoveDir { path: p.clone() });
-                items.push(GcItem {
-                    kind: "volume".into(),
-                    subject: p.clone(),
-                    reason: format!("volume directory {p} has no volume row"),
-                    actions,
-                });
+        // An unreadable CSI dir hides no row: gc reports what it can see.
+        for e in bpfman_kernel::fs::read_dir(&csi).unwrap_or_default() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if vols.iter().any(|v| v.volume_id == name) {
+                continue;
             }
+            let p = path_str(&e.path());
+            let mut actions = Vec::new();
+            if bpfman_kernel::is_mountpoint(&e.path()).unwrap_or(false) {
+                actions.push(Action::Unmount { path: p.clone() });
+            }
+            actions.push(Action::RemoveDir { path: p.clone() });
+            items.push(GcItem {
+                kind: "volume".into(),
+                subject: p.clone(),
+                reason: format!("volume directory {p} has no volume row"),
+                actions,
+            });
         }
         Ok(items)
     }
@@ -212,31 +210,18 @@ impl Manager {
 fn teardown(v: &VolumeRecord) -> Result<()> {
     let target = Path::new(&v.target_path);
     bpfman_kernel::unmount(target)?;
-    match std::fs::remove_dir(target) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            tracing::warn!("cannot remove {}: {e}", target.display());
-        }
-        _ => {}
+    if let Err(e) = bpfman_kernel::fs::remove_dir(target) {
+        tracing::warn!("{e}");
     }
     let fs = Path::new(&v.bpffs_path);
     bpfman_kernel::unmount(fs)?;
-    match std::fs::remove_dir(fs) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ManagerError::internal(format!(
-                "cannot remove {}: {e}",
-                fs.display()
-            )));
-        }
-        _ => {}
-    }
+    bpfman_kernel::fs::remove_dir(fs)?;
     Ok(())
 }
 
 fn set_owner_mode(p: &Path, group: Option<u32>, mode: u32) -> Result<()> {
     if let Some(g) = group {
-        std::os::unix::fs::chown(p, None, Some(g))
-            .map_err(|e| ManagerError::internal(format!("cannot chown {}: {e}", p.display())))?;
+        bpfman_kernel::fs::set_group(p, g)?;
     }
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| ManagerError::internal(format!("cannot chmod {}: {e}", p.display())))
+    Ok(bpfman_kernel::fs::set_mode(p, mode)?)
 }
