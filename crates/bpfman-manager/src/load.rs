@@ -8,8 +8,8 @@ use bpfman_core::spec::{BytecodeSource, LoadSpec};
 use bpfman_kernel::LoadRequest;
 
 use crate::error::{ManagerError, Result};
-use crate::undo::{Undo, UndoLog};
-use crate::{Manager, create_dir, now};
+use crate::undo::{Effects, System, Undo, UndoLog};
+use crate::{Manager, now};
 
 impl Manager {
     /// Loads the requested programs of an object, all or none, and pins them.
@@ -102,9 +102,9 @@ impl Manager {
         }
         let fx = load::plan_effects(spec, plan, &answer, &self.paths, now());
 
-        execute(&fx.program_steps, &mut loaded, undo)?;
+        execute(&fx.program_steps, &mut loaded, &mut System, undo)?;
         self.fault("load:pinned_programs")?;
-        execute(&fx.map_steps, &mut loaded, undo)?;
+        execute(&fx.map_steps, &mut loaded, &mut System, undo)?;
         self.fault("load:pinned_maps")?;
 
         // Dispatchers reload XDP/TC programs as extensions from the same bytes.
@@ -131,24 +131,44 @@ impl Manager {
     }
 }
 
-/// Performs a load's bpffs steps in order, registering each one's undo.
-fn execute(
+/// The pins a load makes of what it loaded: [`bpfman_kernel::LoadedObject`]
+/// for real, a recording fake in tests.
+pub(crate) trait LoadPins {
+    /// Pins a loaded program.
+    fn pin_program(&mut self, name: &str, pin: &Path) -> Result<()>;
+    /// Pins a map the load created.
+    fn pin_map(&mut self, name: &str, pin: &Path) -> Result<()>;
+}
+
+impl LoadPins for bpfman_kernel::LoadedObject {
+    fn pin_program(&mut self, name: &str, pin: &Path) -> Result<()> {
+        Ok(bpfman_kernel::LoadedObject::pin_program(self, name, pin)?)
+    }
+    fn pin_map(&mut self, name: &str, pin: &Path) -> Result<()> {
+        Ok(bpfman_kernel::LoadedObject::pin_map(self, name, pin)?)
+    }
+}
+
+/// Performs a load's bpffs steps in order, registering each one's undo
+/// before the next, so a failure at any step can be unwound.
+pub(crate) fn execute(
     steps: &[LoadStep],
-    loaded: &mut bpfman_kernel::LoadedObject,
+    pins: &mut dyn LoadPins,
+    fx: &mut dyn Effects,
     undo: &mut UndoLog,
 ) -> Result<()> {
     for step in steps {
         match step {
             LoadStep::CreateDir(dir) => {
-                create_dir(dir)?;
+                fx.create_dir(dir)?;
                 undo.push(Undo::RemoveDir(dir.clone()));
             }
             LoadStep::PinProgram { name, pin } => {
-                loaded.pin_program(name, pin)?;
+                pins.pin_program(name, pin)?;
                 undo.push(Undo::RemovePin(pin.clone()));
             }
             LoadStep::PinMap { name, pin } => {
-                loaded.pin_map(name, pin)?;
+                pins.pin_map(name, pin)?;
                 undo.push(Undo::RemovePin(pin.clone()));
             }
         }
@@ -182,4 +202,182 @@ pub(crate) fn read_object(path: &Path) -> Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use bpfman_core::load::{LoadEffects, Loaded, ObjectProgram, plan_effects, plan_load};
+    use bpfman_core::spec::ProgramRequest;
+    use bpfman_core::{ProgramKind, RuntimePaths};
+    use bpfman_kernel::PinnedObject;
+
+    use super::*;
+
+    /// A file system of paths that fails the k-th forward effect and keeps
+    /// a journal of every effect done, forward and undo.
+    #[derive(Default)]
+    struct State {
+        live: BTreeSet<PathBuf>,
+        journal: Vec<(&'static str, PathBuf)>,
+        forward: usize,
+        fail_at: Option<usize>,
+    }
+
+    /// One handle on the shared state: the executor takes the pins and the
+    /// effects as two handles, as it takes the loaded object and the host.
+    struct Fake<'a>(&'a RefCell<State>);
+
+    impl Fake<'_> {
+        fn make(&mut self, what: &'static str, p: &Path) -> Result<()> {
+            let mut s = self.0.borrow_mut();
+            let k = s.forward;
+            s.forward += 1;
+            if s.fail_at == Some(k) {
+                return Err(ManagerError::internal(format!("fake failure at {what}")));
+            }
+            s.journal.push((what, p.to_path_buf()));
+            s.live.insert(p.to_path_buf());
+            Ok(())
+        }
+        fn remove(&mut self, what: &'static str, p: &Path) -> Result<()> {
+            let mut s = self.0.borrow_mut();
+            if what == "rmdir" && s.live.iter().any(|q| q.parent() == Some(p)) {
+                return Err(ManagerError::internal(format!(
+                    "{} is not empty",
+                    p.display()
+                )));
+            }
+            s.journal.push((what, p.to_path_buf()));
+            s.live.remove(p);
+            Ok(())
+        }
+    }
+
+    impl LoadPins for Fake<'_> {
+        fn pin_program(&mut self, _: &str, pin: &Path) -> Result<()> {
+            self.make("pin", pin)
+        }
+        fn pin_map(&mut self, _: &str, pin: &Path) -> Result<()> {
+            self.make("pin", pin)
+        }
+    }
+
+    impl Effects for Fake<'_> {
+        fn create_dir(&mut self, dir: &Path) -> Result<()> {
+            self.make("mkdir", dir)
+        }
+        fn remove_dir(&mut self, dir: &Path) -> Result<()> {
+            self.remove("rmdir", dir)
+        }
+        fn unpin(&mut self, pin: &Path) -> Result<()> {
+            self.remove("unpin", pin)
+        }
+        fn repin(&mut self, _: &PinnedObject, pin: &Path) -> Result<()> {
+            self.make("repin", pin)
+        }
+        fn unmount(&mut self, path: &Path) -> Result<()> {
+            self.remove("unmount", path)
+        }
+    }
+
+    /// The effects the core plans for two programs and one owned map.
+    fn effects() -> LoadEffects {
+        let names = ["a", "b"];
+        let spec = LoadSpec {
+            source: BytecodeSource::File {
+                path: "/o.o".into(),
+            },
+            programs: names
+                .iter()
+                .map(|n| ProgramRequest {
+                    name: n.to_string(),
+                    kind: None,
+                    attach_fn: None,
+                })
+                .collect(),
+            metadata: Default::default(),
+            global_data: Default::default(),
+            map_owner_id: None,
+            pull_policy: None,
+            registry_auth: None,
+        };
+        let object: Vec<_> = names
+            .iter()
+            .map(|n| ObjectProgram {
+                name: n.to_string(),
+                section: "xdp".into(),
+                kind: Some(ProgramKind::Xdp),
+            })
+            .collect();
+        let plan = plan_load(&spec, "/o.o", &object, &["m".to_string()]).unwrap();
+        let loaded = Loaded {
+            program_ids: vec![1, 2],
+            created_maps: vec![("m".into(), 9)],
+        };
+        plan_effects(&spec, &plan, &loaded, &RuntimePaths::new("/rt"), 0)
+    }
+
+    /// Runs the load's two step lists in order, as `Manager::load` does.
+    fn run(state: &RefCell<State>, undo: &mut UndoLog) -> Result<()> {
+        let fx = effects();
+        let (mut pins, mut host) = (Fake(state), Fake(state));
+        execute(&fx.program_steps, &mut pins, &mut host, undo)?;
+        execute(&fx.map_steps, &mut pins, &mut host, undo)
+    }
+
+    #[test]
+    fn a_failure_at_each_step_undoes_the_earlier_ones_newest_first() {
+        let fx = effects();
+        let steps = fx.program_steps.len() + fx.map_steps.len();
+        assert_eq!(steps, 5, "2 dirs, 2 program pins, 1 map pin");
+        for k in 0..steps {
+            let state = RefCell::new(State {
+                fail_at: Some(k),
+                ..Default::default()
+            });
+            let mut undo = UndoLog::default();
+            assert!(run(&state, &mut undo).is_err(), "step {k} must fail");
+            let done = state.borrow().journal.clone();
+            assert_eq!(done.len(), k, "steps done before failing at {k}");
+            let left = undo.rollback_with(&mut Fake(&state));
+            assert!(left.is_empty(), "undo failures at step {k}: {left:?}");
+            let s = state.borrow();
+            assert!(s.live.is_empty(), "left behind at step {k}: {:?}", s.live);
+            let undone: Vec<_> = s.journal[k..].to_vec();
+            let expected: Vec<_> = done
+                .iter()
+                .rev()
+                .map(|(what, p)| (if *what == "mkdir" { "rmdir" } else { "unpin" }, p.clone()))
+                .collect();
+            assert_eq!(undone, expected, "undo at step {k}");
+        }
+    }
+
+    #[test]
+    fn success_commits_every_effect_in_plan_order() {
+        let state = RefCell::new(State::default());
+        let mut undo = UndoLog::default();
+        run(&state, &mut undo).unwrap();
+        undo.commit();
+        let s = state.borrow();
+        let journal: Vec<_> = s
+            .journal
+            .iter()
+            .map(|(w, p)| format!("{w} {}", p.display()))
+            .collect();
+        assert_eq!(
+            journal,
+            [
+                "mkdir /rt/fs/1",
+                "pin /rt/fs/1/a",
+                "mkdir /rt/fs/2",
+                "pin /rt/fs/2/b",
+                "pin /rt/fs/1/m"
+            ]
+        );
+        assert_eq!(s.live.len(), 5);
+    }
 }
