@@ -2,7 +2,7 @@
 //!
 //! Domain types (programs, maps, links, volumes), parsing and validation of
 //! user input, and planners that turn a snapshot of facts into decisions
-//! (`plan_gc`, `plan_volume`, `plan_load`). Nothing here performs I/O: the
+//! (`plan_gc`, `plan_volume`, `plan_load`, `plan_unload`). Nothing here performs I/O: the
 //! manager fetches facts, calls a planner, and executes the returned actions.
 
 pub mod action;
@@ -20,6 +20,7 @@ pub mod paths;
 pub mod section;
 pub mod spec;
 pub mod stats;
+pub mod unload;
 pub mod volume;
 
 pub use error::CoreError;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use bpfman_core::metadata::{self, Metadata};
 use bpfman_core::model::{LinkRecord, LinkView};
+use bpfman_core::unload::plan_unload;
 use bpfman_core::{AttachSpec, LinkId, ProgramId};
 
 use crate::error::{ManagerError, Result};
@@ -126,16 +127,8 @@ impl Manager {
         })?;
         let links = store.links_of(id)?;
         let owner = prog.map_owner_id;
-        let other_users: Vec<ProgramId> = store
-            .programs_using_maps_of(owner)?
-            .into_iter()
-            .filter(|p| *p != id)
-            .collect();
+        let map_users = store.programs_using_maps_of(owner)?;
         let owner_maps = store.maps_of(owner)?;
-        // The owner's directory goes when its last user goes, unless the owner
-        // itself is still recorded (then its own unload removes it).
-        let remove_maps = other_users.is_empty();
-
         let mut dispatched = Vec::new();
         for l in &links {
             if store
@@ -145,33 +138,36 @@ impl Manager {
                 dispatched.push(l);
             }
         }
+        let dispatched_ids: Vec<LinkId> = dispatched.iter().map(|l| l.id).collect();
+        let plan = plan_unload(
+            &prog,
+            &links,
+            &dispatched_ids,
+            &map_users,
+            &owner_maps,
+            &self.paths,
+        );
+
         let mut undo = UndoLog::default();
         let mut touched = Vec::new();
         let result = (|| -> Result<()> {
             touched = self.detach_net(&store, &dispatched)?;
-            for l in &links {
-                if !dispatched.iter().any(|d| d.id == l.id) {
-                    release_pin(Path::new(&l.pin_path), &mut undo)?;
-                }
+            for pin in &plan.link_pins {
+                release_pin(pin, &mut undo)?;
             }
             self.fault("unload:detached_links")?;
-            release_pin(Path::new(&prog.pin_path), &mut undo)?;
+            release_pin(&plan.program_pin, &mut undo)?;
             self.fault("unload:unpinned_program")?;
-            if remove_maps {
-                for m in &owner_maps {
-                    release_pin(Path::new(&m.pin_path), &mut undo)?;
-                }
-                remove_empty_dir(&self.paths.program_dir(owner), &mut undo)?;
+            for pin in &plan.map_pins {
+                release_pin(pin, &mut undo)?;
             }
-            // A sharer's own directory holds only its program pin. The owner's
-            // directory went above with the maps, or stays for the other users.
-            if owner != id {
-                remove_empty_dir(&self.paths.program_dir(id), &mut undo)?;
+            for dir in &plan.dirs {
+                remove_empty_dir(dir, &mut undo)?;
             }
             self.fault("unload:removed_maps")?;
             store.write(|tx| -> Result<()> {
                 tx.delete_program(id)?;
-                if remove_maps {
+                if plan.remove_maps {
                     tx.delete_maps(owner)?;
                 }
                 self.fault("unload:before_commit")

@@ -1,0 +1,159 @@
+//! Unload planning: which pins and directories an unload removes, and
+//! whether the map owner's maps go with it.
+
+use std::path::PathBuf;
+
+use crate::model::{LinkRecord, MapRecord, ProgramRecord};
+use crate::paths::RuntimePaths;
+use crate::{LinkId, ProgramId};
+
+/// What one unload removes, in the order the manager removes it (a fault
+/// point sits after the links, the program pin, and the maps and dirs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnloadPlan {
+    /// Pins of the links that are not a dispatcher's, in link order (the
+    /// dispatcher links are detached through their hooks first).
+    pub link_pins: Vec<PathBuf>,
+    /// The program's own pin.
+    pub program_pin: PathBuf,
+    /// The map owner directory's map pins, when no other program uses them.
+    pub map_pins: Vec<PathBuf>,
+    /// Directories to remove if empty, after the map pins.
+    pub dirs: Vec<PathBuf>,
+    /// True when the owner's map rows go too (the last user is leaving).
+    pub remove_maps: bool,
+}
+
+/// Plans the unload of `prog`: `links` are its links (`dispatched` those
+/// attached through a dispatcher), `map_users` every program using its map
+/// owner's directory (itself included) and `owner_maps` that directory's rows.
+pub fn plan_unload(
+    prog: &ProgramRecord,
+    links: &[LinkRecord],
+    dispatched: &[LinkId],
+    map_users: &[ProgramId],
+    owner_maps: &[MapRecord],
+    paths: &RuntimePaths,
+) -> UnloadPlan {
+    let owner = prog.map_owner_id;
+    // The owner's directory goes when its last user goes, unless the owner
+    // itself is still recorded (then its own unload removes it).
+    let remove_maps = map_users.iter().all(|p| *p == prog.id);
+    let mut map_pins = Vec::new();
+    let mut dirs = Vec::new();
+    if remove_maps {
+        map_pins.extend(owner_maps.iter().map(|m| PathBuf::from(&m.pin_path)));
+        dirs.push(paths.program_dir(owner));
+    }
+    // A sharer's own directory holds only its program pin. The owner's
+    // directory went above with the maps, or stays for the other users.
+    if owner != prog.id {
+        dirs.push(paths.program_dir(prog.id));
+    }
+    UnloadPlan {
+        link_pins: links
+            .iter()
+            .filter(|l| !dispatched.contains(&l.id))
+            .map(|l| PathBuf::from(&l.pin_path))
+            .collect(),
+        program_pin: PathBuf::from(&prog.pin_path),
+        map_pins,
+        dirs,
+        remove_maps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kind::ProgramKind;
+    use crate::spec::{AttachSpec, BytecodeSource};
+
+    fn paths() -> RuntimePaths {
+        RuntimePaths::new("/rt")
+    }
+
+    fn prog(id: ProgramId, owner: ProgramId) -> ProgramRecord {
+        ProgramRecord {
+            id,
+            name: "p".into(),
+            kind: ProgramKind::Tracepoint,
+            section: "tp/a/b".into(),
+            attach_fn: None,
+            source: BytecodeSource::File {
+                path: "/o.o".into(),
+            },
+            metadata: Default::default(),
+            global_data: Default::default(),
+            map_owner_id: owner,
+            map_pin_path: format!("/rt/fs/{owner}"),
+            pin_path: format!("/rt/fs/{id}/p"),
+            created_at: 0,
+        }
+    }
+
+    fn link(id: LinkId, program_id: ProgramId) -> LinkRecord {
+        LinkRecord {
+            id,
+            program_id,
+            spec: AttachSpec::Tracepoint {
+                tracepoint: Some("a/b".into()),
+            },
+            pin_path: format!("/rt/fs/links/{id}"),
+            kernel_link_id: Some(9),
+            metadata: Default::default(),
+            created_at: 0,
+        }
+    }
+
+    fn maps(owner: ProgramId) -> Vec<MapRecord> {
+        vec![MapRecord {
+            owner_id: owner,
+            name: "m".into(),
+            kernel_id: 3,
+            pin_path: format!("/rt/fs/{owner}/m"),
+        }]
+    }
+
+    fn pb(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn the_last_user_owner_takes_its_maps_and_directory() {
+        let plan = plan_unload(&prog(1, 1), &[], &[], &[1], &maps(1), &paths());
+        assert_eq!(plan.program_pin, pb("/rt/fs/1/p"));
+        assert_eq!(plan.map_pins, vec![pb("/rt/fs/1/m")]);
+        assert_eq!(plan.dirs, vec![pb("/rt/fs/1")]);
+        assert!(plan.remove_maps);
+    }
+
+    #[test]
+    fn an_owner_with_sharers_leaves_its_maps_and_directory() {
+        let plan = plan_unload(&prog(1, 1), &[], &[], &[1, 2], &maps(1), &paths());
+        assert!(plan.map_pins.is_empty() && plan.dirs.is_empty());
+        assert!(!plan.remove_maps);
+    }
+
+    #[test]
+    fn a_sharer_removes_its_own_directory_and_the_maps_when_last() {
+        let plan = plan_unload(&prog(2, 1), &[], &[], &[1, 2], &maps(1), &paths());
+        assert_eq!(plan.dirs, vec![pb("/rt/fs/2")]);
+        assert!(plan.map_pins.is_empty() && !plan.remove_maps);
+        // The owner was unloaded before: the last sharer cleans its directory.
+        let plan = plan_unload(&prog(2, 1), &[], &[], &[2], &maps(1), &paths());
+        assert_eq!(plan.map_pins, vec![pb("/rt/fs/1/m")]);
+        assert_eq!(plan.dirs, vec![pb("/rt/fs/1"), pb("/rt/fs/2")]);
+        assert!(plan.remove_maps);
+    }
+
+    #[test]
+    fn dispatcher_links_are_left_to_their_hooks() {
+        let links = [link(5, 1), link(6, 1), link(7, 1)];
+        let plan = plan_unload(&prog(1, 1), &links, &[6], &[1], &[], &paths());
+        assert_eq!(
+            plan.link_pins,
+            vec![pb("/rt/fs/links/5"), pb("/rt/fs/links/7")]
+        );
+    }
+}
