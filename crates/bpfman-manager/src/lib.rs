@@ -93,6 +93,13 @@ impl Manager {
         &self.paths
     }
 
+    /// Frees the store's caches (see [`Store::release_memory`]); the daemon
+    /// calls it when idle so its memory falls back after a burst of requests.
+    pub fn release_memory(&self) -> Result<()> {
+        self.store()?.release_memory()?;
+        Ok(())
+    }
+
     fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>> {
         self.store
             .lock()

@@ -750,6 +750,32 @@ fn two_thousand_programs_select_correctly() {
     );
 }
 
+/// The daemon drops the store's caches when idle: everything committed stays
+/// readable and the store stays writable afterwards.
+#[test]
+fn releasing_memory_keeps_the_store_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let insert = |store: &mut Store, range: std::ops::RangeInclusive<u32>| {
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                for i in range {
+                    tx.insert_program(&program(i, i, ProgramKind::Xdp, &[("app", "a")]))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    };
+    insert(&mut store, 1..=300);
+    let before = store.list_programs(None, &sel(&["app=a"])).unwrap();
+    store.release_memory().unwrap();
+    assert_eq!(store.list_programs(None, &sel(&["app=a"])).unwrap(), before);
+    insert(&mut store, 301..=310);
+    store.release_memory().unwrap();
+    let after = store.list_programs(None, &sel(&["app=a"])).unwrap();
+    assert_eq!(ids(&after), (1..=310).collect::<Vec<_>>());
+}
+
 /// Several processes (here threads) may open a fresh file at the same moment,
 /// e.g. the daemon and a CLI: each must end up with a migrated store.
 #[test]

@@ -35,8 +35,8 @@ impl BpfmanService {
     /// counting operations into `metrics` when given.
     pub fn new(mgr: Arc<Manager>, metrics: Option<Arc<Metrics>>, stats_enabled: bool) -> Self {
         BpfmanService {
+            trim: Trimmer::spawn(Arc::clone(&mgr)),
             mgr,
-            trim: Trimmer::spawn(),
             metrics,
             stats_enabled,
         }
