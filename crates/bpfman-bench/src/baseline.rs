@@ -87,3 +87,54 @@ fn remove_pins(fs: &Path) -> Result<usize> {
     }
     Ok(n)
 }
+
+/// How many times each command of [`process_floor`] runs.
+pub const FLOOR_REPS: usize = 200;
+
+/// The cost of a process that does no work: `true`, `bpftool version` and
+/// `bpfman --version`, [`FLOOR_REPS`] times each, interleaved so a drift of
+/// the machine touches all three alike. A CLI call can never be cheaper than
+/// its binary's floor, so this shows how much of bpftool's whole load time
+/// a `bpfman` process spends before it does anything.
+pub fn process_floor(bpftool: Option<&Path>, bpfman: Option<&Path>) -> Result<Vec<Floor>> {
+    let mut floors = vec![Floor::new("true", Command::new("true"))];
+    if let Some(b) = bpftool {
+        let mut cmd = Command::new(b);
+        cmd.arg("version");
+        floors.push(Floor::new("bpftool version", cmd));
+    }
+    if let Some(b) = bpfman {
+        let mut cmd = Command::new(b);
+        cmd.arg("--version");
+        floors.push(Floor::new("bpfman --version", cmd));
+    }
+    for _ in 0..FLOOR_REPS {
+        check_stop()?;
+        for f in &mut floors {
+            f.cmd.stdin(Stdio::null());
+            let cmd = &mut f.cmd;
+            f.samples.time(|| run_command(cmd))?;
+        }
+    }
+    Ok(floors)
+}
+
+/// One command of the process floor and its latencies.
+#[derive(Debug)]
+pub struct Floor {
+    /// The command as printed.
+    pub label: &'static str,
+    cmd: Command,
+    /// Latency of each run.
+    pub samples: Samples,
+}
+
+impl Floor {
+    fn new(label: &'static str, cmd: Command) -> Floor {
+        Floor {
+            label,
+            cmd,
+            samples: Samples::new(),
+        }
+    }
+}

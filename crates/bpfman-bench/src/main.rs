@@ -217,6 +217,14 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
     }
     report.phases.push(("warm-up".into(), t.elapsed()));
 
+    let t = Instant::now();
+    progress("process floor");
+    report.floor = baseline::process_floor(
+        bpftool_fs.as_ref().map(|_| args.bpftool.as_path()),
+        (want_cli || want_grpc).then_some(bpfman.as_path()),
+    )?;
+    report.phases.push(("process floor".into(), t.elapsed()));
+
     // Interleave the modes per size, so a drift of the machine during the
     // run touches every mode alike and the ratios stay fair.
     for &n in &sizes {

@@ -55,6 +55,8 @@ pub struct Report {
     pub bpftool: Vec<(usize, Samples)>,
     /// `rm PIN` of the bpftool-loaded programs per N.
     pub bpftool_unpin: Vec<(usize, Samples)>,
+    /// Cost of a process that does nothing, per binary.
+    pub floor: Vec<crate::baseline::Floor>,
     /// Why bpftool was skipped.
     pub bpftool_skipped: Option<String>,
     /// Why gRPC was skipped.
@@ -115,6 +117,7 @@ impl Report {
         self.render_drift(&mut s);
         self.render_baseline(&mut s);
         self.render_unload_ratio(&mut s);
+        self.render_floor(&mut s);
         self.render_grpc(&mut s);
         self.render_csi(&mut s);
         if !self.phases.is_empty() {
@@ -245,6 +248,54 @@ impl Report {
                 cell(CLI),
                 cell(IN_PROCESS),
                 cell(GRPC)
+            );
+        }
+    }
+
+    fn render_floor(&self, s: &mut String) {
+        if self.floor.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n== Process floor: a process that does nothing, interleaved, same run ==\n\
+             (no CLI call can cost less than its binary's floor; ratios of p50)"
+        );
+        let _ = writeln!(
+            s,
+            "{:<18}{:>7} {:>9} {:>9} {:>9}{:>14}{:>16}",
+            "command", "count", "mean", "p50", "p99", "/ bpftool ver", "/ bpftool load"
+        );
+        let p50 = |label: &str| {
+            self.floor
+                .iter()
+                .find(|f| f.label == label)
+                .and_then(|f| f.samples.summary())
+                .map(|x| x.p50)
+        };
+        let version = p50("bpftool version");
+        // The largest batch's median load: the most samples.
+        let load = self
+            .bpftool
+            .iter()
+            .max_by_key(|(n, _)| *n)
+            .and_then(|(_, x)| x.summary())
+            .map(|x| x.p50);
+        for f in &self.floor {
+            let Some(x) = f.samples.summary() else {
+                continue;
+            };
+            let r = |base: Option<Duration>| base.map_or_else(|| "-".into(), |b| ratio(x.p50, b));
+            let _ = writeln!(
+                s,
+                "{:<18}{:>7} {:>9} {:>9} {:>9}{:>14}{:>16}",
+                f.label,
+                x.count,
+                ms(x.mean),
+                ms(x.p50),
+                ms(x.p99),
+                r(version),
+                r(load)
             );
         }
     }
