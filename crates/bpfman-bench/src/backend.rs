@@ -17,6 +17,7 @@ use bpfman_manager::{ListFilter, Manager};
 use tonic::transport::Channel;
 
 use crate::error::{BenchError, Result};
+use crate::stats::Samples;
 
 /// The program of the stats example the benchmark loads.
 pub const STATS_PROGRAM: &str = "count_sched_switch";
@@ -24,16 +25,20 @@ pub const STATS_PROGRAM: &str = "count_sched_switch";
 /// metadata are the common case, and it costs a row in the store).
 pub const BENCH_MD: (&str, &str) = ("bpfman.io/application", "bpfman-bench");
 
-/// One way of running load/list/get/unload.
+/// One way of running load/list/get/unload. Each call records into `t`
+/// the time of the operation itself (the call, the RPC with its decoding,
+/// the CLI process), not the benchmark's own checks of the answer: parsing
+/// the CLI's 1 MB of JSON for `list` with 1,000 programs into a
+/// `serde_json::Value` took longer than the CLI call.
 pub trait Backend {
     /// Loads [`STATS_PROGRAM`] from `object`; returns the program id.
-    fn load(&mut self, object: &Path) -> Result<ProgramId>;
+    fn load(&mut self, t: &mut Samples, object: &Path) -> Result<ProgramId>;
     /// Lists bpfman's programs; returns how many there are.
-    fn list(&mut self) -> Result<usize>;
+    fn list(&mut self, t: &mut Samples) -> Result<usize>;
     /// Fetches one program (with its maps and kernel facts).
-    fn get(&mut self, id: ProgramId) -> Result<()>;
+    fn get(&mut self, t: &mut Samples, id: ProgramId) -> Result<()>;
     /// Unloads one program.
-    fn unload(&mut self, id: ProgramId) -> Result<()>;
+    fn unload(&mut self, t: &mut Samples, id: ProgramId) -> Result<()>;
 }
 
 fn stats_spec(object: &Path) -> LoadSpec {
@@ -76,11 +81,13 @@ impl InProcess {
 }
 
 impl Backend for InProcess {
-    fn load(&mut self, object: &Path) -> Result<ProgramId> {
-        let views = self
-            .manager
-            .load(stats_spec(object))
-            .map_err(|e| BenchError::manager("load", e))?;
+    fn load(&mut self, t: &mut Samples, object: &Path) -> Result<ProgramId> {
+        let spec = stats_spec(object);
+        let views = t.time(|| {
+            self.manager
+                .load(spec)
+                .map_err(|e| BenchError::manager("load", e))
+        })?;
         match views.as_slice() {
             [one] => Ok(one.id),
             other => Err(BenchError::Check(format!(
@@ -90,18 +97,21 @@ impl Backend for InProcess {
         }
     }
 
-    fn list(&mut self) -> Result<usize> {
-        self.manager
-            .list(&ListFilter::default())
-            .map(|v| v.len())
-            .map_err(|e| BenchError::manager("list", e))
+    fn list(&mut self, t: &mut Samples) -> Result<usize> {
+        t.time(|| {
+            self.manager
+                .list(&ListFilter::default())
+                .map(|v| v.len())
+                .map_err(|e| BenchError::manager("list", e))
+        })
     }
 
-    fn get(&mut self, id: ProgramId) -> Result<()> {
-        let v = self
-            .manager
-            .get(id)
-            .map_err(|e| BenchError::manager(format!("get {id}"), e))?;
+    fn get(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
+        let v = t.time(|| {
+            self.manager
+                .get(id)
+                .map_err(|e| BenchError::manager(format!("get {id}"), e))
+        })?;
         if v.id != id || !v.managed {
             return Err(BenchError::Check(format!(
                 "get {id} returned program {} (managed: {})",
@@ -111,10 +121,12 @@ impl Backend for InProcess {
         Ok(())
     }
 
-    fn unload(&mut self, id: ProgramId) -> Result<()> {
-        self.manager
-            .unload(id)
-            .map_err(|e| BenchError::manager(format!("unload {id}"), e))
+    fn unload(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
+        t.time(|| {
+            self.manager
+                .unload(id)
+                .map_err(|e| BenchError::manager(format!("unload {id}"), e))
+        })
     }
 }
 
@@ -184,10 +196,10 @@ fn parse_json(what: &str, bytes: &[u8]) -> Result<serde_json::Value> {
 }
 
 impl Backend for Cli {
-    fn load(&mut self, object: &Path) -> Result<ProgramId> {
+    fn load(&mut self, t: &mut Samples, object: &Path) -> Result<ProgramId> {
         let md = format!("{}={}", BENCH_MD.0, BENCH_MD.1);
         let obj = object.to_string_lossy();
-        let out = self.run(&["load", "file", "-m", &md, &obj, STATS_PROGRAM])?;
+        let out = t.time(|| self.run(&["load", "file", "-m", &md, &obj, STATS_PROGRAM]))?;
         let v = parse_json("load", &out)?;
         // `load` prints the loaded programs as a JSON array.
         let ids: Vec<u64> = v
@@ -204,16 +216,17 @@ impl Backend for Cli {
         }
     }
 
-    fn list(&mut self) -> Result<usize> {
-        let out = self.run(&["list"])?;
+    fn list(&mut self, t: &mut Samples) -> Result<usize> {
+        let out = t.time(|| self.run(&["list"]))?;
         let v = parse_json("list", &out)?;
         v.as_array()
             .map(Vec::len)
             .ok_or_else(|| BenchError::Check("`bpfman list -o json` is not an array".into()))
     }
 
-    fn get(&mut self, id: ProgramId) -> Result<()> {
-        let out = self.run(&["get", &id.to_string()])?;
+    fn get(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
+        let arg = id.to_string();
+        let out = t.time(|| self.run(&["get", &arg]))?;
         let v = parse_json("get", &out)?;
         if v["id"].as_u64() != Some(u64::from(id)) {
             return Err(BenchError::Check(format!(
@@ -224,8 +237,9 @@ impl Backend for Cli {
         Ok(())
     }
 
-    fn unload(&mut self, id: ProgramId) -> Result<()> {
-        self.run(&["unload", &id.to_string()]).map(drop)
+    fn unload(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
+        let arg = id.to_string();
+        t.time(|| self.run(&["unload", &arg])).map(drop)
     }
 }
 
@@ -250,7 +264,7 @@ impl Grpc {
 }
 
 impl Backend for Grpc {
-    fn load(&mut self, object: &Path) -> Result<ProgramId> {
+    fn load(&mut self, t: &mut Samples, object: &Path) -> Result<ProgramId> {
         let req = LoadRequest {
             bytecode: Some(BytecodeLocation {
                 location: Some(bytecode_location::Location::File(
@@ -267,10 +281,12 @@ impl Backend for Grpc {
             }],
             ..Default::default()
         };
-        let resp = self
-            .rt
-            .block_on(self.client.load(req))
-            .map_err(|s| BenchError::grpc("Load", s))?
+        let resp = t
+            .time(|| {
+                self.rt
+                    .block_on(self.client.load(req))
+                    .map_err(|s| BenchError::grpc("Load", s))
+            })?
             .into_inner();
         let ids: Vec<u32> = resp
             .programs
@@ -286,24 +302,28 @@ impl Backend for Grpc {
         }
     }
 
-    fn list(&mut self) -> Result<usize> {
+    fn list(&mut self, t: &mut Samples) -> Result<usize> {
         let req = ListRequest {
             bpfman_programs_only: Some(true),
             ..Default::default()
         };
-        let resp = self
-            .rt
-            .block_on(self.client.list(req))
-            .map_err(|s| BenchError::grpc("List", s))?
+        let resp = t
+            .time(|| {
+                self.rt
+                    .block_on(self.client.list(req))
+                    .map_err(|s| BenchError::grpc("List", s))
+            })?
             .into_inner();
         Ok(resp.results.len())
     }
 
-    fn get(&mut self, id: ProgramId) -> Result<()> {
-        let resp = self
-            .rt
-            .block_on(self.client.get(GetRequest { id }))
-            .map_err(|s| BenchError::grpc("Get", s))?
+    fn get(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
+        let resp = t
+            .time(|| {
+                self.rt
+                    .block_on(self.client.get(GetRequest { id }))
+                    .map_err(|s| BenchError::grpc("Get", s))
+            })?
             .into_inner();
         let got = resp.kernel_info.as_ref().map(|k| k.id);
         if got != Some(id) || resp.info.is_none() {
@@ -315,10 +335,12 @@ impl Backend for Grpc {
         Ok(())
     }
 
-    fn unload(&mut self, id: ProgramId) -> Result<()> {
-        self.rt
-            .block_on(self.client.unload(UnloadRequest { id }))
-            .map_err(|s| BenchError::grpc("Unload", s))
-            .map(drop)
+    fn unload(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
+        t.time(|| {
+            self.rt
+                .block_on(self.client.unload(UnloadRequest { id }))
+                .map_err(|s| BenchError::grpc("Unload", s))
+        })
+        .map(drop)
     }
 }

@@ -358,10 +358,11 @@ fn loadavg() -> String {
 }
 
 fn warm_up(b: &mut dyn Backend, object: &Path) -> Result<()> {
-    let id = b.load(object)?;
-    b.list()?;
-    b.get(id)?;
-    b.unload(id)
+    let t = &mut stats::Samples::new();
+    let id = b.load(t, object)?;
+    b.list(t)?;
+    b.get(t, id)?;
+    b.unload(t, id)
 }
 
 /// Loads `n` programs, lists `list_reps` times, gets up to `gets` of them,
@@ -379,11 +380,11 @@ fn run_batch(
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         check_stop()?;
-        ids.push(batch.load.time(|| b.load(object))?);
+        ids.push(b.load(&mut batch.load, object)?);
     }
     for _ in 0..args.list_reps {
         check_stop()?;
-        let count = batch.list.time(|| b.list())?;
+        let count = b.list(&mut batch.list)?;
         if count != n {
             return Err(BenchError::Check(format!(
                 "{mode}: list shows {count} programs with {n} loaded"
@@ -392,14 +393,14 @@ fn run_batch(
     }
     for id in spread(&ids, args.gets) {
         check_stop()?;
-        batch.get.time(|| b.get(id))?;
+        b.get(&mut batch.get, id)?;
     }
     at_peak()?;
     for &id in &ids {
         check_stop()?;
-        batch.unload.time(|| b.unload(id))?;
+        b.unload(&mut batch.unload, id)?;
     }
-    let left = b.list()?;
+    let left = b.list(&mut stats::Samples::new())?;
     if left != 0 {
         return Err(BenchError::Check(format!(
             "{mode}: list shows {left} programs after unloading all"
