@@ -46,6 +46,16 @@ const MAX_REQUEST: usize = bpfman_api::client::MAX_REQUEST_BYTES;
 /// crash left behind, logging each repair and never refusing to start over
 /// stale state; then both servers serve.
 pub fn serve(runtime_dir: &Path, args: &ServeArgs) -> Result<(), ManagerError> {
+    // One malloc arena for the whole daemon: with one per thread, memory
+    // freed after a burst (1,000 loads, then unloads) stayed spread over
+    // several half-used arenas that malloc_trim cannot give back (bench:
+    // RssAnon 1 s after unloading everything 1.9-2.8 MiB, 1.8 with one
+    // arena, idle 1.3; load and list latency unchanged on this 2-CPU host).
+    // SAFETY: mallopt only sets a glibc malloc parameter; called before the
+    // runtime starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bpfman-serve")
