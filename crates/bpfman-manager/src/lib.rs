@@ -106,7 +106,7 @@ impl Manager {
             .map_err(|_| ManagerError::internal("store mutex poisoned by an earlier panic"))
     }
 
-    fn fault(&self, point: &str) -> Result<()> {
+    fn fault(&self, point: fault::FaultPoint) -> Result<()> {
         fault::check(&self.fault, point)
     }
 }

@@ -8,6 +8,7 @@ use bpfman_core::spec::{BytecodeSource, LoadSpec};
 use bpfman_kernel::LoadRequest;
 
 use crate::error::{ManagerError, Result};
+use crate::fault::FaultPoint;
 use crate::undo::{Effects, System, Undo, UndoLog};
 use crate::{Manager, now};
 
@@ -91,7 +92,7 @@ impl Manager {
             global_data: &spec.global_data,
             reuse_maps: &plan.reuse,
         })?;
-        self.fault("load:loaded")?;
+        self.fault(FaultPoint::LoadLoaded)?;
 
         let mut answer = load::Loaded {
             program_ids: Vec::with_capacity(plan.programs.len()),
@@ -103,9 +104,9 @@ impl Manager {
         let fx = load::plan_effects(spec, plan, &answer, &self.paths, now());
 
         execute(&fx.program_steps, &mut loaded, &mut System, undo)?;
-        self.fault("load:pinned_programs")?;
+        self.fault(FaultPoint::LoadPinnedPrograms)?;
         execute(&fx.map_steps, &mut loaded, &mut System, undo)?;
-        self.fault("load:pinned_maps")?;
+        self.fault(FaultPoint::LoadPinnedMaps)?;
 
         // Dispatchers reload XDP/TC programs as extensions from the same bytes.
         let object_digest = (!fx.keep_object.is_empty()).then(|| crate::net::digest(bytes));
@@ -122,7 +123,7 @@ impl Manager {
             for m in &fx.maps {
                 tx.insert_map(m)?;
             }
-            self.fault("load:before_commit")
+            self.fault(FaultPoint::LoadBeforeCommit)
         })?;
         for r in &fx.programs {
             tracing::info!(id = r.id, name = %r.name, kind = %r.kind, "loaded program");

@@ -8,6 +8,7 @@ use bpfman_core::unload::plan_unload;
 use bpfman_core::{AttachSpec, LinkId, ProgramId};
 
 use crate::error::{ManagerError, Result};
+use crate::fault::FaultPoint;
 use crate::undo::{Undo, UndoLog};
 use crate::{Manager, create_dir, now, path_str};
 
@@ -50,7 +51,7 @@ impl Manager {
                 undo.push(Undo::RemovePin(pin.clone()));
                 (path_str(&pin), k)
             };
-            self.fault("attach:attached")?;
+            self.fault(FaultPoint::AttachAttached)?;
             let rec = LinkRecord {
                 id: link_id,
                 program_id: id,
@@ -65,7 +66,7 @@ impl Manager {
                 if let Some(a) = &net {
                     tx.insert_net_link(&a.record)?;
                 }
-                self.fault("attach:before_commit")
+                self.fault(FaultPoint::AttachBeforeCommit)
             })?;
             Ok(rec)
         })();
@@ -103,10 +104,10 @@ impl Manager {
             } else {
                 release_pin(Path::new(&link.pin_path), &mut undo)?;
             }
-            self.fault("detach:unpinned_link")?;
+            self.fault(FaultPoint::DetachUnpinnedLink)?;
             store.write(|tx| -> Result<()> {
                 tx.delete_link(link_id)?;
-                self.fault("detach:before_commit")
+                self.fault(FaultPoint::DetachBeforeCommit)
             })
         })();
         if result.is_err() {
@@ -155,22 +156,22 @@ impl Manager {
             for pin in &plan.link_pins {
                 release_pin(pin, &mut undo)?;
             }
-            self.fault("unload:detached_links")?;
+            self.fault(FaultPoint::UnloadDetachedLinks)?;
             release_pin(&plan.program_pin, &mut undo)?;
-            self.fault("unload:unpinned_program")?;
+            self.fault(FaultPoint::UnloadUnpinnedProgram)?;
             for pin in &plan.map_pins {
                 release_pin(pin, &mut undo)?;
             }
             for dir in &plan.dirs {
                 remove_empty_dir(dir, &mut undo)?;
             }
-            self.fault("unload:removed_maps")?;
+            self.fault(FaultPoint::UnloadRemovedMaps)?;
             store.write(|tx| -> Result<()> {
                 tx.delete_program(id)?;
                 if plan.remove_maps {
                     tx.delete_maps(owner)?;
                 }
-                self.fault("unload:before_commit")
+                self.fault(FaultPoint::UnloadBeforeCommit)
             })
         })();
         if result.is_err() {

@@ -4,18 +4,22 @@
 
 mod common;
 
+use bpfman_manager::fault::{FaultOp, FaultPoint};
 use common::{Env, Mode, kernel_has_program, obj, root_or_skip, tree};
+
+// The steps walked are `FaultPoint::ALL`, and `prepare`/`command` match
+// every `FaultOp`: a new step is tested, a new operation fails to compile.
 
 /// Brings the runtime to the state the operation under test starts from.
 /// Returns (program id, link id) as strings when they exist.
-fn prepare(env: &Env, op: &str) -> (Option<String>, Option<String>) {
+fn prepare(env: &Env, op: FaultOp) -> (Option<String>, Option<String>) {
     match op {
-        "load" => (None, None),
-        "attach" => (
+        FaultOp::Load => (None, None),
+        FaultOp::Attach => (
             Some(env.load(&[&obj("examples/stats/stats.bpf.o")])[0].to_string()),
             None,
         ),
-        _ => {
+        FaultOp::Detach | FaultOp::Unload => {
             let id = env.load(&[&obj("examples/stats/stats.bpf.o")])[0].to_string();
             let l = env.ok_json(&["attach", &id, "tracepoint"]);
             (Some(id), Some(l["id"].to_string()))
@@ -23,13 +27,13 @@ fn prepare(env: &Env, op: &str) -> (Option<String>, Option<String>) {
     }
 }
 
-fn command(op: &str, id: &Option<String>, link: &Option<String>) -> Vec<String> {
+fn command(op: FaultOp, id: &Option<String>, link: &Option<String>) -> Vec<String> {
     let stats = obj("examples/stats/stats.bpf.o");
     match op {
-        "load" => vec!["load".into(), "file".into(), stats],
-        "attach" => vec!["attach".into(), id.clone().unwrap(), "tracepoint".into()],
-        "detach" => vec!["detach".into(), link.clone().unwrap()],
-        _ => vec!["unload".into(), id.clone().unwrap()],
+        FaultOp::Load => vec!["load".into(), "file".into(), stats],
+        FaultOp::Attach => vec!["attach".into(), id.clone().unwrap(), "tracepoint".into()],
+        FaultOp::Detach => vec!["detach".into(), link.clone().unwrap()],
+        FaultOp::Unload => vec!["unload".into(), id.clone().unwrap()],
     }
 }
 
@@ -70,8 +74,9 @@ fn injected_errors_leave_no_trace() {
     if !root_or_skip("injected_errors_leave_no_trace") {
         return;
     }
-    for step in bpfman_manager_steps() {
-        let op = step.split(':').next().unwrap();
+    for point in FaultPoint::ALL {
+        let step = point.as_str();
+        let op = point.op();
         let env = Env::new(Mode::Embedded);
         let (id, link) = prepare(&env, op);
         let before = snapshot(&env);
@@ -102,8 +107,9 @@ fn crashes_are_repaired_by_gc_prune() {
     if !root_or_skip("crashes_are_repaired_by_gc_prune") {
         return;
     }
-    for step in bpfman_manager_steps() {
-        let op = step.split(':').next().unwrap();
+    for point in FaultPoint::ALL {
+        let step = point.as_str();
+        let op = point.op();
         let env = Env::new(Mode::Embedded);
         let (id, link) = prepare(&env, op);
         let cmd = command(op, &id, &link);
@@ -118,7 +124,7 @@ fn crashes_are_repaired_by_gc_prune() {
             r.code,
             r.stderr
         );
-        if step == "attach:attached" {
+        if point == FaultPoint::AttachAttached {
             // The crash left a link pin with no row: a new attach does not
             // trip over it, before any gc. (Another program: the kernel
             // refuses the same program twice on one tracepoint.)
@@ -142,29 +148,4 @@ fn crashes_are_repaired_by_gc_prune() {
         }
         env.assert_empty();
     }
-}
-
-/// The steps the manager can fail at (mirrors bpfman_manager::fault::STEPS;
-/// checked against it below so a new step cannot go untested).
-fn bpfman_manager_steps() -> Vec<&'static str> {
-    let steps = vec![
-        "load:loaded",
-        "load:pinned_programs",
-        "load:pinned_maps",
-        "load:before_commit",
-        "attach:attached",
-        "attach:before_commit",
-        "detach:unpinned_link",
-        "detach:before_commit",
-        "unload:detached_links",
-        "unload:unpinned_program",
-        "unload:removed_maps",
-        "unload:before_commit",
-    ];
-    assert_eq!(
-        steps,
-        bpfman_manager::fault::STEPS,
-        "fault steps changed: update this test"
-    );
-    steps
 }
