@@ -37,11 +37,52 @@ pub struct GcSnapshot {
     pub link_pins: BTreeMap<LinkId, String>,
 }
 
+/// What kind of thing a [`GcItem`] is; serialized lowercase (docs/json.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GcKind {
+    /// A recorded program.
+    Program,
+    /// A recorded link.
+    Link,
+    /// A recorded map.
+    Map,
+    /// A pin file with no record.
+    Pin,
+    /// A program directory with no record.
+    Directory,
+    /// A CSI volume.
+    Volume,
+    /// A network dispatcher.
+    Dispatcher,
+}
+
+impl GcKind {
+    /// The JSON / display spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcKind::Program => "program",
+            GcKind::Link => "link",
+            GcKind::Map => "map",
+            GcKind::Pin => "pin",
+            GcKind::Directory => "directory",
+            GcKind::Volume => "volume",
+            GcKind::Dispatcher => "dispatcher",
+        }
+    }
+}
+
+impl std::fmt::Display for GcKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One stale item, why it is stale, and what pruning does about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcItem {
-    /// What kind of thing (`program`, `link`, `map`, `pin`, `directory`).
-    pub kind: String,
+    /// What kind of thing.
+    pub kind: GcKind,
     /// Which one (an id or a path).
     pub subject: String,
     /// Why it is stale.
@@ -74,7 +115,7 @@ pub fn plan_gc(s: &GcSnapshot) -> Vec<GcItem> {
             }
             actions.push(Action::DeleteProgram { id: p.id });
             items.push(GcItem {
-                kind: "program".into(),
+                kind: GcKind::Program,
                 subject: format!("{} ({})", p.id, p.name),
                 reason: format!("program row {} '{}': {reason}", p.id, p.name),
                 actions,
@@ -104,7 +145,7 @@ pub fn plan_gc(s: &GcSnapshot) -> Vec<GcItem> {
             }
             actions.push(Action::DeleteLink { id: l.id });
             items.push(GcItem {
-                kind: "link".into(),
+                kind: GcKind::Link,
                 subject: l.id.to_string(),
                 reason: format!("link row {} of program {}: {reason}", l.id, l.program_id),
                 actions,
@@ -117,7 +158,7 @@ pub fn plan_gc(s: &GcSnapshot) -> Vec<GcItem> {
     for (id, path) in &s.link_pins {
         if !link_rows.contains(id) {
             items.push(GcItem {
-                kind: "pin".into(),
+                kind: GcKind::Pin,
                 subject: path.clone(),
                 reason: format!("link pin {path} has no link row"),
                 actions: vec![Action::Unpin { path: path.clone() }],
@@ -145,7 +186,7 @@ pub fn plan_gc(s: &GcSnapshot) -> Vec<GcItem> {
     for owner in &owners_with_rows {
         if !dir_in_use(*owner) {
             items.push(GcItem {
-                kind: "map".into(),
+                kind: GcKind::Map,
                 subject: format!("maps of {owner}"),
                 reason: format!("map rows of directory {owner}: no live program uses them"),
                 actions: vec![Action::DeleteMaps { owner_id: *owner }],
@@ -164,7 +205,7 @@ pub fn plan_gc(s: &GcSnapshot) -> Vec<GcItem> {
             format!("pin directory {path} has no program row using it")
         };
         items.push(GcItem {
-            kind: "directory".into(),
+            kind: GcKind::Directory,
             subject: path.clone(),
             reason,
             actions: vec![Action::RemoveTree { path: path.clone() }],
@@ -235,8 +276,8 @@ mod tests {
         let mut s = healthy();
         s.live_programs.clear();
         let items = plan_gc(&s);
-        let kinds: Vec<_> = items.iter().map(|i| i.kind.as_str()).collect();
-        assert_eq!(kinds, ["program", "link", "directory"]);
+        let kinds: Vec<_> = items.iter().map(|i| i.kind).collect();
+        assert_eq!(kinds, [GcKind::Program, GcKind::Link, GcKind::Directory]);
         assert!(items[0].actions.contains(&Action::DeleteProgram { id: 10 }));
     }
 
@@ -269,11 +310,21 @@ mod tests {
     }
 
     #[test]
+    fn kind_json_matches_display() {
+        use GcKind::*;
+        for k in [Program, Link, Map, Pin, Directory, Volume, Dispatcher] {
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json, k.as_str());
+            assert_eq!(serde_json::from_value::<GcKind>(json).unwrap(), k);
+        }
+    }
+
+    #[test]
     fn link_with_dead_kernel_link_is_stale() {
         let mut s = healthy();
         s.live_links.clear();
         let items = plan_gc(&s);
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].kind, "link");
+        assert_eq!(items[0].kind, GcKind::Link);
     }
 }

@@ -68,7 +68,7 @@ impl Manager {
             out.push((
                 key,
                 GcItem {
-                    kind: "dispatcher".into(),
+                    kind: bpfman_core::gc::GcKind::Dispatcher,
                     subject: dir.clone(),
                     reason: format!("hook {key} has pins at {dir} but no link row"),
                     actions: vec![Action::RemoveTree { path: dir }],

@@ -173,7 +173,7 @@ impl Manager {
                     volume_id: v.volume_id.clone(),
                 });
                 items.push(GcItem {
-                    kind: "volume".into(),
+                    kind: bpfman_core::gc::GcKind::Volume,
                     subject: v.volume_id.clone(),
                     reason: format!(
                         "volume {} at {}: its mounts are gone",
@@ -197,7 +197,7 @@ impl Manager {
             }
             actions.push(Action::RemoveDir { path: p.clone() });
             items.push(GcItem {
-                kind: "volume".into(),
+                kind: bpfman_core::gc::GcKind::Volume,
                 subject: p.clone(),
                 reason: format!("volume directory {p} has no volume row"),
                 actions,

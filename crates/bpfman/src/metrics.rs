@@ -59,7 +59,7 @@ struct OperationLabels {
 /// gc labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GcLabels {
-    kind: String,
+    kind: &'static str,
     action: &'static str,
 }
 
@@ -177,7 +177,7 @@ impl Metrics {
             let action = if pruned { "pruned" } else { "found" };
             self.gc_items
                 .get_or_create(&GcLabels {
-                    kind: i.kind.clone(),
+                    kind: i.kind.as_str(),
                     action,
                 })
                 .inc();

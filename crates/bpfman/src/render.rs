@@ -331,7 +331,7 @@ pub fn gc(out: Output, items: &[GcItem], pruned: bool) -> String {
     }
     let rows: Vec<Vec<String>> = items
         .iter()
-        .map(|i| vec![i.kind.clone(), i.subject.clone(), i.reason.clone()])
+        .map(|i| vec![i.kind.to_string(), i.subject.clone(), i.reason.clone()])
         .collect();
     let mut s = table(&["KIND", "SUBJECT", "REASON"], &rows);
     if pruned {
