@@ -234,6 +234,35 @@ pub enum XdpMode {
     Skb,
 }
 
+impl XdpMode {
+    /// `native` or `skb` (the JSON spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XdpMode::Native => "native",
+            XdpMode::Skb => "skb",
+        }
+    }
+}
+
+impl std::fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for XdpMode {
+    type Err = CoreError;
+
+    /// `native` (or `drv`) and `skb` (or `generic`), as the CLI accepts them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" | "drv" => Ok(XdpMode::Native),
+            "skb" | "generic" => Ok(XdpMode::Skb),
+            m => Err(invalid(format!("XDP mode '{m}' must be native or skb"))),
+        }
+    }
+}
+
 /// Traffic direction for TC and TCX.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -623,6 +652,24 @@ pub fn validate_iface(iface: &str) -> Result<(), CoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xdp_mode_spellings() {
+        for (s, m) in [
+            ("native", XdpMode::Native),
+            ("drv", XdpMode::Native),
+            ("skb", XdpMode::Skb),
+            ("generic", XdpMode::Skb),
+        ] {
+            assert_eq!(s.parse::<XdpMode>().unwrap(), m);
+        }
+        for m in [XdpMode::Native, XdpMode::Skb] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+            assert_eq!(m.as_str().parse::<XdpMode>().unwrap(), m);
+        }
+        let e = "hw".parse::<XdpMode>().unwrap_err().to_string();
+        assert!(e.contains("XDP mode 'hw' must be native or skb"), "{e}");
+    }
 
     #[test]
     fn hex_parsing() {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use bpfman_core::RuntimePaths;
 use bpfman_core::dispatcher::{HookKey, HookKind};
-use bpfman_core::spec::{Direction, XdpMode};
+use bpfman_core::spec::Direction;
 
 use crate::error::NetError;
 
@@ -147,14 +147,6 @@ pub(crate) fn direction_name(d: Direction) -> &'static str {
     match d {
         Direction::Ingress => "ingress",
         Direction::Egress => "egress",
-    }
-}
-
-/// `native` / `skb`.
-pub(crate) fn mode_name(m: XdpMode) -> &'static str {
-    match m {
-        XdpMode::Native => "native",
-        XdpMode::Skb => "skb",
     }
 }
 

@@ -11,7 +11,7 @@ use bpfman_core::spec::XdpMode;
 use crate::dispatcher::Flavor;
 use crate::error::NetError;
 use crate::hook::{self, DesiredProgram, HookOps, HookState};
-use crate::layout::{NetPaths, mkdir_p, mode_name, prune_up, remove_tree, unpin};
+use crate::layout::{NetPaths, mkdir_p, prune_up, remove_tree, unpin};
 use crate::lock::HookLock;
 use crate::netns::{Iface, Presence, presence};
 use aya_obj::generated::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, bpf_link_info, bpf_link_type};
@@ -96,7 +96,7 @@ impl<'a> XdpOps<'a> {
     }
 
     fn link_pin(&self, mode: XdpMode) -> PathBuf {
-        self.hook_dir.join(format!("link-{}", mode_name(mode)))
+        self.hook_dir.join(format!("link-{}", mode.as_str()))
     }
 
     fn load_link(&mut self) -> Result<(), NetError> {
@@ -164,8 +164,8 @@ impl HookOps for XdpOps<'_> {
             return Err(NetError::Conflict(format!(
                 "XDP programs on {} run in {} mode; all bpfman XDP programs on an interface share one mode: attach with --mode {} or detach them first",
                 self.iface.describe(),
-                mode_name(l.mode),
-                mode_name(l.mode)
+                l.mode.as_str(),
+                l.mode.as_str()
             )));
         }
         Ok(())

@@ -7,7 +7,7 @@ use std::path::Path;
 use bpfman_core::metadata::{self, Metadata, Selector};
 use bpfman_core::spec::{
     AttachSpec, BytecodeSource, Direction, GlobalData, LoadSpec, ProgramRequest, RegistryAuth,
-    XdpMode, parse_global, validate_symbol,
+    parse_global, validate_symbol,
 };
 use bpfman_core::{APPLICATION_KEY, CoreError, ProgramKind};
 use bpfman_manager::image::{BuildImageRequest, BuildObject, BuildTarget};
@@ -309,11 +309,7 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
                 &bpfman_core::actions::DEFAULT_XDP_PROCEED_ON,
             )?,
             netns: a.netns.clone(),
-            mode: match a.mode.as_str() {
-                "native" | "drv" => XdpMode::Native,
-                "skb" | "generic" => XdpMode::Skb,
-                m => return Err(invalid(format!("XDP mode '{m}' must be native or skb"))),
-            },
+            mode: a.mode.parse()?,
         },
         AttachType::Tc => AttachSpec::Tc {
             iface: need_iface()?,
