@@ -9,7 +9,7 @@ use bpfman_core::actions::{
     DEFAULT_TC_PROCEED_ON, DEFAULT_XDP_PROCEED_ON, validate_tc_proceed_on, validate_xdp_proceed_on,
 };
 use bpfman_core::metadata::{self, Metadata};
-use bpfman_core::spec::{Direction, RegistryAuth, XdpMode, validate_tracepoint};
+use bpfman_core::spec::{Direction, PullPolicy, RegistryAuth, XdpMode, validate_tracepoint};
 use bpfman_core::{
     AttachSpec, BytecodeSource, CoreError, LoadSpec, ProgramId, ProgramKind, ProgramRequest,
     ProgramView,
@@ -113,7 +113,7 @@ pub fn load_spec_from_v1(req: v1::LoadRequest) -> Result<LoadSpec, ConvertError>
         metadata: req.metadata,
         global_data: req.global_data,
         map_owner_id: req.map_owner_id,
-        pull_policy: pull_policy.map(str::to_string),
+        pull_policy,
         registry_auth,
     };
     spec.validate()?;
@@ -125,8 +125,8 @@ pub fn load_spec_from_v1(req: v1::LoadRequest) -> Result<LoadSpec, ConvertError>
 pub struct ImageRequest {
     /// Image reference.
     pub url: String,
-    /// `Always`, `IfNotPresent` or `Never`.
-    pub pull_policy: &'static str,
+    /// When to contact the registry.
+    pub pull_policy: PullPolicy,
     /// Credentials, when the request carries a user name.
     pub registry_auth: Option<RegistryAuth>,
 }
@@ -141,9 +141,9 @@ pub fn image_request_from_v1(img: v1::BytecodeImage) -> Result<ImageRequest, Con
         return Err(invalid("bytecode image has no url: set image.url"));
     }
     let pull_policy = match img.image_pull_policy {
-        0 => "Always",
-        1 => "IfNotPresent",
-        2 => "Never",
+        0 => PullPolicy::Always,
+        1 => PullPolicy::IfNotPresent,
+        2 => PullPolicy::Never,
         n => {
             return Err(invalid(format!(
                 "image_pull_policy {n} is not 0 (Always), 1 (IfNotPresent) or 2 (Never)"

@@ -219,7 +219,7 @@ fn load_request_image() {
             digest: None
         }
     );
-    assert_eq!(spec.pull_policy.as_deref(), Some("Always"));
+    assert_eq!(spec.pull_policy.map(|p| p.as_str()), Some("Always"));
     let auth = spec.registry_auth.clone().unwrap();
     assert_eq!(
         (auth.username.as_str(), auth.password.as_str()),
@@ -230,10 +230,10 @@ fn load_request_image() {
 
     // Upstream clients send present-but-empty credentials: no credentials.
     let spec = load_spec_from_v1(req(1, Some(""), Some(""))).unwrap();
-    assert_eq!(spec.pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(spec.pull_policy.map(|p| p.as_str()), Some("IfNotPresent"));
     assert_eq!(spec.registry_auth, None);
     let spec = load_spec_from_v1(req(2, None, None)).unwrap();
-    assert_eq!(spec.pull_policy.as_deref(), Some("Never"));
+    assert_eq!(spec.pull_policy.map(|p| p.as_str()), Some("Never"));
     assert_eq!(spec.registry_auth, None);
 
     let img = image_request_from_v1(v1::BytecodeImage {

@@ -60,15 +60,78 @@ pub struct LoadSpec {
     /// `IfNotPresent` or `Never`, any case; default `IfNotPresent`).
     /// Transport only: never stored with the programs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull_policy: Option<String>,
+    pub pull_policy: Option<PullPolicy>,
     /// Image sources only: registry credentials for this pull. Transport
     /// only: never stored, logged or shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_auth: Option<RegistryAuth>,
 }
 
-/// The pull policies [`LoadSpec::pull_policy`] accepts (compared ignoring case).
-pub const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
+/// When to contact the registry for an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Always resolve the tag at the registry (blobs already cached are reused).
+    Always,
+    /// Use the cached image when the reference is cached; else pull.
+    #[default]
+    IfNotPresent,
+    /// Only the cache; never the network.
+    Never,
+}
+
+impl PullPolicy {
+    /// Every policy.
+    pub const ALL: [PullPolicy; 3] = [
+        PullPolicy::Always,
+        PullPolicy::IfNotPresent,
+        PullPolicy::Never,
+    ];
+
+    /// `Always`, `IfNotPresent` or `Never` (the JSON spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+impl std::fmt::Display for PullPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = CoreError;
+
+    /// `Always`, `IfNotPresent` or `Never`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PullPolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "pull policy '{s}' is not one of Always, IfNotPresent, Never"
+                ))
+            })
+    }
+}
+
+impl Serialize for PullPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Any case, as the CLI and the JSON transport always accepted.
+impl<'de> Deserialize<'de> for PullPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// Registry credentials sent with a load request. `Debug` redacts the password.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,13 +205,6 @@ impl LoadSpec {
                     return Err(invalid("image url is empty"));
                 }
             }
-        }
-        if let Some(p) = &self.pull_policy
-            && !PULL_POLICIES.iter().any(|k| k.eq_ignore_ascii_case(p))
-        {
-            return Err(invalid(format!(
-                "pull policy '{p}' is not one of Always, IfNotPresent, Never"
-            )));
         }
         if let Some(a) = &self.registry_auth
             && a.username.is_empty()
@@ -654,6 +710,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pull_policies() {
+        assert_eq!(PullPolicy::default(), PullPolicy::IfNotPresent);
+        assert_eq!("Never".parse::<PullPolicy>().unwrap(), PullPolicy::Never);
+        assert_eq!("always".parse::<PullPolicy>().unwrap(), PullPolicy::Always);
+        assert_eq!(
+            "IFNOTPRESENT".parse::<PullPolicy>().unwrap(),
+            PullPolicy::IfNotPresent
+        );
+        assert!(matches!(
+            "x".parse::<PullPolicy>(),
+            Err(CoreError::InvalidArgument(m)) if m == "pull policy 'x' is not one of Always, IfNotPresent, Never"
+        ));
+        for p in PullPolicy::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+    }
+
+    #[test]
     fn xdp_mode_spellings() {
         for (s, m) in [
             ("native", XdpMode::Native),
@@ -888,7 +962,7 @@ mod tests {
             metadata: Metadata::new(),
             global_data: GlobalData::new(),
             map_owner_id: None,
-            pull_policy: Some("never".into()),
+            pull_policy: Some(PullPolicy::Never),
             registry_auth: Some(auth.clone()),
         };
         assert!(spec.validate().is_ok());
@@ -900,9 +974,14 @@ mod tests {
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<LoadSpec>(&json).unwrap(), spec);
 
-        spec.pull_policy = Some("Sometimes".into());
-        let e = spec.validate().unwrap_err().to_string();
+        let bad = json.replace("\"Never\"", "\"Sometimes\"");
+        assert_ne!(bad, json);
+        let e = serde_json::from_str::<LoadSpec>(&bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Sometimes") && e.contains("IfNotPresent"), "{e}");
+        let lower = json.replace("\"Never\"", "\"never\"");
+        assert_eq!(serde_json::from_str::<LoadSpec>(&lower).unwrap(), spec);
         spec.pull_policy = None;
         spec.registry_auth = Some(RegistryAuth {
             username: String::new(),
@@ -919,7 +998,7 @@ mod tests {
         spec.source = BytecodeSource::File {
             path: "/x.o".into(),
         };
-        spec.pull_policy = Some("Always".into());
+        spec.pull_policy = Some(PullPolicy::Always);
         assert!(spec.validate().is_err());
         // Old JSON without the fields still parses; None is not serialised.
         spec.pull_policy = None;

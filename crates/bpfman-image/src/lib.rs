@@ -75,33 +75,8 @@ pub use error::ImageError;
 pub use platform::Platform;
 pub use reference::Reference;
 
-/// When to contact the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PullPolicy {
-    /// Always resolve the tag at the registry (blobs already cached are reused).
-    Always,
-    /// Use the cached image when the reference is cached; else pull.
-    #[default]
-    IfNotPresent,
-    /// Only the cache; never the network.
-    Never,
-}
-
-impl std::str::FromStr for PullPolicy {
-    type Err = String;
-
-    /// `Always`, `IfNotPresent` or `Never` (any case).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "always" => Ok(PullPolicy::Always),
-            "ifnotpresent" => Ok(PullPolicy::IfNotPresent),
-            "never" => Ok(PullPolicy::Never),
-            _ => Err(format!(
-                "pull policy {s:?} is not one of Always, IfNotPresent, Never"
-            )),
-        }
-    }
-}
+/// When to contact the registry (defined with the load spec that carries it).
+pub use bpfman_core::spec::PullPolicy;
 
 /// What signature checking concluded (failures are errors instead).
 #[derive(Debug, Clone, PartialEq, Eq)]

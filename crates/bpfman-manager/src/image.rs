@@ -86,14 +86,6 @@ impl From<ImageError> for ManagerError {
     }
 }
 
-/// Parses a pull policy (any case); `None` is `IfNotPresent`.
-pub fn parse_pull_policy(policy: Option<&str>) -> Result<PullPolicy> {
-    match policy {
-        None => Ok(PullPolicy::IfNotPresent),
-        Some(p) => p.parse().map_err(ManagerError::invalid),
-    }
-}
-
 /// The credentials for a pull of `reference`: the explicit ones, else the
 /// ones the docker/podman auth files hold for its registry.
 fn credentials(reference: &str, auth: Option<&RegistryAuth>) -> Option<Credentials> {
@@ -210,10 +202,9 @@ impl From<&PulledImage> for PulledImageInfo {
 fn pull(
     cfg: &ImageConfig,
     reference: &str,
-    policy: Option<&str>,
+    policy: PullPolicy,
     auth: Option<&RegistryAuth>,
 ) -> Result<PulledImage> {
-    let policy = parse_pull_policy(policy)?;
     let creds = credentials(reference, auth);
     Ok(bpfman_image::pull(cfg, reference, policy, creds.as_ref())?)
 }
@@ -222,10 +213,10 @@ fn pull(
 pub fn pull_image(
     cfg: &ImageConfig,
     reference: &str,
-    policy: Option<&str>,
+    policy: Option<PullPolicy>,
     auth: Option<&RegistryAuth>,
 ) -> Result<PulledImageInfo> {
-    let img = pull(cfg, reference, policy, auth)?;
+    let img = pull(cfg, reference, policy.unwrap_or_default(), auth)?;
     tracing::info!(reference = %img.reference, digest = %img.digest, from_cache = img.from_cache, "pulled image");
     Ok(PulledImageInfo::from(&img))
 }
@@ -262,10 +253,10 @@ pub struct ImageSummary {
 pub fn inspect_image(
     cfg: &ImageConfig,
     reference: &str,
-    policy: Option<&str>,
+    policy: Option<PullPolicy>,
     auth: Option<&RegistryAuth>,
 ) -> Result<ImageSummary> {
-    let policy = parse_pull_policy(policy)?;
+    let policy = policy.unwrap_or_default();
     let creds = credentials(reference, auth);
     let i = bpfman_image::inspect(cfg, reference, policy, creds.as_ref())?;
     Ok(ImageSummary {
@@ -507,7 +498,7 @@ impl Manager {
     pub fn pull_image(
         &self,
         reference: &str,
-        policy: Option<&str>,
+        policy: Option<PullPolicy>,
         auth: Option<&RegistryAuth>,
     ) -> Result<PulledImageInfo> {
         pull_image(&self.image_config()?, reference, policy, auth)
@@ -530,7 +521,7 @@ impl Manager {
         let img = pull(
             &cfg,
             &reference,
-            spec.pull_policy.as_deref(),
+            spec.pull_policy.unwrap_or_default(),
             spec.registry_auth.as_ref(),
         )?;
         spec.pull_policy = None;
@@ -627,20 +618,6 @@ mod tests {
             assert_eq!(m.code, code, "{msg}");
             assert_eq!(m.message, msg);
         }
-    }
-
-    #[test]
-    fn pull_policies() {
-        assert_eq!(parse_pull_policy(None).unwrap(), PullPolicy::IfNotPresent);
-        assert_eq!(parse_pull_policy(Some("Never")).unwrap(), PullPolicy::Never);
-        assert_eq!(
-            parse_pull_policy(Some("always")).unwrap(),
-            PullPolicy::Always
-        );
-        assert_eq!(
-            parse_pull_policy(Some("x")).unwrap_err().code,
-            Code::InvalidArgument
-        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use bpfman_core::metadata::{self, Metadata, Selector};
 use bpfman_core::spec::{
-    AttachSpec, BytecodeSource, Direction, GlobalData, LoadSpec, ProgramRequest, RegistryAuth,
-    parse_global, validate_symbol,
+    AttachSpec, BytecodeSource, Direction, GlobalData, LoadSpec, ProgramRequest, PullPolicy,
+    RegistryAuth, parse_global, validate_symbol,
 };
 use bpfman_core::{APPLICATION_KEY, CoreError, ProgramKind};
 use bpfman_manager::image::{BuildImageRequest, BuildObject, BuildTarget};
@@ -125,11 +125,16 @@ pub fn load_image_spec(a: &LoadImageArgs) -> Result<LoadSpec, CoreError> {
         metadata,
         global_data,
         map_owner_id: a.common.map_owner_id,
-        pull_policy: a.pull.pull_policy.clone(),
+        pull_policy: pull_policy(a.pull.pull_policy.as_deref())?,
         registry_auth: registry_auth(a.pull.registry_auth.as_deref())?,
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// `--pull-policy` (any case), when given.
+pub fn pull_policy(p: Option<&str>) -> Result<Option<PullPolicy>, CoreError> {
+    p.map(str::parse).transpose()
 }
 
 /// Decodes `--registry-auth` (base64 of USER:PASSWORD); the error never repeats it.
@@ -456,7 +461,7 @@ mod tests {
                 digest: None
             }
         );
-        assert_eq!(spec.pull_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.pull_policy, Some(bpfman_core::spec::PullPolicy::Never));
         assert_eq!(spec.registry_auth.as_ref().unwrap().username, "alice");
         assert_eq!(spec.programs[0].name, "count_sched_switch");
         assert_eq!(spec.programs[1].kind, Some(ProgramKind::Xdp));

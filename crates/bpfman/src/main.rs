@@ -139,7 +139,7 @@ fn image_command(out: cli::Output, c: &ImageCommand) -> Result<String, ManagerEr
             let img = image::pull_image(
                 &cfg,
                 &reference,
-                a.pull.pull_policy.as_deref(),
+                args::pull_policy(a.pull.pull_policy.as_deref()).map_err(bad)?,
                 auth.as_ref(),
             )?;
             render::pulled_image(out, &img)
@@ -150,7 +150,7 @@ fn image_command(out: cli::Output, c: &ImageCommand) -> Result<String, ManagerEr
             let info = image::inspect_image(
                 &cfg,
                 &reference,
-                a.pull.pull_policy.as_deref(),
+                args::pull_policy(a.pull.pull_policy.as_deref()).map_err(bad)?,
                 auth.as_ref(),
             )?;
             render::image_info(out, &info)
