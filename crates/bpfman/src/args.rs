@@ -13,7 +13,7 @@ use bpfman_core::{APPLICATION_KEY, CoreError, ProgramKind};
 use bpfman_manager::image::{BuildImageRequest, BuildObject, BuildTarget};
 
 use crate::cli::{
-    AttachArgs, AttachType, ImageBuildArgs, ImageRefArgs, LoadCommon, LoadFileArgs, LoadImageArgs,
+    AttachArgs, ImageBuildArgs, ImageRefArgs, LoadCommon, LoadFileArgs, LoadImageArgs,
 };
 
 fn invalid(m: impl Into<String>) -> CoreError {
@@ -283,16 +283,16 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
         .map(str::parse::<Direction>)
         .transpose()?;
     let spec = match a.attach_type {
-        AttachType::Tracepoint => AttachSpec::Tracepoint {
+        ProgramKind::Tracepoint => AttachSpec::Tracepoint {
             tracepoint: a.tracepoint.clone(),
         },
-        AttachType::Kprobe | AttachType::Kretprobe => AttachSpec::Kprobe {
+        ProgramKind::Kprobe | ProgramKind::Kretprobe => AttachSpec::Kprobe {
             fn_name: a.fn_name.clone(),
             offset: a.offset,
-            retprobe: a.attach_type == AttachType::Kretprobe,
+            retprobe: a.attach_type == ProgramKind::Kretprobe,
             container_pid: a.container_pid,
         },
-        AttachType::Uprobe | AttachType::Uretprobe => AttachSpec::Uprobe {
+        ProgramKind::Uprobe | ProgramKind::Uretprobe => AttachSpec::Uprobe {
             target: a
                 .target
                 .clone()
@@ -300,12 +300,12 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
             fn_name: a.fn_name.clone(),
             offset: a.offset,
             pid: a.pid,
-            retprobe: a.attach_type == AttachType::Uretprobe,
+            retprobe: a.attach_type == ProgramKind::Uretprobe,
             container_pid: a.container_pid,
         },
-        AttachType::Fentry => AttachSpec::Fentry,
-        AttachType::Fexit => AttachSpec::Fexit,
-        AttachType::Xdp => AttachSpec::Xdp {
+        ProgramKind::Fentry => AttachSpec::Fentry,
+        ProgramKind::Fexit => AttachSpec::Fexit,
+        ProgramKind::Xdp => AttachSpec::Xdp {
             iface: need_iface()?,
             priority: a.priority,
             proceed_on: proceed_on(
@@ -316,7 +316,7 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
             netns: a.netns.clone(),
             mode: a.mode.parse()?,
         },
-        AttachType::Tc => AttachSpec::Tc {
+        ProgramKind::Tc => AttachSpec::Tc {
             iface: need_iface()?,
             direction,
             priority: a.priority,
@@ -327,7 +327,7 @@ pub fn attach_spec(a: &AttachArgs) -> Result<(AttachSpec, Metadata), CoreError> 
             )?,
             netns: a.netns.clone(),
         },
-        AttachType::Tcx => AttachSpec::Tcx {
+        ProgramKind::Tcx => AttachSpec::Tcx {
             iface: need_iface()?,
             direction,
             priority: a.priority,

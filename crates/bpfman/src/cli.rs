@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use bpfman_core::ProgramKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// bpfman: load, attach and manage BPF programs; serve them over gRPC and CSI.
@@ -226,8 +227,8 @@ pub struct AttachArgs {
     /// Program id.
     pub id: u32,
     /// Attach type.
-    #[arg(value_enum)]
-    pub attach_type: AttachType,
+    #[arg(value_parser = program_kind_parser())]
+    pub attach_type: ProgramKind,
     /// Tracepoint GROUP/NAME (default: from the program's ELF section).
     #[arg(long)]
     pub tracepoint: Option<String>,
@@ -269,29 +270,11 @@ pub struct AttachArgs {
     pub metadata: Vec<String>,
 }
 
-/// Attach types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AttachType {
-    /// Tracepoint.
-    Tracepoint,
-    /// kprobe.
-    Kprobe,
-    /// kretprobe.
-    Kretprobe,
-    /// uprobe.
-    Uprobe,
-    /// uretprobe.
-    Uretprobe,
-    /// fentry.
-    Fentry,
-    /// fexit.
-    Fexit,
-    /// XDP.
-    Xdp,
-    /// TC.
-    Tc,
-    /// TCX.
-    Tcx,
+/// Parses a program kind by the names core gives them (one list, in core).
+fn program_kind_parser() -> impl clap::builder::TypedValueParser<Value = ProgramKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ProgramKind::ALL.map(ProgramKind::as_str))
+        .try_map(|s| s.parse::<ProgramKind>())
 }
 
 /// `list`.
