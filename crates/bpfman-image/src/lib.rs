@@ -134,8 +134,9 @@ pub struct PulledImage {
     pub from_cache: bool,
 }
 
-/// What [`inspect`] reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What [`inspect`] reports. Serializes as `bpfman image inspect -o json`
+/// shows it, platforms as `os/arch[/variant]` strings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ImageInfo {
     /// Normalised reference.
     pub reference: String,
@@ -144,8 +145,13 @@ pub struct ImageInfo {
     /// Digest of the platform image manifest.
     pub manifest_digest: String,
     /// Platform from the image config, when it has one.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "platform_string"
+    )]
     pub platform: Option<Platform>,
     /// Platforms an index offers (empty for a plain manifest).
+    #[serde(serialize_with = "platform_strings")]
     pub index_platforms: Vec<Platform>,
     /// `io.ebpf.programs`.
     pub programs: BTreeMap<String, String>,
@@ -159,6 +165,14 @@ pub struct ImageInfo {
     pub layer_size: u64,
     /// Whether the layer is in the cache.
     pub layer_cached: bool,
+}
+
+fn platform_string<S: serde::Serializer>(p: &Option<Platform>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&p.as_ref().map(Platform::to_string).unwrap_or_default())
+}
+
+fn platform_strings<S: serde::Serializer>(p: &[Platform], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(p.iter().map(Platform::to_string))
 }
 
 /// An image to build.
@@ -332,4 +346,42 @@ pub fn build_multi(
 pub fn prune(cfg: &ImageConfig, all: bool) -> Result<PruneReport, ImageError> {
     let c = cache::Cache::open(&cfg.cache_dir, true)?;
     cache::prune_locked(&c, cfg.max_cache_bytes, all, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `image inspect -o json` shape (docs/json.md): platforms as strings,
+    /// no `platform` key when the config names none.
+    #[test]
+    fn image_info_json_shape() {
+        let mut info = ImageInfo {
+            reference: "r".into(),
+            digest: "d".into(),
+            manifest_digest: "m".into(),
+            platform: None,
+            index_platforms: vec![
+                "linux/amd64".parse().unwrap(),
+                "linux/arm64/v8".parse().unwrap(),
+            ],
+            programs: BTreeMap::new(),
+            maps: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            layer_digest: "l".into(),
+            layer_size: 3,
+            layer_cached: true,
+        };
+        let v = serde_json::to_value(&info).unwrap();
+        assert!(v.get("platform").is_none(), "{v}");
+        assert_eq!(
+            v["index_platforms"],
+            serde_json::json!(["linux/amd64", "linux/arm64/v8"])
+        );
+        info.platform = Some("linux/amd64".parse().unwrap());
+        let v = serde_json::to_value(&info).unwrap();
+        assert_eq!(v["platform"], "linux/amd64");
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 11, "{keys:?}");
+    }
 }

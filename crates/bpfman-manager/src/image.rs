@@ -18,7 +18,7 @@ use bpfman_image::{
 };
 use serde::Serialize;
 
-pub use bpfman_image::{ImageConfig, Platform as ImagePlatform, PullPolicy};
+pub use bpfman_image::{ImageConfig, ImageInfo, Platform as ImagePlatform, PullPolicy};
 
 use crate::Manager;
 use crate::error::{Code, ManagerError, Result};
@@ -221,57 +221,21 @@ pub fn pull_image(
     Ok(PulledImageInfo::from(&img))
 }
 
-/// What `inspect` reports about an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageSummary {
-    /// Normalised reference.
-    pub reference: String,
-    /// Digest the reference resolved to.
-    pub digest: String,
-    /// Digest of the platform image manifest.
-    pub manifest_digest: String,
-    /// Platform in the image config (`os/arch[/variant]`), when it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    /// Platforms a multi-arch index offers (empty for a plain manifest).
-    pub index_platforms: Vec<String>,
-    /// `io.ebpf.programs`.
-    pub programs: BTreeMap<String, String>,
-    /// `io.ebpf.maps`.
-    pub maps: BTreeMap<String, String>,
-    /// All image labels.
-    pub labels: BTreeMap<String, String>,
-    /// Digest of the bytecode layer.
-    pub layer_digest: String,
-    /// Layer size as stored.
-    pub layer_size: u64,
-    /// Whether the layer is in the cache.
-    pub layer_cached: bool,
-}
-
 /// Reads an image's manifest and labels (not its layer, not its signature).
 pub fn inspect_image(
     cfg: &ImageConfig,
     reference: &str,
     policy: Option<PullPolicy>,
     auth: Option<&RegistryAuth>,
-) -> Result<ImageSummary> {
+) -> Result<ImageInfo> {
     let policy = policy.unwrap_or_default();
     let creds = credentials(reference, auth);
-    let i = bpfman_image::inspect(cfg, reference, policy, creds.as_ref())?;
-    Ok(ImageSummary {
-        reference: i.reference,
-        digest: i.digest,
-        manifest_digest: i.manifest_digest,
-        platform: i.platform.map(|p| p.to_string()),
-        index_platforms: i.index_platforms.iter().map(Platform::to_string).collect(),
-        programs: i.programs,
-        maps: i.maps,
-        labels: i.labels,
-        layer_digest: i.layer_digest,
-        layer_size: i.layer_size,
-        layer_cached: i.layer_cached,
-    })
+    Ok(bpfman_image::inspect(
+        cfg,
+        reference,
+        policy,
+        creds.as_ref(),
+    )?)
 }
 
 /// Where a built image goes.

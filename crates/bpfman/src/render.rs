@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use bpfman_core::gc::GcItem;
 use bpfman_core::model::{LinkView, ProgramView};
 use bpfman_core::spec::{BytecodeSource, to_hex};
-use bpfman_manager::image::{BuiltImage, ImageSummary, PruneSummary, PulledImageInfo};
+use bpfman_manager::image::{BuiltImage, ImageInfo, PruneSummary, PulledImageInfo};
 use serde::Serialize;
 
 use crate::cli::Output;
@@ -392,7 +392,7 @@ pub fn pulled_image(out: Output, i: &PulledImageInfo) -> String {
 }
 
 /// `image inspect`.
-pub fn image_info(out: Output, i: &ImageSummary) -> String {
+pub fn image_info(out: Output, i: &ImageInfo) -> String {
     if out == Output::Json {
         return json(i);
     }
@@ -404,10 +404,13 @@ pub fn image_info(out: Output, i: &ImageSummary) -> String {
     field(
         &mut s,
         "Platform",
-        i.platform.clone().unwrap_or_else(|| "-".into()),
+        i.platform
+            .as_ref()
+            .map_or_else(|| "-".into(), ToString::to_string),
     );
     if !i.index_platforms.is_empty() {
-        field(&mut s, "Index offers", i.index_platforms.join(", "));
+        let offers: Vec<String> = i.index_platforms.iter().map(ToString::to_string).collect();
+        field(&mut s, "Index offers", offers.join(", "));
     }
     field(&mut s, "Programs", kv(&i.programs));
     field(&mut s, "Maps", kv(&i.maps));
