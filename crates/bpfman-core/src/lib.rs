@@ -10,6 +10,8 @@ pub mod actions;
 pub mod auth;
 pub mod dispatcher;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod gc;
 pub mod kind;
 pub mod limits;

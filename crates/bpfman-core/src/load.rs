@@ -218,12 +218,6 @@ impl LoadPlan {
         self.shared_owner = Some(owner.map_owner_id);
         Ok(())
     }
-
-    /// True when the store must keep the object's bytes (a dispatcher
-    /// reloads some program of it as an extension).
-    pub fn keeps_object(&self) -> bool {
-        self.programs.iter().any(|p| keeps_object(p.kind))
-    }
 }
 
 /// One bpffs effect of a load, in the order the manager performs it.
@@ -424,7 +418,7 @@ mod tests {
         );
         assert_eq!(plan.sections["open"], "kretprobe/do_sys_openat2");
         assert!(!plan.sections.contains_key("sock"));
-        assert!(plan.keeps_object());
+        assert!(plan.programs.iter().any(|p| keeps_object(p.kind)));
     }
 
     #[test]
@@ -532,31 +526,11 @@ mod tests {
     }
 
     fn record(id: ProgramId, owner: ProgramId) -> ProgramRecord {
-        ProgramRecord {
-            id,
-            name: "p".into(),
-            kind: ProgramKind::Xdp,
-            section: "xdp".into(),
-            attach_fn: None,
-            source: BytecodeSource::File {
-                path: "/obj.o".into(),
-            },
-            metadata: Default::default(),
-            global_data: Default::default(),
-            map_owner_id: owner,
-            map_pin_path: format!("/run/fs/{owner}"),
-            pin_path: format!("/run/fs/{id}/p"),
-            created_at: 0,
-        }
+        crate::fixtures::program(id, owner, "/run/fs")
     }
 
     fn map_row(owner: ProgramId, name: &str) -> MapRecord {
-        MapRecord {
-            owner_id: owner,
-            name: name.into(),
-            kernel_id: 9,
-            pin_path: format!("/run/fs/{owner}/{name}"),
-        }
+        crate::fixtures::map_row(owner, name, "/run/fs")
     }
 
     fn shared_plan() -> LoadPlan {

@@ -66,30 +66,14 @@ pub fn plan_unload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kind::ProgramKind;
-    use crate::spec::{AttachSpec, BytecodeSource};
+    use crate::spec::AttachSpec;
 
     fn paths() -> RuntimePaths {
         RuntimePaths::new("/rt")
     }
 
     fn prog(id: ProgramId, owner: ProgramId) -> ProgramRecord {
-        ProgramRecord {
-            id,
-            name: "p".into(),
-            kind: ProgramKind::Tracepoint,
-            section: "tp/a/b".into(),
-            attach_fn: None,
-            source: BytecodeSource::File {
-                path: "/o.o".into(),
-            },
-            metadata: Default::default(),
-            global_data: Default::default(),
-            map_owner_id: owner,
-            map_pin_path: format!("/rt/fs/{owner}"),
-            pin_path: format!("/rt/fs/{id}/p"),
-            created_at: 0,
-        }
+        crate::fixtures::program(id, owner, "/rt/fs")
     }
 
     fn link(id: LinkId, program_id: ProgramId) -> LinkRecord {
@@ -107,12 +91,7 @@ mod tests {
     }
 
     fn maps(owner: ProgramId) -> Vec<MapRecord> {
-        vec![MapRecord {
-            owner_id: owner,
-            name: "m".into(),
-            kernel_id: 3,
-            pin_path: format!("/rt/fs/{owner}/m"),
-        }]
+        vec![crate::fixtures::map_row(owner, "m", "/rt/fs")]
     }
 
     fn pb(s: &str) -> PathBuf {
