@@ -50,7 +50,7 @@ impl Stream for Incoming {
         Pin::new(&mut self.inner).poll_next(cx).map(|next| {
             next.map(|conn| {
                 conn.map(|stream| {
-                    let peer = PeerCred::of(&stream);
+                    let peer = peer_cred(&stream);
                     let mut conn = AnyAuthority::new(stream);
                     conn.peer = peer;
                     conn
@@ -64,49 +64,38 @@ impl Stream for Incoming {
 pub const MAX_PEER_GROUPS: usize = 65536;
 
 /// A connected peer's credentials, fixed by the kernel when it connected
-/// (later `setuid` calls of the peer do not change them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerCred {
-    /// Effective uid.
-    pub uid: u32,
-    /// Effective gid.
-    pub gid: u32,
-    /// Process id; `None` when the kernel reports 0 (another pid namespace).
-    pub pid: Option<i32>,
-    /// Supplementary groups (`SO_PEERGROUPS`, Linux 4.13+; empty if unknown).
-    pub groups: Vec<u32>,
-}
+/// (later `setuid` calls of the peer do not change them). The core's type, so
+/// that the authorisation policy reads what the socket layer took.
+pub use bpfman_core::auth::Peer as PeerCred;
 
-impl PeerCred {
-    /// The credentials of the peer of `sock`, or `None` if the kernel gives none.
-    pub fn of<S: AsRawFd>(sock: &S) -> Option<PeerCred> {
-        let fd = sock.as_raw_fd();
-        let mut cred = libc::ucred {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: cred is a writable ucred and len its size, as SO_PEERCRED expects.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&mut cred as *mut libc::ucred).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 || len as usize != std::mem::size_of::<libc::ucred>() {
-            return None;
-        }
-        Some(PeerCred {
-            uid: cred.uid,
-            gid: cred.gid,
-            pid: (cred.pid > 0).then_some(cred.pid),
-            groups: peer_groups(fd),
-        })
+/// The credentials of the peer of `sock`, or `None` if the kernel gives none.
+pub fn peer_cred<S: AsRawFd>(sock: &S) -> Option<PeerCred> {
+    let fd = sock.as_raw_fd();
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred is a writable ucred and len its size, as SO_PEERCRED expects.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || len as usize != std::mem::size_of::<libc::ucred>() {
+        return None;
     }
+    Some(PeerCred {
+        uid: cred.uid,
+        gid: cred.gid,
+        pid: (cred.pid > 0).then_some(cred.pid),
+        groups: peer_groups(fd),
+    })
 }
 
 /// `SO_PEERGROUPS` of `fd`: empty when the kernel does not support it.
@@ -270,7 +259,7 @@ mod tests {
     #[test]
     fn peer_credentials_are_ours_on_a_socket_pair() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let cred = PeerCred::of(&a).expect("SO_PEERCRED on a socket pair");
+        let cred = peer_cred(&a).expect("SO_PEERCRED on a socket pair");
         // SAFETY: getters without preconditions.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         assert_eq!(cred.uid, uid);
@@ -284,6 +273,6 @@ mod tests {
     #[test]
     fn a_non_socket_has_no_peer() {
         let f = std::fs::File::open("/dev/null").unwrap();
-        assert_eq!(PeerCred::of(&f), None);
+        assert_eq!(peer_cred(&f), None);
     }
 }

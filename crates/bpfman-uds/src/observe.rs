@@ -1,25 +1,48 @@
-//! Request observation for metrics: a tower layer over a gRPC server that
-//! reports each request's path, status code and latency.
+//! The tower layer over a gRPC server that gates and observes each request:
+//! an optional [`Gate`] decides from the peer's credentials and the method
+//! path whether the request is served (authorisation), and an optional
+//! [`Observer`] is told each request's path, status code and latency
+//! (metrics). One layer, so that the refusals a gate makes are observed too.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use tonic::Status;
 use tonic::codegen::{BoxFuture, http};
+use tonic::transport::server::UdsConnectInfo;
+
+use crate::{PeerCred, UdsPeer};
 
 /// Told of every answered request: its path, gRPC status code and latency.
 pub type Observer = Arc<dyn Fn(&str, i32, Duration) + Send + Sync>;
 
-/// The tower layer that tells an [`Observer`] of every gRPC request.
-#[derive(Clone)]
+/// Decides whether a request is served: the peer's credentials (`None` when
+/// the connection carries none) and the method path in, `Err(status)` to
+/// answer with that status instead of calling the service.
+pub type Gate = Arc<dyn Fn(Option<&PeerCred>, &str) -> Result<(), Status> + Send + Sync>;
+
+/// The tower layer that applies a [`Gate`] and tells an [`Observer`] of every
+/// gRPC request; a pass-through when it has neither.
+#[derive(Clone, Default)]
 pub struct ObserveLayer {
     observer: Option<Observer>,
+    gate: Option<Gate>,
 }
 
 impl ObserveLayer {
-    /// Observes into `observer` (a pass-through when `None`).
+    /// Observes into `observer` (no observation when `None`).
     pub fn new(observer: Option<Observer>) -> Self {
-        ObserveLayer { observer }
+        ObserveLayer {
+            observer,
+            gate: None,
+        }
+    }
+
+    /// Also asks `gate` before each request is served.
+    pub fn gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 }
 
@@ -29,7 +52,7 @@ impl<S> tower::Layer<S> for ObserveLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Observe {
             inner,
-            observer: self.observer.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -38,7 +61,21 @@ impl<S> tower::Layer<S> for ObserveLayer {
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
-    observer: Option<Observer>,
+    layer: ObserveLayer,
+}
+
+/// The status code of a unary reply: an error is a trailers-only reply
+/// (grpc-status in the headers); a reply without it is OK (status in trailers).
+fn status_code<R, E>(r: &Result<http::Response<R>, E>) -> i32 {
+    match r {
+        Ok(resp) => resp
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        Err(_) => 2,
+    }
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for Observe<S>
@@ -46,7 +83,7 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    R: Send + 'static,
+    R: Default + Send + 'static,
 {
     type Response = http::Response<R>;
     type Error = S::Error;
@@ -57,26 +94,31 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let Some(observer) = self.observer.clone() else {
+        if self.layer.observer.is_none() && self.layer.gate.is_none() {
             return Box::pin(self.inner.call(req));
-        };
+        }
         let path = req.uri().path().to_string();
         let started = Instant::now();
-        let fut = self.inner.call(req);
+        let refused = self.layer.gate.as_ref().and_then(|gate| {
+            let peer = req
+                .extensions()
+                .get::<UdsPeer<UdsConnectInfo>>()
+                .and_then(|p| p.cred.as_ref());
+            gate(peer, &path).err()
+        });
+        let observer = self.layer.observer.clone();
+        let fut = match refused {
+            Some(status) => Err(status),
+            None => Ok(self.inner.call(req)),
+        };
         Box::pin(async move {
-            let r = fut.await;
-            // Unary calls: an error is a trailers-only reply (grpc-status in
-            // the headers); a reply without it is OK (status in trailers).
-            let code = match &r {
-                Ok(resp) => resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                Err(_) => 2,
+            let r = match fut {
+                Ok(fut) => fut.await,
+                Err(status) => Ok(status.into_http::<R>()),
             };
-            observer(&path, code, started.elapsed());
+            if let Some(observer) = observer {
+                observer(&path, status_code(&r), started.elapsed());
+            }
             r
         })
     }

@@ -1,4 +1,4 @@
-//! Authorisation on the gRPC socket: every request passes [`AuthLayer`],
+//! Authorisation on the gRPC socket: every request passes the [`gate`],
 //! which reads the peer's credentials (taken by `bpfman-uds` at accept) and
 //! asks the policy of bpfman.toml's `[auth]` table
 //! ([`bpfman_core::auth`]) whether that peer may call that method. A refusal
@@ -7,14 +7,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bpfman_core::auth::{AuthPolicy, AuthSection, Peer};
 use bpfman_manager::{Code, ManagerError};
+use bpfman_uds::observe::Gate;
 use serde::Deserialize;
 use tonic::Status;
-use tonic::codegen::{BoxFuture, http};
-use tonic::transport::server::UdsConnectInfo;
 use tracing::{debug, warn};
 
 /// What the daemon reads of bpfman.toml here (the other tables are the image code's).
@@ -56,80 +54,20 @@ pub fn load_policy(path: &Path, socket_gid: Option<u32>) -> Result<AuthPolicy, M
     Ok(policy)
 }
 
-/// The tower layer that checks every request against the policy.
-#[derive(Clone)]
-pub struct AuthLayer {
-    policy: Arc<AuthPolicy>,
-}
-
-impl AuthLayer {
-    /// A layer enforcing `policy`.
-    pub fn new(policy: AuthPolicy) -> Self {
-        AuthLayer {
-            policy: Arc::new(policy),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for AuthLayer {
-    type Service = Authorize<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Authorize {
-            inner,
-            policy: Arc::clone(&self.policy),
-        }
-    }
-}
-
-/// The service [`AuthLayer`] wraps around the gRPC routes.
-#[derive(Clone)]
-pub struct Authorize<S> {
-    inner: S,
-    policy: Arc<AuthPolicy>,
-}
-
-/// The peer of a request served through `bpfman_uds::incoming`.
-fn peer_of<B>(req: &http::Request<B>) -> Option<Peer> {
-    let info = req
-        .extensions()
-        .get::<bpfman_uds::UdsPeer<UdsConnectInfo>>()?;
-    let c = info.cred.as_ref()?;
-    Some(Peer {
-        uid: c.uid,
-        gid: c.gid,
-        groups: c.groups.clone(),
-        pid: c.pid,
-    })
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for Authorize<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    R: Default + Send + 'static,
-{
-    type Response = http::Response<R>;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let peer = peer_of(&req);
-        let path = req.uri().path().to_string();
-        match self.policy.decide(peer.as_ref(), &path) {
+/// The gate that checks every request against `policy`, for
+/// [`bpfman_uds::observe::ObserveLayer::gate`]: a refusal is
+/// `PERMISSION_DENIED` with the rule in the message, logged with the peer.
+pub fn gate(policy: AuthPolicy) -> Gate {
+    Arc::new(
+        move |peer: Option<&Peer>, path: &str| match policy.decide(peer, path) {
             Ok(access) => {
-                if let Some(p) = &peer {
+                if let Some(p) = peer {
                     debug!(uid = p.uid, gid = p.gid, pid = ?p.pid, method = %path, %access, "authorised");
                 }
-                Box::pin(self.inner.call(req))
+                Ok(())
             }
             Err(denied) => {
-                match &peer {
+                match peer {
                     Some(p) => warn!(
                         uid = p.uid,
                         gid = p.gid,
@@ -139,11 +77,10 @@ where
                     ),
                     None => warn!(method = %path, "permission denied: {denied}"),
                 }
-                let resp = Status::permission_denied(denied.message).into_http::<R>();
-                Box::pin(async move { Ok(resp) })
+                Err(Status::permission_denied(denied.message))
             }
-        }
-    }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -173,10 +173,13 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         };
         info!(socket = %where_, "bpfman daemon serving bpfman.v1.Bpfman, bpfman.ext.v1.BpfmanExt and grpc.health.v1");
         let r = tonic::transport::Server::builder()
-            .layer(bpfman_uds::observe::ObserveLayer::new(
-                crate::metrics::observer(metrics_handle.clone(), "grpc"),
-            ))
-            .layer(crate::auth::AuthLayer::new(policy))
+            .layer(
+                bpfman_uds::observe::ObserveLayer::new(crate::metrics::observer(
+                    metrics_handle.clone(),
+                    "grpc",
+                ))
+                .gate(crate::auth::gate(policy)),
+            )
             .add_service(health_service)
             .add_service(v1)
             .add_service(ext)
