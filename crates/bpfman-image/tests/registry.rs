@@ -11,8 +11,10 @@
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use bpfman_testkit::{Registry, files_under, tool_exists};
 
 use bpfman_image::testing::{
     KeylessSigner, TestSigstore, TestTls, attach_bundle, attach_signature, key_bundle,
@@ -46,12 +48,8 @@ enum Auth<'a> {
     Token(&'a str, &'a Path),
 }
 
-/// A `docker-registry serve` child process on 127.0.0.1.
-struct TestRegistry {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+/// The loopback test registry (bpfman-testkit's), with this file's options.
+struct TestRegistry(Registry);
 
 impl TestRegistry {
     /// Starts a registry; `None` (with the reason printed) when the tools
@@ -64,182 +62,46 @@ impl TestRegistry {
     }
 
     fn start_with(test: &str, auth: Auth<'_>) -> Option<TestRegistry> {
-        Self::start_inner(test, auth, None)
+        let b = Registry::builder(test).delete();
+        let b = match auth {
+            Auth::None => b,
+            Auth::Basic(u, p) => b.basic_auth(u, p),
+            Auth::Token(realm, cert) => b.token_auth(realm, TOKEN_SERVICE, TOKEN_ISSUER, cert),
+        };
+        b.start().map(TestRegistry)
     }
 
     /// An anonymous registry served over HTTPS with `tls`'s server certificate.
     fn start_tls(test: &str, tls: &TestTls) -> Option<TestRegistry> {
-        Self::start_inner(test, Auth::None, Some(tls))
-    }
-
-    fn start_inner(test: &str, auth: Auth<'_>, tls: Option<&TestTls>) -> Option<TestRegistry> {
-        if !tool_exists("docker-registry") {
-            println!(
-                "SKIP {test}: docker-registry is not installed (apt-get install docker-registry)"
-            );
-            return None;
-        }
-        if matches!(auth, Auth::Basic(..)) && !tool_exists("htpasswd") {
-            println!("SKIP {test}: htpasswd is not installed (apt-get install apache2-utils)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).unwrap();
-        let auth = match auth {
-            Auth::Basic(u, p) => {
-                let out = Command::new("htpasswd")
-                    .args(["-Bbn", u, p])
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "htpasswd failed");
-                let f = dir.path().join("htpasswd");
-                std::fs::write(&f, &out.stdout).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: bpfman-test\n    path: {}\n",
-                    f.display()
-                )
-            }
-            Auth::Token(realm, cert) => format!(
-                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    \
-                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
-                cert.display()
-            ),
-            Auth::None => String::new(),
-        };
-        let tls_conf = tls.map_or(String::new(), |t| {
-            format!(
-                "\x20 tls:\n    certificate: {}\n    key: {}\n",
-                t.cert.display(),
-                t.key.display()
-            )
-        });
-        // Ask the kernel for a free port, then hand it to the registry; another
-        // process may take it in between, so a bind failure tries a new port.
-        // Sent back in a header, to tell this registry from any other.
-        let id = dir
-            .path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for attempt in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n\
-                     \x20 headers:\n    X-Bpfman-Test: [{id}]\n{tls_conf}{auth}",
-                    storage.display()
-                ),
-            )
-            .unwrap();
-            let log_path = dir.path().join("registry.log");
-            let log = std::fs::File::create(&log_path).unwrap();
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            // Bounded wait for the listener (no timing assertion: just readiness).
-            let mut exited = None;
-            for _ in 0..400 {
-                if let Ok(Some(status)) = child.try_wait() {
-                    exited = Some(status);
-                    break;
-                }
-                // Ours, not another test's registry that got the same port
-                // (then ours exits with "address already in use").
-                let ours = match tls {
-                    Some(t) => t.header(port, "X-Bpfman-Test").as_deref() == Some(id.as_str()),
-                    None => answers_as(port, &id),
-                };
-                if ours {
-                    return Some(TestRegistry { child, port, dir });
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            match exited {
-                Some(_) if log.contains("address already in use") && attempt < 2 => continue,
-                Some(status) => panic!("docker-registry exited with {status}: {log}"),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("docker-registry did not listen on 127.0.0.1:{port}: {log}");
-                }
-            }
-        }
-        unreachable!("the last attempt panics")
+        Registry::builder(test)
+            .delete()
+            .tls(&tls.cert, &tls.key, |port, name| tls.header(port, name))
+            .start()
+            .map(TestRegistry)
     }
 
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.0.host()
     }
 
     fn reference(&self, repo_tag: &str) -> String {
-        format!("{}/{repo_tag}", self.host())
+        self.0.reference(repo_tag)
     }
 
     /// The file the registry serves a blob from.
     fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap();
-        self.dir
-            .path()
-            .join("storage/docker/registry/v2/blobs/sha256")
+        self.0
+            .storage()
+            .join("docker/registry/v2/blobs/sha256")
             .join(&hex[..2])
             .join(hex)
             .join("data")
     }
 
     fn stop(mut self) {
-        self.kill();
+        self.0.kill();
     }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Does the registry on `port` answer with this `id` in its X-Bpfman-Test header?
-fn answers_as(port: u16, id: &str) -> bool {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut reply = Vec::new();
-    let _ = s.read_to_end(&mut reply);
-    let want = format!("X-Bpfman-Test: {id}");
-    String::from_utf8_lossy(&reply)
-        .lines()
-        .any(|l| l.trim_end() == want)
-}
-
-fn tool_exists(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
 }
 
 /// A config with its own cache that may use plain http to `reg`.
@@ -429,7 +291,7 @@ fn basic_auth_credentials() {
     assert_eq!(img.object, stats_object());
 
     // Nothing in the cache mentions the password.
-    for f in walk(cache.path()) {
+    for f in files_under(cache.path()) {
         if f == auth {
             continue;
         }
@@ -441,19 +303,6 @@ fn basic_auth_credentials() {
             f.display()
         );
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -1391,7 +1240,8 @@ fn certs_d(ca: &Path, host: &str, name: &str) -> tempfile::TempDir {
 
 /// Nothing but the cache's lock file: no blob, no tag.
 fn assert_cache_empty(cache: &Path) {
-    let files: Vec<PathBuf> = walk(cache)
+    assert!(cache.is_dir(), "no cache at {}", cache.display());
+    let files: Vec<PathBuf> = files_under(cache)
         .into_iter()
         .filter(|f| f.file_name().is_none_or(|n| n != "lock"))
         .collect();
@@ -1619,7 +1469,7 @@ fn oversized_manifest_is_refused() {
             "chunked={chunked}: {e}"
         );
         assert!(e.to_string().contains("manifest"), "{e}");
-        let mut left: Vec<_> = walk(cache.path());
+        let mut left: Vec<_> = files_under(cache.path());
         left.retain(|p| !p.ends_with("lock"));
         assert!(left.is_empty(), "chunked={chunked}: cache holds {left:?}");
         drop(server);

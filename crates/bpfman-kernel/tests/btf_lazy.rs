@@ -29,10 +29,8 @@ fn load_one(bytes: &[u8], name: &str) {
 
 #[test]
 fn kernel_btf_is_parsed_only_for_objects_with_core_relocations() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "SKIPPED kernel_btf_is_parsed_only_for_objects_with_core_relocations: needs root for BPF and mounts"
-        );
+    if !bpfman_testkit::root_or_skip("kernel_btf_is_parsed_only_for_objects_with_core_relocations")
+    {
         return;
     }
     load_one(TP_COUNTER, "count_sched_switch");

@@ -2,7 +2,6 @@
 //! own bpffs mount (unmounted by a guard even when the test panics).
 //! Without root every test prints why and returns (skipped).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use bpfman_kernel::{
     live_map_ids, live_program_ids, load, loaded_programs, map_info_by_pin, object_maps,
     open_pinned, program_id_by_pin, program_info, unmount, unpin,
 };
+use bpfman_testkit::{RuntimeDir, root_or_skip};
 
 static TP_COUNTER: &[u8] = include_bytes!("bpf/tp_counter.bpf.o");
 static UPROBE_COUNTER: &[u8] = include_bytes!("bpf/uprobe_counter.bpf.o");
@@ -32,60 +32,37 @@ pub extern "C" fn bpfman_kernel_test_uprobe_target(x: u64) -> u64 {
 }
 
 /// A private runtime dir with its own bpffs at `<tmp>/fs`; every mount it
-/// made is undone on drop, panic or not.
+/// made is undone on drop, panic or not (bpfman-testkit's RuntimeDir).
 struct Env {
-    dir: tempfile::TempDir,
+    rt: RuntimeDir,
     fs: PathBuf,
-    extra_mounts: RefCell<Vec<PathBuf>>,
 }
 
 impl Env {
     /// `None` (after saying why) when the test cannot run here.
     fn new(test: &str) -> Option<Env> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED {test}: needs root for BPF and mounts");
+        if !root_or_skip(test) {
             return None;
         }
-        let dir = tempfile::Builder::new()
-            .prefix("bpfman-kernel-test.")
-            .tempdir()
-            .unwrap();
-        let fs = dir.path().join("fs");
+        let rt = RuntimeDir::new("bpfman-kernel-test.");
+        let fs = rt.fs();
         assert!(ensure_bpffs(&fs).unwrap(), "fresh dir must get a new bpffs");
-        Some(Env {
-            dir,
-            fs,
-            extra_mounts: RefCell::new(Vec::new()),
-        })
+        Some(Env { rt, fs })
     }
 
     /// A path under the bpffs, creating its parent directory.
     fn pin_path(&self, rel: &str) -> PathBuf {
-        let p = self.fs.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        p
+        self.rt.pin_path(rel)
     }
 
     /// A plain directory under the temp dir.
     fn dir(&self, rel: &str) -> PathBuf {
-        let p = self.dir.path().join(rel);
-        std::fs::create_dir_all(&p).unwrap();
-        p
+        self.rt.dir(rel)
     }
 
     /// Remembers a mount the test made, so the guard undoes it.
     fn track_mount(&self, p: &Path) {
-        self.extra_mounts.borrow_mut().push(p.to_path_buf());
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for p in self.extra_mounts.borrow().iter().rev() {
-            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
-        }
-        // Detach lazily so a still-open fd can never leave the mount behind.
-        let _ = nix::mount::umount2(&self.fs, nix::mount::MntFlags::MNT_DETACH);
+        self.rt.track_mount(p);
     }
 }
 

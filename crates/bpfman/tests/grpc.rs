@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +21,7 @@ use bpfman_api::v1;
 use bpfman_api::v1::attach_info::Info as AttachKind;
 use bpfman_api::v1::bpfman_client::BpfmanClient;
 use bpfman_api::v1::bytecode_location::Location;
+use bpfman_testkit::root_or_skip;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -29,15 +29,6 @@ const APP_KEY: &str = "bpfman.io/application";
 const NAME_KEY: &str = "bpfman.io/ProgramName";
 /// A program id no test run will meet (kernel ids count up from 1).
 const NO_SUCH_ID: u32 = 0x7fff_fff0;
-
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("skipped {test}: needs root (BPF programs, bpffs mounts)");
-    false
-}
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bpfman")
@@ -262,73 +253,10 @@ async fn load_one(c: &mut BpfmanClient<Channel>, app: &str) -> u32 {
     r.programs[0].kernel_info.as_ref().unwrap().id
 }
 
-// ---- raw map reads (what an unprivileged reader does) ----
-
-#[repr(C)]
-struct ObjGetAttr {
-    pathname: u64,
-    bpf_fd: u32,
-    file_flags: u32,
-}
-
-#[repr(C)]
-struct LookupAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
 /// Key 0 of the array map pinned at `pin`, through BPF_OBJ_GET and
 /// BPF_MAP_LOOKUP_ELEM only (no help from bpfman).
 fn read_counter(pin: &Path) -> u64 {
-    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-    const BPF_OBJ_GET: libc::c_long = 7;
-    let path = CString::new(pin.as_os_str().as_bytes()).unwrap();
-    let get = ObjGetAttr {
-        pathname: path.as_ptr() as u64,
-        bpf_fd: 0,
-        file_flags: 0,
-    };
-    // SAFETY: BPF_OBJ_GET with its attribute struct; the path outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET,
-            &get as *const ObjGetAttr,
-            std::mem::size_of::<ObjGetAttr>(),
-        )
-    };
-    assert!(
-        fd >= 0,
-        "BPF_OBJ_GET {}: {}",
-        pin.display(),
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: the kernel just returned this fd to us.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let key: u32 = 0;
-    let mut value: u64 = 0;
-    let lookup = LookupAttr {
-        map_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
-        _pad: 0,
-        key: &key as *const u32 as u64,
-        value: &mut value as *mut u64 as u64,
-        flags: 0,
-    };
-    // SAFETY: BPF_MAP_LOOKUP_ELEM with its attribute struct; key and value
-    // point at live locals of the map's key (4) and value (8) sizes.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_ELEM,
-            &lookup as *const LookupAttr,
-            std::mem::size_of::<LookupAttr>(),
-        )
-    };
-    assert_eq!(r, 0, "lookup: {}", std::io::Error::last_os_error());
-    value
+    bpfman_testkit::read_u64(pin, 0)
 }
 
 /// Waits (bounded) until the counter moves past `from`; context switches

@@ -8,15 +8,13 @@
 //! cache (`BPFMAN_IMAGE_CACHE`) and its own bpfman.toml (`BPFMAN_CONFIG`,
 //! listing the registry as plain http). Needs root, `docker-registry` and
 //! (for basic auth) `htpasswd` (crates/bpfman-image/INSTALL_DEPS); without
-//! them a test prints `SKIP ...` and returns.
+//! them a test prints `skipped <test>: ...` and returns.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use bpfman_api::client::connect_uds;
 use bpfman_api::v1;
@@ -24,6 +22,7 @@ use bpfman_api::v1::attach_info::Info as AttachKind;
 use bpfman_api::v1::bpfman_client::BpfmanClient;
 use bpfman_api::v1::bytecode_location::Location;
 use bpfman_image::testing::TestTls;
+use bpfman_testkit::{Registry, tool_exists};
 use common::{Env, Mode, Run, bin, eventually, kernel_has_program, obj, read_u64, root_or_skip};
 
 const STATS: &str = "examples/stats/stats.bpf.o";
@@ -36,175 +35,22 @@ fn key(name: &str) -> String {
     obj(&format!("crates/bpfman-image/tests/keys/{name}"))
 }
 
-/// Does the registry on `port` answer with this `id` in its X-Bpfman-Test header?
-fn answers_as(port: u16, id: &str) -> bool {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
+/// The loopback registry (anonymous or htpasswd); `None`, with the reason
+/// printed, when the tools are missing.
+fn start_registry(test: &str, user: Option<(&str, &str)>) -> Option<Registry> {
+    let b = Registry::builder(test);
+    match user {
+        Some((u, p)) => b.basic_auth(u, p),
+        None => b,
     }
-    let mut reply = Vec::new();
-    let _ = s.read_to_end(&mut reply);
-    let want = format!("X-Bpfman-Test: {id}");
-    String::from_utf8_lossy(&reply)
-        .lines()
-        .any(|l| l.trim_end() == want)
+    .start()
 }
 
-fn tool_exists(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
-}
-
-/// A `docker-registry serve` child on 127.0.0.1 (anonymous or htpasswd).
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    /// `None`, with the reason printed, when the tools are missing.
-    fn start(test: &str, user: Option<(&str, &str)>) -> Option<Registry> {
-        Self::start_inner(test, user, None)
-    }
-
-    /// An anonymous registry over HTTPS with `tls`'s server certificate.
-    fn start_tls(test: &str, tls: &TestTls) -> Option<Registry> {
-        Self::start_inner(test, None, Some(tls))
-    }
-
-    fn start_inner(
-        test: &str,
-        user: Option<(&str, &str)>,
-        tls: Option<&TestTls>,
-    ) -> Option<Registry> {
-        if !tool_exists("docker-registry") {
-            println!(
-                "SKIP {test}: docker-registry is not installed (apt-get install docker-registry)"
-            );
-            return None;
-        }
-        if user.is_some() && !tool_exists("htpasswd") {
-            println!("SKIP {test}: htpasswd is not installed (apt-get install apache2-utils)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).unwrap();
-        let auth = match user {
-            Some((u, p)) => {
-                let out = Command::new("htpasswd")
-                    .args(["-Bbn", u, p])
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "htpasswd failed");
-                let f = dir.path().join("htpasswd");
-                std::fs::write(&f, &out.stdout).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: bpfman-test\n    path: {}\n",
-                    f.display()
-                )
-            }
-            None => String::new(),
-        };
-        let tls_conf = tls.map_or(String::new(), |t| {
-            format!(
-                "\x20 tls:\n    certificate: {}\n    key: {}\n",
-                t.cert.display(),
-                t.key.display()
-            )
-        });
-        // A free port from the kernel; another process may take it before the
-        // registry binds, so a bind failure retries with a new one.
-        // Sent back in a header, to tell this registry from any other.
-        let id = dir
-            .path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for attempt in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                     storage:\n  filesystem:\n    rootdirectory: {}\n\
-                     http:\n  addr: 127.0.0.1:{port}\n  secret: bpfman-test-secret\n\
-                     \x20 headers:\n    X-Bpfman-Test: [{id}]\n{tls_conf}{auth}",
-                    storage.display()
-                ),
-            )
-            .unwrap();
-            let log_path = dir.path().join("registry.log");
-            let log = std::fs::File::create(&log_path).unwrap();
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            let mut exited = None;
-            for _ in 0..400 {
-                if let Ok(Some(status)) = child.try_wait() {
-                    exited = Some(status);
-                    break;
-                }
-                // Ours, not another test's registry that got the same port
-                // (then ours exits with "address already in use").
-                let ours = match tls {
-                    Some(t) => t.header(port, "X-Bpfman-Test").as_deref() == Some(id.as_str()),
-                    None => answers_as(port, &id),
-                };
-                if ours {
-                    return Some(Registry {
-                        child,
-                        port,
-                        _dir: dir,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            match exited {
-                Some(_) if log.contains("address already in use") && attempt < 2 => continue,
-                Some(status) => panic!("docker-registry exited with {status}: {log}"),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("docker-registry did not listen on 127.0.0.1:{port}: {log}");
-                }
-            }
-        }
-        unreachable!("the last attempt panics")
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn reference(&self, repo_tag: &str) -> String {
-        format!("{}/{repo_tag}", self.host())
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An anonymous registry over HTTPS with `tls`'s server certificate.
+fn start_registry_tls(test: &str, tls: &TestTls) -> Option<Registry> {
+    Registry::builder(test)
+        .tls(&tls.cert, &tls.key, |port, name| tls.header(port, name))
+        .start()
 }
 
 /// A daemon child with the test's image settings; SIGTERM on drop.
@@ -417,7 +263,7 @@ fn build_push_load_attach_unload() {
     if !root_or_skip("build_push_load_attach_unload") {
         return;
     }
-    let Some(reg) = Registry::start("build_push_load_attach_unload", None) else {
+    let Some(reg) = start_registry("build_push_load_attach_unload", None) else {
         return;
     };
     let ctx = Ctx::new(Some(&reg), None);
@@ -489,7 +335,7 @@ fn multi_arch_index_built_by_the_cli_loads_the_host_image() {
     if !root_or_skip("multi_arch_index_built_by_the_cli_loads_the_host_image") {
         return;
     }
-    let Some(reg) = Registry::start("multi_arch_index_built_by_the_cli", None) else {
+    let Some(reg) = start_registry("multi_arch_index_built_by_the_cli", None) else {
         return;
     };
     let ctx = Ctx::new(Some(&reg), None);
@@ -557,7 +403,7 @@ fn programs_come_from_the_labels() {
     if !root_or_skip("programs_come_from_the_labels") {
         return;
     }
-    let Some(reg) = Registry::start("programs_come_from_the_labels", None) else {
+    let Some(reg) = start_registry("programs_come_from_the_labels", None) else {
         return;
     };
     let ctx = Ctx::new(Some(&reg), None);
@@ -605,7 +451,7 @@ fn image_without_labels_loads_named_programs() {
     if !root_or_skip("image_without_labels_loads_named_programs") {
         return;
     }
-    let Some(reg) = Registry::start("image_without_labels_loads_named_programs", None) else {
+    let Some(reg) = start_registry("image_without_labels_loads_named_programs", None) else {
         return;
     };
     let ctx = Ctx::new(Some(&reg), None);
@@ -666,7 +512,7 @@ fn signing_policy_is_enforced() {
     if !root_or_skip("signing_policy_is_enforced") {
         return;
     }
-    let Some(reg) = Registry::start("signing_policy_is_enforced", None) else {
+    let Some(reg) = start_registry("signing_policy_is_enforced", None) else {
         return;
     };
     // Build and push without a policy, then load under one.
@@ -716,7 +562,7 @@ fn keyless_signatures_are_verified_offline() {
     if !root_or_skip("keyless_signatures_are_verified_offline") {
         return;
     }
-    let Some(reg) = Registry::start("keyless_signatures_are_verified_offline", None) else {
+    let Some(reg) = start_registry("keyless_signatures_are_verified_offline", None) else {
         return;
     };
     const SIGNER: &str =
@@ -847,7 +693,7 @@ fn registry_credentials_are_used_and_never_stored() {
     if !root_or_skip("registry_credentials_are_used_and_never_stored") {
         return;
     }
-    let Some(reg) = Registry::start(
+    let Some(reg) = start_registry(
         "registry_credentials_are_used_and_never_stored",
         Some(("alice", ALICE_PASSWORD)),
     ) else {
@@ -889,7 +735,7 @@ fn daemon_loads_images_over_grpc_and_ext() {
     if !root_or_skip("daemon_loads_images_over_grpc_and_ext") {
         return;
     }
-    let Some(reg) = Registry::start("daemon_loads_images_over_grpc_and_ext", None) else {
+    let Some(reg) = start_registry("daemon_loads_images_over_grpc_and_ext", None) else {
         return;
     };
     let mut ctx = Ctx::new(Some(&reg), None);
@@ -998,7 +844,7 @@ fn load_image_from_a_tls_registry() {
     }
     let pki = tempfile::tempdir().unwrap();
     let tls = TestTls::generate(pki.path()).unwrap();
-    let Some(reg) = Registry::start_tls(test, &tls) else {
+    let Some(reg) = start_registry_tls(test, &tls) else {
         return;
     };
     let host = reg.host();

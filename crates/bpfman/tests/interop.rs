@@ -44,7 +44,7 @@ fn venv_python(test: &str, modules: &str, what: &str) -> Option<PathBuf> {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: {why}");
     }
-    eprintln!("skipped {test}: {why}");
+    bpfman_testkit::skip(test, &why);
     None
 }
 

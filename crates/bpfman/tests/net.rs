@@ -122,22 +122,8 @@ fn counts(env: &Env, owner: u32, tag: u32) -> u64 {
 
 fn no_dispatcher_pins(env: &Env) {
     let d = env.fs().join("dispatchers");
-    let left: Vec<_> = walk(&d);
+    let left: Vec<_> = common::files_under(&d);
     assert!(left.is_empty(), "dispatcher pins left: {left:?}");
-}
-
-fn walk(p: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(walk(&e.path()));
-            } else {
-                out.push(e.path().display().to_string());
-            }
-        }
-    }
-    out
 }
 
 fn dispatcher_hook(env: &Env, kind: &str, id: u32, iface_args: &[&str], prio: &str) -> common::Run {

@@ -19,6 +19,7 @@ use aya::EbpfLoader;
 use aya::maps::{Array, Map, MapData};
 use aya::programs::{SchedClassifier, Xdp};
 use bpfman_net::{DesiredProgram, ExtensionSource, ExtensionSupport, NetPaths};
+use bpfman_testkit::RuntimeDir;
 
 /// The test programs (see tests/bpf/net_test.bpf.c).
 pub static TEST_OBJ: &[u8] = aya::include_bytes_aligned!("../bpf/net_test.bpf.o");
@@ -37,11 +38,7 @@ pub const TC_DISPATCHER_RETURN: i32 = 30;
 
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    println!("skipped: needs root (BPF, bpffs mounts and network namespaces)");
-    false
+    bpfman_testkit::root_or_skip(&bpfman_testkit::current_test())
 }
 
 /// True when dispatchers can run; otherwise prints the skip line.
@@ -49,88 +46,51 @@ pub fn dispatchers_or_skip() -> bool {
     match bpfman_net::extension_support().expect("probing extension support") {
         ExtensionSupport::Supported => true,
         ExtensionSupport::Refused(errno) => {
-            println!(
-                "skipped: this kernel refuses extension programs ({errno}); runs in the VM suite"
+            bpfman_testkit::skip(
+                &bpfman_testkit::current_test(),
+                format!("this kernel refuses extension programs ({errno}); runs in the VM suite"),
             );
             false
         }
     }
 }
 
-/// A bpffs mounted on a fresh temporary directory.
+/// A bpffs mounted on a fresh temporary directory (bpfman-testkit's
+/// RuntimeDir: detached and removed on drop).
 pub struct Bpffs {
-    dir: tempfile::TempDir,
+    rt: RuntimeDir,
+    fs: PathBuf,
 }
 
 impl Bpffs {
     pub fn new() -> Bpffs {
-        let dir = tempfile::Builder::new()
-            .prefix("bpfman-net-")
-            .tempdir()
-            .unwrap();
-        nix::mount::mount(
-            Some("bpf"),
-            dir.path(),
-            Some("bpf"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .expect("mounting bpffs");
-        Bpffs { dir }
+        let rt = RuntimeDir::with_bpffs("bpfman-net-");
+        let fs = rt.fs();
+        Bpffs { rt, fs }
     }
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.fs
     }
     pub fn paths(&self) -> NetPaths {
         NetPaths::from_bpffs(self.path())
     }
     /// Every file (pin) below `sub`, relative, sorted.
     pub fn pins_under(&self, sub: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let root = self.path().join(sub);
-        let mut stack = vec![root.clone()];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.push(p.strip_prefix(&root).unwrap().display().to_string());
-                }
-            }
-        }
-        out.sort();
-        out
+        self.relative(sub, bpfman_testkit::files_under)
     }
     /// Every entry (files and directories) below `sub`.
     pub fn entries_under(&self, sub: &str) -> Vec<String> {
-        let mut out = Vec::new();
+        self.relative(sub, bpfman_testkit::entries_under)
+    }
+    fn relative(&self, sub: &str, walk: fn(&Path) -> Vec<PathBuf>) -> Vec<String> {
         let root = self.path().join(sub);
-        let mut stack = vec![root.clone()];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let p = e.path();
-                out.push(p.strip_prefix(&root).unwrap().display().to_string());
-                if p.is_dir() {
-                    stack.push(p);
-                }
-            }
-        }
+        let mut out: Vec<String> = walk(&root)
+            .iter()
+            .filter_map(|p| p.strip_prefix(&root).ok())
+            .map(|p| p.display().to_string())
+            .collect();
         out.sort();
         out
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        // Lazy: pins held open elsewhere must not keep the mount (or the test) stuck.
-        let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 

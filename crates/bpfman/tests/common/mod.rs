@@ -6,31 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use bpfman_testkit::{kernel_has_program, read_u64, repo, root_or_skip};
 
 /// A test BPF object by repo-relative path.
 pub fn obj(rel: &str) -> String {
     repo().join(rel).to_string_lossy().into_owned()
-}
-
-/// True when running as root; otherwise prints why the test is skipped.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix_is_root() {
-        return true;
-    }
-    eprintln!("skipped {test}: needs root (BPF and mounts)");
-    false
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// How commands reach bpfman.
@@ -397,52 +379,6 @@ pub fn umount(p: &Path) {
     unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
 }
 
-/// True when the kernel has a program with this id.
-pub fn kernel_has_program(id: u32) -> bool {
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&id.to_ne_bytes());
-    // BPF_PROG_GET_FD_BY_ID = 13
-    // SAFETY: attr is a valid, zeroed bpf_attr-sized buffer.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 13, attr.as_ptr(), attr.len()) };
-    if fd >= 0 {
-        // SAFETY: fd was just returned to us.
-        unsafe { libc::close(fd as i32) };
-        true
-    } else {
-        false
-    }
-}
-
-/// Reads the u64 value at `key` of the array map pinned at `pin`.
-pub fn read_u64(pin: &Path, key: u32) -> u64 {
-    let path = std::ffi::CString::new(pin.as_os_str().to_string_lossy().as_bytes()).unwrap();
-    let mut attr = [0u8; 128];
-    attr[0..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
-    // file_flags = BPF_F_RDONLY: reading needs no write permission (read-only volumes).
-    attr[12..16].copy_from_slice(&8u32.to_ne_bytes());
-    // BPF_OBJ_GET = 7
-    // SAFETY: attr holds a valid pointer to a C string for the call's duration.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 7, attr.as_ptr(), attr.len()) };
-    assert!(
-        fd >= 0,
-        "BPF_OBJ_GET {}: {}",
-        pin.display(),
-        std::io::Error::last_os_error()
-    );
-    let mut value = [0u8; 8];
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(value.as_mut_ptr() as u64).to_ne_bytes());
-    // BPF_MAP_LOOKUP_ELEM = 1
-    // SAFETY: pointers are valid for the call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, 1, attr.as_ptr(), attr.len()) };
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd as i32) };
-    assert_eq!(r, 0, "lookup: {}", std::io::Error::last_os_error());
-    u64::from_ne_bytes(value)
-}
-
 /// Polls until `f` is true or 60 s pass (emulated VMs are slow).
 pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -471,17 +407,10 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 
 /// Files (pins) anywhere under `dir`.
 pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(files_under(&e.path()));
-            } else {
-                out.push(e.path().display().to_string());
-            }
-        }
-    }
-    out
+    bpfman_testkit::files_under(dir)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 /// Everything under `dir`: each path with its type and mode, and the bytes of
