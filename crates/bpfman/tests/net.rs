@@ -5,89 +5,13 @@
 
 mod common;
 
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use bpfman_testkit::NetPair;
 use common::{Env, Mode, eventually, obj, read_u64, root_or_skip};
 
 const OBJ: &str = "crates/bpfman-net/tests/bpf/net_test.bpf.o";
-static N: AtomicU32 = AtomicU32::new(0);
-
-/// Namespaces `a` (va 192.0.2.1) and `b` (vb 192.0.2.2) joined by veth.
-struct Pair {
-    a: String,
-    b: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Pair {
-    fn new() -> Pair {
-        let base = format!(
-            "bpfcli{}x{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let p = Pair {
-            a: format!("{base}a"),
-            b: format!("{base}b"),
-        };
-        ip(&["netns", "add", &p.a]);
-        ip(&["netns", "add", &p.b]);
-        ip(&[
-            "link", "add", "va", "netns", &p.a, "type", "veth", "peer", "name", "vb", "netns", &p.b,
-        ]);
-        for (ns, dev, addr) in [(&p.a, "va", "192.0.2.1/24"), (&p.b, "vb", "192.0.2.2/24")] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        p
-    }
-    fn ns_a(&self) -> String {
-        format!("/var/run/netns/{}", self.a)
-    }
-    fn ns_b(&self) -> String {
-        format!("/var/run/netns/{}", self.b)
-    }
-    /// Sends `count` numbered UDP datagrams from `a` to 192.0.2.2:9999.
-    fn send(&self, first: u32, count: u32) {
-        let path = PathBuf::from(format!("/var/run/netns/{}", self.a));
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(&path).unwrap();
-            // SAFETY: setns on this thread only, with a valid namespace fd.
-            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            let sock = std::net::UdpSocket::bind(("192.0.2.1", 0)).unwrap();
-            for n in first..first + count {
-                let mut payload = n.to_le_bytes().to_vec();
-                payload.extend_from_slice(b"bpfman cli test");
-                sock.send_to(&payload, ("192.0.2.2", 9999)).unwrap();
-            }
-        })
-        .join()
-        .unwrap();
-    }
-    fn delete(&self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        self.delete();
-    }
-}
-
 /// Loads one instance of a test program with its TAG and return value;
 /// instances after the first share the first one's maps.
 fn load(env: &Env, prog: &str, tag: u32, ret: i32, owner: Option<u32>) -> u32 {
@@ -142,8 +66,8 @@ fn dispatcher_hook(env: &Env, kind: &str, id: u32, iface_args: &[&str], prio: &s
 /// (XDP: pass proceeds; TC: ok does not, so the chain stops after the first).
 fn xdp_or_tc(kind: &str, prog: &str, pass: i32, proceeds: bool, extra: &[&str]) {
     let env = Env::new(Mode::Embedded);
-    let pair = Pair::new();
-    let ns = pair.ns_b();
+    let pair = NetPair::new();
+    let ns = pair.path_b().display().to_string();
     let mut iface = vec!["--iface", "vb", "--netns", &ns];
     iface.extend(extra);
     let first = load(&env, prog, 1, pass, None);
@@ -242,8 +166,11 @@ fn libbpf_tc_sections_attach_and_count() {
         return;
     }
     let env = Env::new(Mode::Embedded);
-    let pair = Pair::new();
-    let (ns_a, ns_b) = (pair.ns_a(), pair.ns_b());
+    let pair = NetPair::new();
+    let (ns_a, ns_b) = (
+        pair.path_a().display().to_string(),
+        pair.path_b().display().to_string(),
+    );
     let objf = obj("tests/bpf/sections.bpf.o");
     let ids = env.load(&[&objf, "tc_plain", "tc_ingress", "tcx_egress"]);
     let [tc, tc_ingress, tcx_egress] = ids[..] else {
@@ -367,8 +294,8 @@ fn tcx_orders_by_priority() {
         return;
     }
     let env = Env::new(Mode::Embedded);
-    let pair = Pair::new();
-    let ns = pair.ns_b();
+    let pair = NetPair::new();
+    let ns = pair.path_b().display().to_string();
     let iface = ["--iface", "vb", "--netns", &ns, "--direction", "ingress"];
     // TCX_NEXT = -1: let the next program run.
     let first = load(&env, "tc_test", 1, -1, None);
@@ -400,8 +327,8 @@ fn deleted_namespace_stays_manageable() {
         return;
     }
     let env = Env::new(Mode::Embedded);
-    let pair = Pair::new();
-    let ns = pair.ns_b();
+    let mut pair = NetPair::new();
+    let ns = pair.path_b().display().to_string();
     let xdp = load(&env, "xdp_test", 1, 2, None);
     let tc = load(&env, "tc_test", 2, 0, Some(xdp));
     let tcx = load(&env, "tc_test", 3, -1, Some(xdp));
@@ -457,8 +384,8 @@ fn bad_network_input_is_refused_cleanly() {
         return;
     }
     let env = Env::new(Mode::Embedded);
-    let pair = Pair::new();
-    let ns = pair.ns_b();
+    let pair = NetPair::new();
+    let ns = pair.path_b().display().to_string();
     let id = load(&env, "xdp_test", 1, 2, None).to_string();
     let line = env.fails(&["attach", &id, "xdp", "--iface", "nosuchif0", "--netns", &ns]);
     assert!(line.contains("nosuchif0"), "{line}");
@@ -500,8 +427,8 @@ fn restart_repairs_and_keeps_network_attachments() {
         return;
     }
     let mut env = Env::new(Mode::Remote);
-    let pair = Pair::new();
-    let ns = pair.ns_b();
+    let pair = NetPair::new();
+    let ns = pair.path_b().display().to_string();
     let xdp = load(&env, "xdp_test", 1, 2, None);
     let tc = load(&env, "tc_test", 2, 0, Some(xdp));
     let x = env.ok_json(&[

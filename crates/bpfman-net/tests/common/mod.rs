@@ -6,13 +6,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::net::UdpSocket;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aya::EbpfLoader;
@@ -20,6 +15,9 @@ use aya::maps::{Array, Map, MapData};
 use aya::programs::{SchedClassifier, Xdp};
 use bpfman_net::{DesiredProgram, ExtensionSource, ExtensionSupport, NetPaths};
 use bpfman_testkit::RuntimeDir;
+// Each test uses some of these.
+#[allow(unused_imports)]
+pub use bpfman_testkit::{ADDR_A, ADDR_B, NetPair, in_ns, send_udp, send_udp_received};
 
 /// The test programs (see tests/bpf/net_test.bpf.c).
 pub static TEST_OBJ: &[u8] = aya::include_bytes_aligned!("../bpf/net_test.bpf.o");
@@ -92,129 +90,6 @@ impl Bpffs {
         out.sort();
         out
     }
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs a command inside a namespace (`ip netns exec`), returning stdout.
-pub fn in_ns(ns: &str, cmd: &[&str]) -> (bool, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(cmd)
-        .output()
-        .expect("running ip netns exec");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-/// Two namespaces, `a` (va, 192.0.2.1) and `b` (vb, 192.0.2.2), joined by a
-/// veth pair. Packets to 192.0.2.2:9999 sent from `a` are the test traffic.
-pub struct NetPair {
-    pub a: String,
-    pub b: String,
-    deleted: bool,
-}
-
-pub const ADDR_A: &str = "192.0.2.1";
-pub const ADDR_B: &str = "192.0.2.2";
-
-impl NetPair {
-    pub fn new() -> NetPair {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let base = format!("bpfnet{}x{n}", std::process::id());
-        let pair = NetPair {
-            a: format!("{base}a"),
-            b: format!("{base}b"),
-            deleted: false,
-        };
-        ip(&["netns", "add", &pair.a]);
-        ip(&["netns", "add", &pair.b]);
-        ip(&[
-            "link", "add", "va", "netns", &pair.a, "type", "veth", "peer", "name", "vb", "netns",
-            &pair.b,
-        ]);
-        for (ns, dev, addr) in [(&pair.a, "va", ADDR_A), (&pair.b, "vb", ADDR_B)] {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        pair
-    }
-    pub fn path_a(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/netns/{}", self.a))
-    }
-    pub fn path_b(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/netns/{}", self.b))
-    }
-    /// Deletes both namespaces now (the veth pair goes with them).
-    pub fn delete(&mut self) {
-        if !self.deleted {
-            self.deleted = true;
-            let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
-            let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
-        }
-    }
-}
-
-impl Drop for NetPair {
-    fn drop(&mut self) {
-        self.delete();
-    }
-}
-
-/// Sends `count` test datagrams numbered `first..` from inside namespace
-/// `ns_path` to 192.0.2.2:9999, on a thread that joined the namespace.
-pub fn send_udp(ns_path: &Path, first: u32, count: u32) {
-    let path = ns_path.to_path_buf();
-    std::thread::spawn(move || {
-        let f = File::open(&path).unwrap();
-        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let sock = UdpSocket::bind((ADDR_A, 0)).unwrap();
-        for n in first..first + count {
-            let mut payload = n.to_le_bytes().to_vec();
-            payload.extend_from_slice(b"bpfman-net test");
-            sock.send_to(&payload, (ADDR_B, 9999)).unwrap();
-        }
-    })
-    .join()
-    .unwrap();
-}
-
-/// Sends like [`send_udp`] to a socket bound in namespace `ns_b` and returns
-/// once it has received all `count` datagrams: a sync point that they went
-/// through every hook on the way, where no program counts them (no fixed
-/// sleep). Fails the test after a generous bound.
-pub fn send_udp_received(ns_a: &Path, ns_b: &Path, first: u32, count: u32) {
-    let path = ns_b.to_path_buf();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let receiver = std::thread::spawn(move || {
-        let f = File::open(&path).unwrap();
-        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let sock = UdpSocket::bind((ADDR_B, 9999)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        ready_tx.send(()).unwrap();
-        let mut buf = [0u8; 64];
-        for got in 0..count {
-            if let Err(e) = sock.recv(&mut buf) {
-                panic!("namespace B received {got} of {count} datagrams: {e}");
-            }
-        }
-    });
-    ready_rx.recv().unwrap();
-    send_udp(ns_a, first, count);
-    receiver.join().unwrap();
 }
 
 /// The maps shared by all test program instances of one test.
