@@ -1,8 +1,8 @@
 //! Private runtime dirs with their own bpffs, a recursive directory walker,
 //! and paths to the repository's fixtures.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nix::mount::{MntFlags, MsFlags};
 
@@ -31,7 +31,7 @@ pub fn fixture(name: &str) -> PathBuf {
 /// the test panics.
 pub struct RuntimeDir {
     dir: tempfile::TempDir,
-    mounts: RefCell<Vec<PathBuf>>,
+    mounts: Mutex<Vec<PathBuf>>,
 }
 
 impl RuntimeDir {
@@ -44,7 +44,7 @@ impl RuntimeDir {
             .unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
         RuntimeDir {
             dir,
-            mounts: RefCell::new(Vec::new()),
+            mounts: Mutex::new(Vec::new()),
         }
     }
 
@@ -92,7 +92,10 @@ impl RuntimeDir {
 
     /// Remembers a mount the test made, so that drop undoes it.
     pub fn track_mount(&self, p: &Path) {
-        self.mounts.borrow_mut().push(p.to_path_buf());
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(p.to_path_buf());
     }
 }
 
@@ -100,7 +103,8 @@ impl Drop for RuntimeDir {
     fn drop(&mut self) {
         // Lazy detach: a pin still held open elsewhere must not keep the
         // mount (or the test) stuck. Not mounted is fine.
-        for p in self.mounts.borrow().iter().rev() {
+        let mounts = self.mounts.get_mut().unwrap_or_else(|e| e.into_inner());
+        for p in mounts.iter().rev() {
             let _ = nix::mount::umount2(p, MntFlags::MNT_DETACH);
         }
         let _ = nix::mount::umount2(&self.fs(), MntFlags::MNT_DETACH);

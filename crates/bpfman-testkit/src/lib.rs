@@ -5,12 +5,14 @@
 //! which fail the test that asked.
 
 mod bpf;
+mod daemon;
 mod fs;
 mod netns;
 mod registry;
 mod skip;
 
 pub use bpf::{kernel_has_program, read_u64};
+pub use daemon::{Daemon, DaemonBuilder, healthy};
 pub use fs::{RuntimeDir, entries_under, files_under, fixture, repo, repo_file};
 pub use netns::{ADDR_A, ADDR_B, NetPair, in_ns, ip, send_udp, send_udp_received};
 pub use registry::{Registry, RegistryBuilder, answers_as, tool_exists};

@@ -8,11 +8,9 @@
 //! printed reason.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bpfman_api::client::connect_uds;
@@ -21,7 +19,7 @@ use bpfman_api::v1;
 use bpfman_api::v1::attach_info::Info as AttachKind;
 use bpfman_api::v1::bpfman_client::BpfmanClient;
 use bpfman_api::v1::bytecode_location::Location;
-use bpfman_testkit::root_or_skip;
+use bpfman_testkit::{Daemon, DaemonBuilder, RuntimeDir, root_or_skip};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -52,17 +50,14 @@ fn stats_obj() -> String {
 /// kills the daemon and detaches the runtime's bpffs, so nothing leaks even
 /// when a test panics.
 struct Env {
-    dir: tempfile::TempDir,
-    daemon: Option<Child>,
+    daemon: Option<Daemon>,
+    dir: RuntimeDir,
 }
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("bpfman-grpc-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
-        Env { dir, daemon: None }
+        let dir = RuntimeDir::new("bpfman-grpc-");
+        Env { daemon: None, dir }
     }
 
     fn runtime(&self) -> &Path {
@@ -85,46 +80,20 @@ impl Env {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
-    fn serve_command(&self) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("--runtime-dir")
-            .arg(self.runtime())
-            .arg("serve")
-            .arg("--listen")
-            .arg(self.socket())
+    fn daemon(&self) -> DaemonBuilder {
+        Daemon::builder(Path::new(bin()), self.runtime(), &self.socket())
             .env("BPFMAN_LOG", "info")
-            .env_remove("BPFMAN_SOCKET")
-            .env_remove("BPFMAN_LISTEN")
-            .env_remove("BPFMAN_FAULT")
-            .env_remove("LISTEN_PID")
-            .env_remove("LISTEN_FDS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        c
+            .log(&self.log())
     }
 
-    /// Starts the daemon and waits until its health service says SERVING.
+    fn serve_command(&self) -> Command {
+        self.daemon().into_command()
+    }
+
+    /// Starts the daemon and waits until it is healthy.
     async fn start(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())
-            .unwrap();
-        let child = self.serve_command().stderr(log).spawn().unwrap();
-        self.daemon = Some(child);
-        // Start-up reconciles before serving; wait for it (bounded, so a
-        // daemon that never comes up fails the test instead of hanging it).
-        for _ in 0..3000 {
-            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!("daemon exited during start-up ({st}):\n{}", self.log_text());
-            }
-            if self.serving().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("daemon never became healthy:\n{}", self.log_text());
+        self.daemon = Some(self.daemon().start());
     }
 
     async fn serving(&self) -> bool {
@@ -141,10 +110,7 @@ impl Env {
 
     /// SIGTERM, then waits for the daemon to exit; returns whether it exited 0.
     fn stop(&mut self) -> bool {
-        let mut c = self.daemon.take().expect("daemon running");
-        // SAFETY: kill(2) on the pid of our own, not yet reaped, child.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        c.wait().unwrap().success()
+        self.daemon.take().expect("daemon running").stop()
     }
 
     async fn channel(&self) -> Channel {
@@ -187,19 +153,6 @@ impl Env {
         }
         out.sort();
         out
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let fs = CString::new(self.fs().as_os_str().as_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path. A detached bpffs frees every
-        // program, map and link pinned only there once nothing holds them.
-        unsafe { libc::umount2(fs.as_ptr(), libc::MNT_DETACH) };
     }
 }
 
@@ -881,11 +834,11 @@ async fn socket_activation() {
             Ok(())
         });
     }
-    env.daemon = Some(cmd.spawn().unwrap());
+    env.daemon = Some(Daemon::from_child(cmd.spawn().unwrap(), &unused));
     drop(listener);
     let mut up = false;
     for _ in 0..3000 {
-        if let Some(st) = env.daemon.as_mut().unwrap().try_wait().unwrap() {
+        if let Some(st) = env.daemon.as_mut().unwrap().try_wait() {
             panic!("daemon exited ({st}):\n{}", env.log_text());
         }
         if env.serving().await {

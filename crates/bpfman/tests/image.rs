@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use bpfman_api::client::connect_uds;
 use bpfman_api::v1;
@@ -22,7 +22,7 @@ use bpfman_api::v1::attach_info::Info as AttachKind;
 use bpfman_api::v1::bpfman_client::BpfmanClient;
 use bpfman_api::v1::bytecode_location::Location;
 use bpfman_image::testing::TestTls;
-use bpfman_testkit::{Registry, tool_exists};
+use bpfman_testkit::{Daemon, Registry, tool_exists};
 use common::{Env, Mode, Run, bin, eventually, kernel_has_program, obj, read_u64, root_or_skip};
 
 const STATS: &str = "examples/stats/stats.bpf.o";
@@ -51,20 +51,6 @@ fn start_registry_tls(test: &str, tls: &TestTls) -> Option<Registry> {
     Registry::builder(test)
         .tls(&tls.cert, &tls.key, |port, name| tls.header(port, name))
         .start()
-}
-
-/// A daemon child with the test's image settings; SIGTERM on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the pid of our own, not yet reaped, child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
 }
 
 /// One test's world: runtime (bpffs unmounted on drop, after the daemon
@@ -125,7 +111,7 @@ impl Ctx {
         c.arg("--runtime-dir").arg(self.env.runtime());
         if remote {
             let d = self.daemon.as_ref().expect("daemon running");
-            c.arg("--socket").arg(&d.socket);
+            c.arg("--socket").arg(d.socket());
         }
         c.args(args)
             .env("BPFMAN_CONFIG", self.images.path().join("bpfman.toml"))
@@ -206,29 +192,22 @@ impl Ctx {
     /// Starts `bpfman serve` with this test's image settings.
     fn start_daemon(&mut self) {
         let socket = self.env.runtime().join("sock/bpfman.sock");
-        let mut c = self.command(&["serve", "--listen"], false);
-        c.arg(&socket)
-            .env_remove("BPFMAN_LISTEN")
-            .env_remove("LISTEN_PID")
-            .env_remove("LISTEN_FDS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = c.spawn().expect("spawn daemon");
-        self.daemon = Some(Daemon {
-            child,
-            socket: socket.clone(),
-        });
-        let healthy = || {
-            Command::new(bin())
-                .args(["health", "--listen"])
-                .arg(&socket)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        eventually("daemon healthy", healthy);
+        let mut d = Daemon::builder(Path::new(bin()), self.env.runtime(), &socket)
+            .env("BPFMAN_CONFIG", self.images.path().join("bpfman.toml"))
+            .env("BPFMAN_IMAGE_CACHE", self.cache());
+        // The system trust store is the host's unless a test names one.
+        for var in [
+            "REGISTRY_AUTH_FILE",
+            "DOCKER_CONFIG",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+        ] {
+            d = d.env_remove(var);
+        }
+        for (k, v) in &self.extra_env {
+            d = d.env(k, v);
+        }
+        self.daemon = Some(d.start());
     }
 
     /// True when no file of the runtime's store holds `secret`.
@@ -742,7 +721,7 @@ fn daemon_loads_images_over_grpc_and_ext() {
     let r = reg.reference("stats:v1");
     let digest = ctx.push(STATS, &r, &[]);
     ctx.start_daemon();
-    let socket = ctx.daemon.as_ref().unwrap().socket.clone();
+    let socket = ctx.daemon.as_ref().unwrap().socket().to_path_buf();
     let image = |policy: i32| v1::BytecodeImage {
         url: r.clone(),
         image_pull_policy: policy,

@@ -3,10 +3,11 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 // Each test binary uses some of these.
+use bpfman_testkit::{Daemon, RuntimeDir};
 #[allow(unused_imports)]
 pub use bpfman_testkit::{kernel_has_program, read_u64, repo, root_or_skip};
 
@@ -26,9 +27,9 @@ pub enum Mode {
 
 /// One isolated bpfman runtime.
 pub struct Env {
-    pub dir: tempfile::TempDir,
+    pub dir: RuntimeDir,
     pub mode: Mode,
-    daemon: Option<Child>,
+    daemon: Option<Daemon>,
     /// Serve the CSI plugin too (on `csi_socket()`, pods dir `pods()`).
     pub csi: bool,
     /// Extra environment of the daemon (e.g. `BPFMAN_CONFIG`).
@@ -70,10 +71,7 @@ pub fn bin() -> &'static str {
 impl Env {
     /// A fresh runtime dir (bpfman mounts its bpffs on first use).
     pub fn new(mode: Mode) -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("bpfman-test-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
+        let dir = RuntimeDir::new("bpfman-test-");
         let mut env = Env {
             dir,
             mode,
@@ -94,10 +92,7 @@ impl Env {
 
     /// A runtime served by a daemon with the CSI plugin and extra environment.
     pub fn with_csi_env(daemon_env: &[(&str, &str)]) -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("bpfman-test-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
+        let dir = RuntimeDir::new("bpfman-test-");
         let mut env = Env {
             dir,
             mode: Mode::Remote,
@@ -116,10 +111,7 @@ impl Env {
     /// A runtime served by a daemon with extra environment; `setup` runs
     /// before the daemon starts (e.g. to prepare the socket directory).
     pub fn remote_with(env: &[(&str, &str)], setup: impl FnOnce(&Env)) -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("bpfman-test-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
+        let dir = RuntimeDir::new("bpfman-test-");
         let mut e = Env {
             dir,
             mode: Mode::Remote,
@@ -176,67 +168,25 @@ impl Env {
 
     /// Starts `bpfman serve` on a private socket and waits until it answers.
     pub fn start_daemon(&mut self) {
-        let mut cmd = Command::new(bin());
-        cmd.args(["--runtime-dir"])
-            .arg(self.runtime())
-            .args(["serve", "--listen"])
-            .arg(self.socket());
+        let mut d = Daemon::builder(Path::new(bin()), self.runtime(), &self.socket());
         if self.csi {
-            cmd.arg("--csi-support")
-                .arg("--csi-endpoint")
-                .arg(self.csi_socket())
-                .arg("--pods-dir")
-                .arg(self.pods())
-                .args(["--node-id", "test-node"]);
+            d = d.csi(&self.csi_socket(), &self.pods(), "test-node");
         }
         for (k, v) in &self.daemon_env {
-            cmd.env(k, v);
+            d = d.env(k, v);
         }
-        let child = cmd
-            .env_remove("BPFMAN_SOCKET")
-            .env_remove("BPFMAN_FAULT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn daemon");
-        self.daemon = Some(child);
-        let start = Instant::now();
-        // Generous: start-up re-applies network hooks, which takes tens of
-        // seconds in an emulated (TCG) VM on a busy host. Not a timing
-        // assertion: a daemon that exits fails at once.
-        while start.elapsed() < Duration::from_secs(180) {
-            if let Some(c) = self.daemon.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                panic!("the daemon exited during start-up: {status}");
-            }
-            let ok = Command::new(bin())
-                .args(["health", "--listen"])
-                .arg(self.socket())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("daemon did not become healthy");
+        self.daemon = Some(d.start());
     }
 
     /// The daemon's pid, while it runs.
     pub fn daemon_pid(&self) -> Option<u32> {
-        self.daemon.as_ref().map(|c| c.id())
+        self.daemon.as_ref().and_then(Daemon::pid)
     }
 
     /// Stops the daemon with SIGTERM and waits.
     pub fn stop_daemon(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            // SAFETY: kill with a valid pid of our child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
+        if let Some(mut d) = self.daemon.take() {
+            d.stop();
         }
     }
 
@@ -362,14 +312,14 @@ impl Drop for Env {
         for m in mounts_under(&self.pods()) {
             umount(Path::new(&m));
         }
-        // Unmount every volume and the private bpffs: pinned objects die with it.
+        // Unmount every volume; the private bpffs goes with `dir`: pinned
+        // objects die with it.
         let csi = self.dir.path().join("csi");
         if let Ok(rd) = std::fs::read_dir(&csi) {
             for e in rd.flatten() {
                 umount(&e.path());
             }
         }
-        umount(&self.fs());
     }
 }
 
