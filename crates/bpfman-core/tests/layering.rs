@@ -2,7 +2,7 @@
 //! normal dependencies are pure crates only, and its sources name no module
 //! of std that reaches the outside world.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The crates the core may depend on (none does I/O).
 const PURE: &[&str] = &["serde", "serde_json", "thiserror"];
@@ -56,21 +56,12 @@ fn the_core_depends_on_pure_crates_only() {
     }
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn the_core_sources_name_no_io_module() {
-    let mut files = Vec::new();
-    rust_files(&manifest_dir().join("src"), &mut files);
+    let files: Vec<PathBuf> = bpfman_testkit::files_under(&manifest_dir().join("src"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
     assert!(files.len() > 10, "too few sources found: {files:?}");
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

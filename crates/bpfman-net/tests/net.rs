@@ -203,15 +203,7 @@ fn xdp_hook_detached_externally_is_repaired() {
     let set = [p.desired(1, 50, &[XDP_PASS], 1)];
     let st = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();
     let link = st.kernel_link_id.expect("XDP link id").to_string();
-    let out = std::process::Command::new("bpftool")
-        .args(["link", "detach", "id", &link])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bpfman_testkit::run_ok("bpftool", &["link", "detach", "id", &link]);
     let broken = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
     assert!(!broken.attached);
     let fixed = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();

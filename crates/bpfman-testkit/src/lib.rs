@@ -14,6 +14,6 @@ mod skip;
 pub use bpf::{kernel_has_program, read_u64};
 pub use daemon::{Daemon, DaemonBuilder, healthy};
 pub use fs::{RuntimeDir, entries_under, files_under, fixture, repo, repo_file};
-pub use netns::{ADDR_A, ADDR_B, NetPair, in_ns, ip, send_udp, send_udp_received};
+pub use netns::{ADDR_A, ADDR_B, NetPair, in_ns, ip, run_ok, send_udp, send_udp_received};
 pub use registry::{Registry, RegistryBuilder, answers_as, tool_exists};
 pub use skip::{current_test, is_root, root_or_skip, skip};

@@ -16,18 +16,25 @@ pub const ADDR_B: &str = "192.0.2.2";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Runs `ip` with `args`, failing the test with its stderr when it fails.
-pub fn ip(args: &[&str]) {
-    let out = Command::new("ip")
+/// Runs `program` with `args` and returns its stdout, failing the test with
+/// its stderr when it fails.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("running ip: {e}"));
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
     assert!(
         out.status.success(),
-        "ip {}: {}",
+        "{program} {}: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ip` with `args`, failing the test with its stderr when it fails.
+pub fn ip(args: &[&str]) {
+    run_ok("ip", args);
 }
 
 /// Runs a command inside a namespace (`ip netns exec`): whether it

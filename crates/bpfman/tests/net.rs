@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use bpfman_testkit::NetPair;
 use common::{Env, Mode, eventually, obj, read_u64, root_or_skip};
@@ -460,17 +459,9 @@ fn restart_repairs_and_keeps_network_attachments() {
 
     env.stop_daemon();
     // Break the TC hook while no daemon runs.
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &pair.b, "tc", "filter", "del", "dev", "vb", "ingress",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bpfman_testkit::ip(&[
+        "netns", "exec", &pair.b, "tc", "filter", "del", "dev", "vb", "ingress",
+    ]);
     pair.send(10, 3);
     // XDP runs before TC ingress: once it counted the three, they are past
     // where the deleted TC filter was.
