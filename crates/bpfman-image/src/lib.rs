@@ -27,6 +27,7 @@ mod auth;
 mod cache;
 mod config;
 mod digest;
+#[cfg(feature = "oci")]
 mod elf;
 mod error;
 pub mod oci;

@@ -564,6 +564,31 @@ pub fn attach_signature(
     crate::build::attach_signature(cfg, dest, digest, sign, creds)
 }
 
+/// Why [`TestTls::generate`] failed; each names the `openssl` step.
+#[derive(Debug, thiserror::Error)]
+pub enum TestTlsError {
+    /// `openssl` could not be started.
+    #[error("openssl {what}: {source}")]
+    Spawn {
+        /// The step, e.g. "req (CA)".
+        what: &'static str,
+        /// Why it did not start.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `openssl` ran and failed.
+    #[error("openssl {what} failed: {stderr}")]
+    Failed {
+        /// The step.
+        what: &'static str,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// The server certificate's extension file could not be written.
+    #[error("write server.ext: {0}")]
+    WriteExtensions(#[source] std::io::Error),
+}
+
 /// A private CA and a server certificate for `127.0.0.1` it signed, PEM
 /// files made with the `openssl` command the way an admin makes them, for a
 /// test registry served over HTTPS.
@@ -580,22 +605,22 @@ pub struct TestTls {
 impl TestTls {
     /// Writes a fresh P-256 CA and server certificate (valid two days) into
     /// `dir`; the error names the `openssl` step that failed.
-    pub fn generate(dir: &std::path::Path) -> Result<TestTls, String> {
+    pub fn generate(dir: &std::path::Path) -> Result<TestTls, TestTlsError> {
         use std::process::{Command, Stdio};
-        let run = |what: &str, args: &[&std::ffi::OsStr]| -> Result<(), String> {
+        let run = |what: &'static str, args: &[&std::ffi::OsStr]| -> Result<(), TestTlsError> {
             let out = Command::new("openssl")
                 .args(args)
                 .current_dir(dir)
                 .stdin(Stdio::null())
                 .output()
-                .map_err(|e| format!("openssl {what}: {e}"))?;
+                .map_err(|source| TestTlsError::Spawn { what, source })?;
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!(
-                    "openssl {what} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
+                Err(TestTlsError::Failed {
+                    what,
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                })
             }
         };
         let os = |s: &'static str| std::ffi::OsStr::new(s);
@@ -639,7 +664,7 @@ impl TestTls {
             "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         )
-        .map_err(|e| format!("write server.ext: {e}"))?;
+        .map_err(TestTlsError::WriteExtensions)?;
         run(
             "x509 (sign the server certificate)",
             &[
