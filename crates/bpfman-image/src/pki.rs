@@ -454,6 +454,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reads the TLS-encoded SCT list. Not x509-cert's `sct` decoder: it
+/// refuses the whole list over one SCT of an unknown version (RFC 6962
+/// §3.2 has clients skip those) or an algorithm code TLS does not name
+/// (here a per-SCT reason, so another SCT can still verify).
 fn parse_sct_list(data: &[u8]) -> Result<Vec<Sct>, PkiError> {
     let mut outer = Reader(data);
     let mut list = Reader(outer.vec16()?);
@@ -503,21 +507,6 @@ impl Sct {
         d
     }
 
-    /// The TLS encoding of this SCT (for building certificates in tests).
-    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut d = vec![0u8];
-        d.extend_from_slice(&self.log_id);
-        d.extend_from_slice(&self.timestamp_ms.to_be_bytes());
-        d.extend_from_slice(&(self.extensions.len() as u16).to_be_bytes());
-        d.extend_from_slice(&self.extensions);
-        d.push(self.hash);
-        d.push(self.sig_alg);
-        d.extend_from_slice(&(self.signature.len() as u16).to_be_bytes());
-        d.extend_from_slice(&self.signature);
-        d
-    }
-
     pub(crate) fn hash(&self) -> Result<Hash, PkiError> {
         match (self.hash, self.sig_alg) {
             (4, 3) => Ok(Hash::Sha256),
@@ -525,19 +514,6 @@ impl Sct {
             (hash, sig) => Err(PkiError::SctAlgorithm { hash, sig }),
         }
     }
-}
-
-/// An SCT list as the extension value holds it (TLS list in an OCTET STRING).
-#[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
-pub(crate) fn sct_list_extension_value(scts: &[Vec<u8>]) -> Result<Vec<u8>, der::Error> {
-    let mut list = Vec::new();
-    for s in scts {
-        list.extend_from_slice(&(s.len() as u16).to_be_bytes());
-        list.extend_from_slice(s);
-    }
-    let mut tls = (list.len() as u16).to_be_bytes().to_vec();
-    tls.extend_from_slice(&list);
-    OctetString::new(tls).and_then(|o| o.to_der())
 }
 
 #[cfg(test)]
@@ -554,7 +530,7 @@ mod tests {
             sig_alg: 3,
             signature: vec![1, 2, 3],
         };
-        let v = sct_list_extension_value(&[sct.encode()]).unwrap();
+        let v = crate::testing::sct_list_extension_value(&sct);
         let inner = OctetString::from_der(&v).unwrap();
         assert_eq!(parse_sct_list(inner.as_bytes()).unwrap(), vec![sct.clone()]);
         let b = inner.as_bytes();

@@ -42,9 +42,7 @@ use crate::error::ImageError;
 use crate::keyless::{
     BUNDLE_ANNOTATION, BundlePayload, CERT_ANNOTATION, CHAIN_ANNOTATION, RekorBundle,
 };
-use crate::pki::{
-    CT_PRECERT_SCTS, FULCIO_ISSUER_V1, FULCIO_ISSUER_V2, Sct, sct_list_extension_value,
-};
+use crate::pki::{CT_PRECERT_SCTS, FULCIO_ISSUER_V1, FULCIO_ISSUER_V2, Sct};
 
 /// 2020-01-01T00:00:00Z: CAs and logs are valid from then.
 const EPOCH_2020: i64 = 1_577_836_800;
@@ -152,6 +150,33 @@ fn ext(oid: const_oid::ObjectIdentifier, critical: bool, der: Vec<u8>) -> Extens
 
 fn to_der(v: &impl x509_cert::der::Encode) -> Vec<u8> {
     v.to_der().expect("encodable")
+}
+
+/// The SCT list extension value (a TLS list in an OCTET STRING) holding
+/// `sct`, encoded by x509-cert, so that bpfman's parser is checked against
+/// another implementation.
+pub(crate) fn sct_list_extension_value(sct: &Sct) -> Vec<u8> {
+    use tls_codec::{DeserializeBytes as _, TlsByteVecU16};
+    use x509_cert::ext::pkix::sct::{
+        DigitallySigned, HashAlgorithm, LogId, SerializedSct, SignatureAlgorithm,
+        SignatureAndHashAlgorithm, SignedCertificateTimestamp, SignedCertificateTimestampList,
+        Version,
+    };
+    let (hash, _) = HashAlgorithm::tls_deserialize_bytes(&[sct.hash]).expect("a TLS hash");
+    let (signature, _) =
+        SignatureAlgorithm::tls_deserialize_bytes(&[sct.sig_alg]).expect("a TLS signature");
+    let timestamp = SignedCertificateTimestamp {
+        version: Version::V1,
+        log_id: LogId { key_id: sct.log_id },
+        timestamp: sct.timestamp_ms,
+        extensions: TlsByteVecU16::from_slice(&sct.extensions),
+        signature: DigitallySigned {
+            algorithm: SignatureAndHashAlgorithm { hash, signature },
+            signature: TlsByteVecU16::from_slice(&sct.signature),
+        },
+    };
+    let one = SerializedSct::new(timestamp).expect("an encodable SCT");
+    to_der(&SignedCertificateTimestampList::new(&[one]).expect("an encodable SCT list"))
 }
 
 /// Signs a TBS with a P-384 CA key (ecdsa-with-SHA384).
@@ -384,7 +409,7 @@ impl TestSigstore {
             let signed = sct.signed_data(&issuer_key_hash, &to_der(&leaf_tbs));
             let sig: p256::ecdsa::Signature = self.ct_key.sign(&signed);
             sct.signature = sig.to_der().as_bytes().to_vec();
-            let value = sct_list_extension_value(&[sct.encode()]).expect("SCT list");
+            let value = sct_list_extension_value(&sct);
             if let Some(e) = leaf_tbs.extensions.as_mut() {
                 e.push(ext(CT_PRECERT_SCTS, false, value));
             }
