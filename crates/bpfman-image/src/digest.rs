@@ -15,24 +15,12 @@ pub(crate) fn sha256_bytes(data: &[u8]) -> [u8; 32] {
 
 /// Bytes from hex (either case), or `None`.
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    base16ct::mixed::decode_vec(s).ok()
 }
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    base16ct::lower::encode_string(bytes)
 }
 
 /// Why a digest is refused.
@@ -95,6 +83,15 @@ mod tests {
         );
         assert!(check(b"", &sha256(b"")).is_ok());
         assert!(check(b"x", &sha256(b"")).is_err());
+    }
+
+    #[test]
+    fn hex_both_ways() {
+        assert_eq!(hex(&[0, 0xab]), "00ab");
+        assert_eq!(unhex("00aB"), Some(vec![0, 0xab]));
+        assert_eq!(unhex(""), Some(vec![]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
     }
 
     #[test]
