@@ -33,11 +33,7 @@ fn bin() -> &'static str {
 }
 
 fn repo_file(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel);
-    p.canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    bpfman_testkit::repo_file(rel)
         .to_string_lossy()
         .into_owned()
 }
