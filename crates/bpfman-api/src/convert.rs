@@ -112,7 +112,7 @@ pub fn load_spec_from_v1(req: v1::LoadRequest) -> Result<LoadSpec, ConvertError>
         programs,
         metadata: req.metadata,
         global_data: req.global_data,
-        map_owner_id: req.map_owner_id,
+        map_owner_id: req.map_owner_id.map(ProgramId),
         pull_policy,
         registry_auth,
     };
@@ -208,7 +208,7 @@ pub fn attach_request_from_v1(
         ))
     })?;
     let (spec, md) = attach_spec_from_v1(info)?;
-    Ok((req.id, spec, md))
+    Ok((ProgramId(req.id), spec, md))
 }
 
 /// `bpfman.v1.AttachInfo` → [`AttachSpec`] plus the metadata carried in it.
@@ -356,13 +356,13 @@ pub fn program_view_to_v1(view: &ProgramView) -> (Option<v1::ProgramInfo>, v1::K
             ..Default::default()
         });
     let mut kernel = v1::KernelProgramInfo {
-        id: view.id,
+        id: view.id.get(),
         name: k.name,
         program_type: k.program_type,
         loaded_at: k.loaded_at,
         tag: k.tag,
         gpl_compatible: k.gpl_compatible,
-        map_ids: k.map_ids,
+        map_ids: k.map_ids.iter().map(|m| m.get()).collect(),
         btf_id: k.btf_id,
         bytes_xlated: k.bytes_xlated,
         jited: k.jited,
@@ -388,11 +388,11 @@ pub fn program_view_to_v1(view: &ProgramView) -> (Option<v1::ProgramInfo>, v1::K
             bytecode: Some(v1::BytecodeLocation {
                 location: Some(location),
             }),
-            links: view.links.iter().map(|l| l.id).collect(),
+            links: view.links.iter().map(|l| l.id.get()).collect(),
             global_data: r.global_data.clone(),
-            map_owner_id: r.shares_maps().then_some(r.map_owner_id),
+            map_owner_id: r.shares_maps().then_some(r.map_owner_id.get()),
             map_pin_path: r.map_pin_path.clone(),
-            map_used_by: view.map_used_by.iter().map(u32::to_string).collect(),
+            map_used_by: view.map_used_by.iter().map(ProgramId::to_string).collect(),
             metadata: r.metadata.clone(),
         }
     });

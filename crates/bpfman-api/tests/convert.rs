@@ -16,6 +16,7 @@ use bpfman_core::{
     AttachSpec, BytecodeSource, CoreError, KernelProgramInfo, LinkView, ProgramKind, ProgramRecord,
     ProgramRequest, ProgramView,
 };
+use bpfman_core::{LinkId, MapId, ProgramId};
 
 fn md(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -91,7 +92,7 @@ fn load_request_full() {
     );
     assert_eq!(spec.metadata, md(&[("bpfman.io/application", "stats")]));
     assert_eq!(spec.global_data["GLOBAL_u8"], vec![1u8]);
-    assert_eq!(spec.map_owner_id, Some(12));
+    assert_eq!(spec.map_owner_id, Some(ProgramId(12)));
     let req = |name: &str, kind, f: Option<&str>| ProgramRequest {
         name: name.into(),
         kind: Some(kind),
@@ -498,7 +499,10 @@ fn attach_missing_or_bad_metadata() {
         }),
     })
     .unwrap();
-    assert_eq!((id, spec, md_), (9, AttachSpec::Fentry, BTreeMap::new()));
+    assert_eq!(
+        (id, spec, md_),
+        (ProgramId(9), AttachSpec::Fentry, BTreeMap::new())
+    );
     assert!(
         invalid_msg(attach(Info::FentryAttachInfo(v1::FentryAttachInfo {
             metadata: md(&[("", "v")]),
@@ -527,13 +531,13 @@ fn errors_map_to_status_codes() {
 
 fn kernel(id: u32, name: &str, program_type: u32) -> KernelProgramInfo {
     KernelProgramInfo {
-        id,
+        id: ProgramId(id),
         name: name.into(),
         program_type,
         loaded_at: "2026-01-01T00:00:00Z".into(),
         tag: "0123456789abcdef".into(),
         gpl_compatible: true,
-        map_ids: vec![4, 5],
+        map_ids: vec![MapId(4), MapId(5)],
         btf_id: 6,
         bytes_xlated: 7,
         jited: true,
@@ -545,7 +549,7 @@ fn kernel(id: u32, name: &str, program_type: u32) -> KernelProgramInfo {
 
 fn managed_view(id: u32, owner: u32, source: BytecodeSource) -> ProgramView {
     let record = ProgramRecord {
-        id,
+        id: ProgramId(id),
         name: "xdp_pass_long_name".into(),
         kind: ProgramKind::Xdp,
         section: "xdp".into(),
@@ -553,14 +557,14 @@ fn managed_view(id: u32, owner: u32, source: BytecodeSource) -> ProgramView {
         source,
         metadata: md(&[("bpfman.io/application", "stats")]),
         global_data: [("G".to_string(), vec![0xab])].into(),
-        map_owner_id: owner,
+        map_owner_id: ProgramId(owner),
         map_pin_path: format!("/run/bpfman/fs/{owner}"),
         pin_path: format!("/run/bpfman/fs/{id}/xdp_pass_long_name"),
         created_at: 1,
     };
     let link = |lid: u32| LinkView {
-        id: lid,
-        program_id: id,
+        id: LinkId(lid),
+        program_id: ProgramId(id),
         program_name: record.name.clone(),
         link_type: "xdp".into(),
         attach_point: "xdp veth0 priority 50".into(),
@@ -578,11 +582,11 @@ fn managed_view(id: u32, owner: u32, source: BytecodeSource) -> ProgramView {
         hook: None,
     };
     ProgramView {
-        id,
+        id: ProgramId(id),
         managed: true,
         name: record.name.clone(),
         program_type: "xdp".into(),
-        map_used_by: vec![owner, id],
+        map_used_by: vec![ProgramId(owner), ProgramId(id)],
         maps: vec![],
         links: vec![link(3), link(8)],
         // The kernel sees a dispatcher extension (EXT = 28).
@@ -675,7 +679,7 @@ fn managed_program_view() {
 #[test]
 fn unmanaged_and_gone_program_views() {
     let view = ProgramView {
-        id: 99,
+        id: ProgramId(99),
         managed: false,
         name: "sd_fw_egress".into(),
         program_type: "cgroup_skb".into(),

@@ -11,7 +11,9 @@ use bpfman_api::v1::{
     BpfmanProgramType, BytecodeLocation, GetRequest, ListRequest, LoadInfo, LoadRequest,
     UnloadRequest, bytecode_location,
 };
-use bpfman_core::ProgramId;
+/// Program ids as the bench passes them between backends: the bare number
+/// every client sees (the in-process backend converts at the manager).
+type ProgramId = u32;
 use bpfman_core::spec::{BytecodeSource, LoadSpec, ProgramRequest};
 use bpfman_manager::{ListFilter, Manager};
 use tonic::transport::Channel;
@@ -89,7 +91,7 @@ impl Backend for InProcess {
                 .map_err(|e| BenchError::manager("load", e))
         })?;
         match views.as_slice() {
-            [one] => Ok(one.id),
+            [one] => Ok(one.id.get()),
             other => Err(BenchError::Check(format!(
                 "load returned {} programs, expected 1",
                 other.len()
@@ -109,10 +111,10 @@ impl Backend for InProcess {
     fn get(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
         let v = t.time(|| {
             self.manager
-                .get(id)
+                .get(bpfman_core::ProgramId(id))
                 .map_err(|e| BenchError::manager(format!("get {id}"), e))
         })?;
-        if v.id != id || !v.managed {
+        if v.id.get() != id || !v.managed {
             return Err(BenchError::Check(format!(
                 "get {id} returned program {} (managed: {})",
                 v.id, v.managed
@@ -124,7 +126,7 @@ impl Backend for InProcess {
     fn unload(&mut self, t: &mut Samples, id: ProgramId) -> Result<()> {
         t.time(|| {
             self.manager
-                .unload(id)
+                .unload(bpfman_core::ProgramId(id))
                 .map_err(|e| BenchError::manager(format!("unload {id}"), e))
         })
     }

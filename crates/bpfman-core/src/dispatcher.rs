@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::actions;
 use crate::error::{CoreError, invalid};
 use crate::spec::Direction;
-use crate::{LinkId, ProgramId};
+use crate::{KernelLinkId, LinkId, ProgramId};
 
 /// Most programs one dispatcher can hold (libxdp's limit, kept for TC too).
 pub const MAX_DISPATCHER_SLOTS: usize = 10;
@@ -262,9 +262,9 @@ pub fn proceed_on_codes(kind: HookKind, mask: u32) -> Vec<i32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TcxAnchor {
     /// Before this kernel link.
-    BeforeLink(u32),
+    BeforeLink(KernelLinkId),
     /// After this kernel link.
-    AfterLink(u32),
+    AfterLink(KernelLinkId),
     /// At the end of the chain (no bpfman program on the hook yet).
     Last,
 }
@@ -272,7 +272,7 @@ pub enum TcxAnchor {
 /// Placement of a new TCX program of `priority` among bpfman's programs on the
 /// hook, given as `(priority, kernel link id)` in the kernel's current run
 /// order. Equal priorities keep attach order: the new one goes after them.
-pub fn tcx_anchor(priority: i32, others_in_kernel_order: &[(i32, u32)]) -> TcxAnchor {
+pub fn tcx_anchor(priority: i32, others_in_kernel_order: &[(i32, KernelLinkId)]) -> TcxAnchor {
     if let Some(&(_, link)) = others_in_kernel_order.iter().find(|(p, _)| *p > priority) {
         return TcxAnchor::BeforeLink(link);
     }
@@ -288,8 +288,8 @@ mod tests {
 
     fn e(link_id: u32, priority: i32, seq: u64) -> HookEntry {
         HookEntry {
-            link_id,
-            program_id: 100 + link_id,
+            link_id: LinkId(link_id),
+            program_id: ProgramId(100 + link_id),
             priority,
             proceed_on: vec![2],
             attached_seq: seq,
@@ -297,7 +297,7 @@ mod tests {
     }
 
     fn ids(v: &[HookEntry]) -> Vec<u32> {
-        v.iter().map(|e| e.link_id).collect()
+        v.iter().map(|e| e.link_id.get()).collect()
     }
 
     /// Every permutation of `v` (small inputs only).
@@ -409,11 +409,13 @@ mod tests {
     #[test]
     fn tcx_anchor_keeps_priority_then_attach_order() {
         assert_eq!(tcx_anchor(50, &[]), TcxAnchor::Last);
-        let others = [(10, 101), (50, 102), (50, 103), (90, 104)];
-        assert_eq!(tcx_anchor(50, &others), TcxAnchor::BeforeLink(104));
-        assert_eq!(tcx_anchor(5, &others), TcxAnchor::BeforeLink(101));
-        assert_eq!(tcx_anchor(100, &others), TcxAnchor::AfterLink(104));
-        assert_eq!(tcx_anchor(10, &others), TcxAnchor::BeforeLink(102));
+        let others =
+            [(10, 101), (50, 102), (50, 103), (90, 104)].map(|(p, l)| (p, KernelLinkId(l)));
+        let k = KernelLinkId;
+        assert_eq!(tcx_anchor(50, &others), TcxAnchor::BeforeLink(k(104)));
+        assert_eq!(tcx_anchor(5, &others), TcxAnchor::BeforeLink(k(101)));
+        assert_eq!(tcx_anchor(100, &others), TcxAnchor::AfterLink(k(104)));
+        assert_eq!(tcx_anchor(10, &others), TcxAnchor::BeforeLink(k(102)));
     }
 
     #[test]

@@ -4,12 +4,13 @@
 use crate::kind::ProgramKind;
 use crate::model::{MapRecord, ProgramRecord};
 use crate::spec::BytecodeSource;
+use crate::{MapId, ProgramId};
 
 /// A tracepoint program row `id` named `p`, whose maps live in `owner`'s
 /// directory, with its pins under `fs` (a runtime dir's `fs` directory).
 pub(crate) fn program(id: u32, owner: u32, fs: &str) -> ProgramRecord {
     ProgramRecord {
-        id,
+        id: ProgramId(id),
         name: "p".into(),
         kind: ProgramKind::Tracepoint,
         section: "tp/a/b".into(),
@@ -19,7 +20,7 @@ pub(crate) fn program(id: u32, owner: u32, fs: &str) -> ProgramRecord {
         },
         metadata: Default::default(),
         global_data: Default::default(),
-        map_owner_id: owner,
+        map_owner_id: ProgramId(owner),
         map_pin_path: format!("{fs}/{owner}"),
         pin_path: format!("{fs}/{id}/p"),
         created_at: 0,
@@ -29,9 +30,9 @@ pub(crate) fn program(id: u32, owner: u32, fs: &str) -> ProgramRecord {
 /// A map row `name` of `owner`'s directory under `fs`.
 pub(crate) fn map_row(owner: u32, name: &str, fs: &str) -> MapRecord {
     MapRecord {
-        owner_id: owner,
+        owner_id: ProgramId(owner),
         name: name.into(),
-        kernel_id: 3,
+        kernel_id: MapId(3),
         pin_path: format!("{fs}/{owner}/{name}"),
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::action::Action;
 use crate::model::{LinkRecord, MapRecord, ProgramRecord};
-use crate::{LinkId, ProgramId};
+use crate::{KernelLinkId, LinkId, ProgramId};
 
 /// A bpffs entry found under `<fs>` (top two levels).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,9 +26,9 @@ pub struct GcSnapshot {
     /// Link rows.
     pub links: Vec<LinkRecord>,
     /// Kernel program ids alive now.
-    pub live_programs: BTreeSet<u32>,
+    pub live_programs: BTreeSet<ProgramId>,
     /// Kernel link ids alive now.
-    pub live_links: BTreeSet<u32>,
+    pub live_links: BTreeSet<KernelLinkId>,
     /// Pin files that exist (absolute paths).
     pub pins: BTreeSet<String>,
     /// Numbered directories directly under `<fs>` (program id → path), and whether each is empty.
@@ -222,7 +222,7 @@ mod tests {
 
     fn prog(id: u32, owner: u32) -> ProgramRecord {
         ProgramRecord {
-            id,
+            id: ProgramId(id),
             name: format!("p{id}"),
             kind: ProgramKind::Tracepoint,
             section: "tracepoint/a/b".into(),
@@ -232,7 +232,7 @@ mod tests {
             },
             metadata: Default::default(),
             global_data: Default::default(),
-            map_owner_id: owner,
+            map_owner_id: ProgramId(owner),
             map_pin_path: format!("/fs/{owner}"),
             pin_path: format!("/fs/{id}/p{id}"),
             created_at: 0,
@@ -241,13 +241,13 @@ mod tests {
 
     fn link(id: u32, prog: u32, klink: u32) -> LinkRecord {
         LinkRecord {
-            id,
-            program_id: prog,
+            id: LinkId(id),
+            program_id: ProgramId(prog),
             spec: AttachSpec::Tracepoint {
                 tracepoint: Some("a/b".into()),
             },
             pin_path: format!("/fs/links/{id}"),
-            kernel_link_id: Some(klink),
+            kernel_link_id: Some(KernelLinkId(klink)),
             metadata: Default::default(),
             created_at: 0,
         }
@@ -256,13 +256,14 @@ mod tests {
     fn healthy() -> GcSnapshot {
         let mut s = GcSnapshot::default();
         s.programs.push(prog(10, 10));
-        s.live_programs.insert(10);
+        s.live_programs.insert(ProgramId(10));
         s.pins.insert("/fs/10/p10".into());
-        s.program_dirs.insert(10, ("/fs/10".into(), false));
+        s.program_dirs
+            .insert(ProgramId(10), ("/fs/10".into(), false));
         s.links.push(link(1, 10, 55));
-        s.live_links.insert(55);
+        s.live_links.insert(KernelLinkId(55));
         s.pins.insert("/fs/links/1".into());
-        s.link_pins.insert(1, "/fs/links/1".into());
+        s.link_pins.insert(LinkId(1), "/fs/links/1".into());
         s
     }
 
@@ -278,14 +279,19 @@ mod tests {
         let items = plan_gc(&s);
         let kinds: Vec<_> = items.iter().map(|i| i.kind).collect();
         assert_eq!(kinds, [GcKind::Program, GcKind::Link, GcKind::Directory]);
-        assert!(items[0].actions.contains(&Action::DeleteProgram { id: 10 }));
+        assert!(
+            items[0]
+                .actions
+                .contains(&Action::DeleteProgram { id: ProgramId(10) })
+        );
     }
 
     #[test]
     fn orphan_pins_and_dirs_are_found() {
         let mut s = healthy();
-        s.link_pins.insert(7, "/fs/links/7".into());
-        s.program_dirs.insert(99, ("/fs/99".into(), true));
+        s.link_pins.insert(LinkId(7), "/fs/links/7".into());
+        s.program_dirs
+            .insert(ProgramId(99), ("/fs/99".into(), true));
         let items = plan_gc(&s);
         assert_eq!(items.len(), 2);
         assert_eq!(
@@ -302,10 +308,12 @@ mod tests {
         let mut s = GcSnapshot::default();
         // Program 11 uses the maps of 10, which was unloaded.
         s.programs.push(prog(11, 10));
-        s.live_programs.insert(11);
+        s.live_programs.insert(ProgramId(11));
         s.pins.insert("/fs/11/p11".into());
-        s.program_dirs.insert(10, ("/fs/10".into(), false));
-        s.program_dirs.insert(11, ("/fs/11".into(), false));
+        s.program_dirs
+            .insert(ProgramId(10), ("/fs/10".into(), false));
+        s.program_dirs
+            .insert(ProgramId(11), ("/fs/11".into(), false));
         assert!(plan_gc(&s).is_empty());
     }
 

@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod gc;
+pub mod ids;
 pub mod kind;
 pub mod limits;
 pub mod load;
@@ -35,10 +36,7 @@ pub use model::{
 pub use paths::RuntimePaths;
 pub use spec::{AttachSpec, BytecodeSource, LoadSpec, ProgramRequest};
 
-/// A kernel program id. bpfman uses the kernel's id as the program's id.
-pub type ProgramId = u32;
-/// A bpfman link id: allocated by bpfman, stable across restarts.
-pub type LinkId = u32;
+pub use ids::{KernelLinkId, LinkId, MapId, ProgramId};
 /// Metadata key that names the application a program belongs to.
 pub const APPLICATION_KEY: &str = "bpfman.io/application";
 /// Metadata key that upstream's `csi.bpfman.io/program` attribute matches.

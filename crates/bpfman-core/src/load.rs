@@ -15,7 +15,7 @@ use crate::model::{MapRecord, ProgramRecord};
 use crate::paths::RuntimePaths;
 use crate::section::{parse_section, supported_sections, unsupported_section};
 use crate::spec::LoadSpec;
-use crate::{PROGRAM_NAME_KEY, ProgramId};
+use crate::{MapId, PROGRAM_NAME_KEY, ProgramId};
 
 /// A program found in an object file (what the kernel crate's
 /// `inspect_object` reports, read from the ELF tables).
@@ -247,7 +247,7 @@ pub struct Loaded {
     /// Kernel id of each planned program.
     pub program_ids: Vec<ProgramId>,
     /// Maps the load created (not reused): name and kernel map id.
-    pub created_maps: Vec<(String, u32)>,
+    pub created_maps: Vec<(String, MapId)>,
 }
 
 /// The effects of a load after the kernel load: bpffs steps (programs, then
@@ -526,11 +526,11 @@ mod tests {
     }
 
     fn record(id: ProgramId, owner: ProgramId) -> ProgramRecord {
-        crate::fixtures::program(id, owner, "/run/fs")
+        crate::fixtures::program(id.get(), owner.get(), "/run/fs")
     }
 
     fn map_row(owner: ProgramId, name: &str) -> MapRecord {
-        crate::fixtures::map_row(owner, name, "/run/fs")
+        crate::fixtures::map_row(owner.get(), name, "/run/fs")
     }
 
     fn shared_plan() -> LoadPlan {
@@ -542,9 +542,17 @@ mod tests {
     fn sharing_reuses_the_owner_directory_maps_except_internal_ones() {
         let mut plan = shared_plan();
         // Program 7 itself shares the maps of 3: the directory is 3's.
-        let rows = [map_row(3, "counts"), map_row(3, "other")];
-        plan.share_maps(7, Some(&record(7, 3)), &rows).unwrap();
-        assert_eq!(plan.shared_owner, Some(3));
+        let rows = [
+            map_row(ProgramId(3), "counts"),
+            map_row(ProgramId(3), "other"),
+        ];
+        plan.share_maps(
+            ProgramId(7),
+            Some(&record(ProgramId(7), ProgramId(3))),
+            &rows,
+        )
+        .unwrap();
+        assert_eq!(plan.shared_owner, Some(ProgramId(3)));
         assert_eq!(
             plan.reuse,
             BTreeMap::from([("counts".to_string(), PathBuf::from("/run/fs/3/counts"))])
@@ -555,13 +563,17 @@ mod tests {
     fn sharing_needs_a_managed_owner_holding_every_map() {
         let mut plan = shared_plan();
         assert_eq!(
-            plan.share_maps(7, None, &[]),
+            plan.share_maps(ProgramId(7), None, &[]),
             Err(CoreError::NotFound(
                 "map owner program 7 is not managed by bpfman".into()
             ))
         );
         assert_eq!(
-            plan.share_maps(7, Some(&record(7, 7)), &[map_row(7, "other")]),
+            plan.share_maps(
+                ProgramId(7),
+                Some(&record(ProgramId(7), ProgramId(7))),
+                &[map_row(ProgramId(7), "other")]
+            ),
             Err(CoreError::FailedPrecondition(
                 "program 7 has no map named 'counts' to share".into()
             ))
@@ -576,22 +588,22 @@ mod tests {
         let plan = plan_load(&s, "/obj.o", &object(), &maps(&["counts", ".bss"])).unwrap();
         let paths = RuntimePaths::new("/run/b");
         let loaded = Loaded {
-            program_ids: vec![11, 12],
-            created_maps: vec![("counts".into(), 5), (".bss".into(), 6)],
+            program_ids: vec![ProgramId(11), ProgramId(12)],
+            created_maps: vec![("counts".into(), MapId(5)), (".bss".into(), MapId(6))],
         };
         let fx = plan_effects(&s, &plan, &loaded, &paths, 42);
         assert_eq!(
             fx.program_steps,
             vec![
-                LoadStep::CreateDir(paths.program_dir(11)),
+                LoadStep::CreateDir(paths.program_dir(ProgramId(11))),
                 LoadStep::PinProgram {
                     name: "xdp_pass".into(),
-                    pin: paths.program_pin(11, "xdp_pass")
+                    pin: paths.program_pin(ProgramId(11), "xdp_pass")
                 },
-                LoadStep::CreateDir(paths.program_dir(12)),
+                LoadStep::CreateDir(paths.program_dir(ProgramId(12))),
                 LoadStep::PinProgram {
                     name: "open".into(),
-                    pin: paths.program_pin(12, "open")
+                    pin: paths.program_pin(ProgramId(12), "open")
                 },
             ]
         );
@@ -599,31 +611,41 @@ mod tests {
             fx.map_steps,
             vec![LoadStep::PinMap {
                 name: "counts".into(),
-                pin: paths.map_pin(11, "counts")
+                pin: paths.map_pin(ProgramId(11), "counts")
             }]
         );
         assert_eq!(fx.maps.len(), 1);
-        assert_eq!((fx.maps[0].owner_id, fx.maps[0].kernel_id), (11, 5));
-        assert!(fx.programs.iter().all(|r| r.map_owner_id == 11));
+        assert_eq!(
+            (fx.maps[0].owner_id, fx.maps[0].kernel_id),
+            (ProgramId(11), MapId(5))
+        );
+        assert!(fx.programs.iter().all(|r| r.map_owner_id == ProgramId(11)));
         assert_eq!(fx.programs[1].section, "kretprobe/do_sys_openat2");
         assert_eq!(fx.programs[1].created_at, 42);
         assert_eq!(fx.programs[0].metadata[PROGRAM_NAME_KEY], "xdp_pass");
-        assert_eq!(fx.keep_object, vec![11]);
+        assert_eq!(fx.keep_object, vec![ProgramId(11)]);
     }
 
     #[test]
     fn effects_of_a_sharing_load_pin_no_map() {
         let mut plan = shared_plan();
-        plan.share_maps(7, Some(&record(7, 3)), &[map_row(3, "counts")])
-            .unwrap();
+        plan.share_maps(
+            ProgramId(7),
+            Some(&record(ProgramId(7), ProgramId(3))),
+            &[map_row(ProgramId(3), "counts")],
+        )
+        .unwrap();
         let paths = RuntimePaths::new("/run/b");
         let loaded = Loaded {
-            program_ids: vec![20],
-            created_maps: vec![(".rodata".into(), 8)],
+            program_ids: vec![ProgramId(20)],
+            created_maps: vec![(".rodata".into(), MapId(8))],
         };
         let fx = plan_effects(&spec(vec![]), &plan, &loaded, &paths, 0);
         assert!(fx.map_steps.is_empty() && fx.maps.is_empty());
-        assert_eq!(fx.programs[0].map_owner_id, 3);
-        assert_eq!(fx.programs[0].map_pin_path, path_str(&paths.program_dir(3)));
+        assert_eq!(fx.programs[0].map_owner_id, ProgramId(3));
+        assert_eq!(
+            fx.programs[0].map_pin_path,
+            path_str(&paths.program_dir(ProgramId(3)))
+        );
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::kind::ProgramKind;
 use crate::metadata::Metadata;
 use crate::spec::{AttachSpec, BytecodeSource, GlobalData};
-use crate::{LinkId, ProgramId};
+use crate::{KernelLinkId, LinkId, MapId, ProgramId};
 
 /// A program bpfman loaded (one store row).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ pub struct MapRecord {
     /// Map name in the object.
     pub name: String,
     /// Kernel map id.
-    pub kernel_id: u32,
+    pub kernel_id: MapId,
     /// Pin path.
     pub pin_path: String,
 }
@@ -70,7 +70,7 @@ pub struct LinkRecord {
     /// bpffs pin of the kernel link.
     pub pin_path: String,
     /// Kernel link id, when the attachment is a kernel link.
-    pub kernel_link_id: Option<u32>,
+    pub kernel_link_id: Option<KernelLinkId>,
     /// Labels.
     pub metadata: Metadata,
     /// Unix time (seconds) of the attach.
@@ -81,7 +81,7 @@ pub struct LinkRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelProgramInfo {
     /// Kernel program id.
-    pub id: u32,
+    pub id: ProgramId,
     /// Kernel-side (possibly truncated) name.
     pub name: String,
     /// Kernel `bpf_prog_type`.
@@ -93,7 +93,7 @@ pub struct KernelProgramInfo {
     /// GPL compatible.
     pub gpl_compatible: bool,
     /// Maps used.
-    pub map_ids: Vec<u32>,
+    pub map_ids: Vec<MapId>,
     /// BTF object id (0 = none).
     pub btf_id: u32,
     /// Translated size.
@@ -112,7 +112,7 @@ pub struct KernelProgramInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelMapInfo {
     /// Kernel map id.
-    pub id: u32,
+    pub id: MapId,
     /// Kernel-side name.
     pub name: String,
     /// Map type name (e.g. `array`, `hash`).
@@ -157,7 +157,7 @@ pub struct LinkView {
     /// Pin path.
     pub pin_path: String,
     /// Kernel link id.
-    pub kernel_link_id: Option<u32>,
+    pub kernel_link_id: Option<KernelLinkId>,
     /// Labels.
     pub metadata: Metadata,
     /// Unix time of the attach.
@@ -185,7 +185,7 @@ pub struct NetHookView {
     /// Dispatcher slot (absent when attached directly or through TCX).
     pub slot: Option<u32>,
     /// Kernel id of the dispatcher program, when there is one.
-    pub dispatcher_id: Option<u32>,
+    pub dispatcher_id: Option<ProgramId>,
 }
 
 /// One program as `list` and `get` show it. `record` is absent for programs
@@ -193,7 +193,7 @@ pub struct NetHookView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramView {
     /// Kernel program id.
-    pub id: u32,
+    pub id: ProgramId,
     /// True when bpfman manages this program.
     pub managed: bool,
     /// Program name (requested name when managed, kernel name otherwise).

@@ -73,14 +73,17 @@ mod tests {
         let p = RuntimePaths::new("/run/bpfman");
         assert_eq!(p.fs(), PathBuf::from("/run/bpfman/fs"));
         assert_eq!(
-            p.program_pin(7, "prog"),
+            p.program_pin(ProgramId(7), "prog"),
             PathBuf::from("/run/bpfman/fs/7/prog")
         );
         assert_eq!(
-            p.map_pin(7, "stats_map"),
+            p.map_pin(ProgramId(7), "stats_map"),
             PathBuf::from("/run/bpfman/fs/7/stats_map")
         );
-        assert_eq!(p.link_pin(3), PathBuf::from("/run/bpfman/fs/links/3"));
+        assert_eq!(
+            p.link_pin(LinkId(3)),
+            PathBuf::from("/run/bpfman/fs/links/3")
+        );
         assert_eq!(p.db(), PathBuf::from("/run/bpfman/db/store.db"));
     }
 }

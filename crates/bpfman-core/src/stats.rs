@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{LinkRecord, ProgramRecord};
-use crate::{APPLICATION_KEY, ProgramId};
+use crate::{APPLICATION_KEY, MapId, ProgramId};
 
 /// One sample of run statistics (`bpfman top -o json` is built from two).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +51,7 @@ pub struct MapStats {
     /// Map name in the object.
     pub name: String,
     /// Kernel map id.
-    pub id: u32,
+    pub id: MapId,
     /// Capacity (`max_entries`); 0 when the kernel map could not be read.
     pub max_entries: u32,
 }
@@ -221,6 +221,7 @@ pub fn top(prev: &StatsSample, cur: &StatsSample, interval_ns: u64) -> TopSample
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LinkId;
     use crate::ProgramKind;
     use crate::spec::{AttachSpec, BytecodeSource};
 
@@ -230,7 +231,7 @@ mod tests {
             metadata.insert(APPLICATION_KEY.to_string(), a.to_string());
         }
         ProgramRecord {
-            id,
+            id: ProgramId(id),
             name: format!("p{id}"),
             kind: ProgramKind::Tracepoint,
             section: "tracepoint/sched/sched_switch".into(),
@@ -240,7 +241,7 @@ mod tests {
             },
             metadata,
             global_data: Default::default(),
-            map_owner_id: owner,
+            map_owner_id: ProgramId(owner),
             map_pin_path: String::new(),
             pin_path: String::new(),
             created_at: 0,
@@ -249,8 +250,8 @@ mod tests {
 
     fn link(id: u32, program_id: u32) -> LinkRecord {
         LinkRecord {
-            id,
-            program_id,
+            id: LinkId(id),
+            program_id: ProgramId(program_id),
             spec: AttachSpec::Tracepoint {
                 tracepoint: Some("sched/sched_switch".into()),
             },
@@ -261,12 +262,12 @@ mod tests {
         }
     }
 
-    fn counters(pairs: &[(u32, u64, u64)]) -> BTreeMap<u32, RunCounters> {
+    fn counters(pairs: &[(u32, u64, u64)]) -> BTreeMap<ProgramId, RunCounters> {
         pairs
             .iter()
             .map(|&(id, run_cnt, run_time_ns)| {
                 (
-                    id,
+                    ProgramId(id),
                     RunCounters {
                         run_cnt,
                         run_time_ns,
@@ -281,10 +282,10 @@ mod tests {
         let records = [rec(7, 7, Some("stats")), rec(9, 7, None), rec(11, 11, None)];
         let links = [link(1, 7), link(2, 7), link(3, 9)];
         let maps = BTreeMap::from([(
-            7,
+            ProgramId(7),
             vec![MapStats {
                 name: "stats_map".into(),
-                id: 40,
+                id: MapId(40),
                 max_entries: 1,
             }],
         )]);
@@ -292,7 +293,10 @@ mod tests {
         let kernel = counters(&[(3, 10, 100), (5, 1, 1), (7, 4, 40), (9, 0, 0)]);
         let s = sample(&records, &links, &maps, &kernel, true);
         assert!(s.stats_enabled);
-        assert_eq!(s.programs.iter().map(|p| p.id).collect::<Vec<_>>(), [7, 9]);
+        assert_eq!(
+            s.programs.iter().map(|p| p.id.get()).collect::<Vec<_>>(),
+            [7, 9]
+        );
         let p7 = &s.programs[0];
         assert_eq!((p7.run_cnt, p7.run_time_ns, p7.links), (4, 40, 2));
         assert_eq!(p7.application.as_deref(), Some("stats"));
@@ -331,7 +335,7 @@ mod tests {
         let t = top(&prev, &cur, 1_000_000_000);
         assert_eq!(t.interval_ms, 1000);
         assert_eq!(
-            t.programs.iter().map(|r| r.id).collect::<Vec<_>>(),
+            t.programs.iter().map(|r| r.id.get()).collect::<Vec<_>>(),
             [1, 3, 2]
         );
         let r1 = &t.programs[0];

@@ -66,6 +66,7 @@ pub fn plan_unload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KernelLinkId;
     use crate::spec::AttachSpec;
 
     fn paths() -> RuntimePaths {
@@ -73,7 +74,7 @@ mod tests {
     }
 
     fn prog(id: ProgramId, owner: ProgramId) -> ProgramRecord {
-        crate::fixtures::program(id, owner, "/rt/fs")
+        crate::fixtures::program(id.get(), owner.get(), "/rt/fs")
     }
 
     fn link(id: LinkId, program_id: ProgramId) -> LinkRecord {
@@ -84,14 +85,14 @@ mod tests {
                 tracepoint: Some("a/b".into()),
             },
             pin_path: format!("/rt/fs/links/{id}"),
-            kernel_link_id: Some(9),
+            kernel_link_id: Some(KernelLinkId(9)),
             metadata: Default::default(),
             created_at: 0,
         }
     }
 
     fn maps(owner: ProgramId) -> Vec<MapRecord> {
-        vec![crate::fixtures::map_row(owner, "m", "/rt/fs")]
+        vec![crate::fixtures::map_row(owner.get(), "m", "/rt/fs")]
     }
 
     fn pb(s: &str) -> PathBuf {
@@ -100,7 +101,14 @@ mod tests {
 
     #[test]
     fn the_last_user_owner_takes_its_maps_and_directory() {
-        let plan = plan_unload(&prog(1, 1), &[], &[], &[1], &maps(1), &paths());
+        let plan = plan_unload(
+            &prog(ProgramId(1), ProgramId(1)),
+            &[],
+            &[],
+            &[ProgramId(1)],
+            &maps(ProgramId(1)),
+            &paths(),
+        );
         assert_eq!(plan.program_pin, pb("/rt/fs/1/p"));
         assert_eq!(plan.map_pins, vec![pb("/rt/fs/1/m")]);
         assert_eq!(plan.dirs, vec![pb("/rt/fs/1")]);
@@ -109,18 +117,39 @@ mod tests {
 
     #[test]
     fn an_owner_with_sharers_leaves_its_maps_and_directory() {
-        let plan = plan_unload(&prog(1, 1), &[], &[], &[1, 2], &maps(1), &paths());
+        let plan = plan_unload(
+            &prog(ProgramId(1), ProgramId(1)),
+            &[],
+            &[],
+            &[ProgramId(1), ProgramId(2)],
+            &maps(ProgramId(1)),
+            &paths(),
+        );
         assert!(plan.map_pins.is_empty() && plan.dirs.is_empty());
         assert!(!plan.remove_maps);
     }
 
     #[test]
     fn a_sharer_removes_its_own_directory_and_the_maps_when_last() {
-        let plan = plan_unload(&prog(2, 1), &[], &[], &[1, 2], &maps(1), &paths());
+        let plan = plan_unload(
+            &prog(ProgramId(2), ProgramId(1)),
+            &[],
+            &[],
+            &[ProgramId(1), ProgramId(2)],
+            &maps(ProgramId(1)),
+            &paths(),
+        );
         assert_eq!(plan.dirs, vec![pb("/rt/fs/2")]);
         assert!(plan.map_pins.is_empty() && !plan.remove_maps);
         // The owner was unloaded before: the last sharer cleans its directory.
-        let plan = plan_unload(&prog(2, 1), &[], &[], &[2], &maps(1), &paths());
+        let plan = plan_unload(
+            &prog(ProgramId(2), ProgramId(1)),
+            &[],
+            &[],
+            &[ProgramId(2)],
+            &maps(ProgramId(1)),
+            &paths(),
+        );
         assert_eq!(plan.map_pins, vec![pb("/rt/fs/1/m")]);
         assert_eq!(plan.dirs, vec![pb("/rt/fs/1"), pb("/rt/fs/2")]);
         assert!(plan.remove_maps);
@@ -128,8 +157,19 @@ mod tests {
 
     #[test]
     fn dispatcher_links_are_left_to_their_hooks() {
-        let links = [link(5, 1), link(6, 1), link(7, 1)];
-        let plan = plan_unload(&prog(1, 1), &links, &[6], &[1], &[], &paths());
+        let links = [
+            link(LinkId(5), ProgramId(1)),
+            link(LinkId(6), ProgramId(1)),
+            link(LinkId(7), ProgramId(1)),
+        ];
+        let plan = plan_unload(
+            &prog(ProgramId(1), ProgramId(1)),
+            &links,
+            &[LinkId(6)],
+            &[ProgramId(1)],
+            &[],
+            &paths(),
+        );
         assert_eq!(
             plan.link_pins,
             vec![pb("/rt/fs/links/5"), pb("/rt/fs/links/7")]

@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::PROGRAM_NAME_KEY;
 use crate::error::{CoreError, invalid};
 use crate::metadata::{Metadata, Selector};
 use crate::model::{MapRecord, ProgramRecord};
+use crate::{PROGRAM_NAME_KEY, ProgramId};
 
 /// Attribute prefix kubelet uses for pod information.
 pub const K8S_PREFIX: &str = "csi.storage.k8s.io/";
@@ -53,7 +53,7 @@ pub struct VolumePlan {
     /// Selector used, for messages and records.
     pub selector: String,
     /// Programs matched.
-    pub programs: Vec<u32>,
+    pub programs: Vec<ProgramId>,
     /// Maps to publish, sorted by name.
     pub maps: Vec<VolumeMap>,
 }
@@ -171,12 +171,13 @@ pub fn plan_volume(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MapId;
     use crate::kind::ProgramKind;
     use crate::spec::BytecodeSource;
 
     fn prog(id: u32, md: &[(&str, &str)]) -> ProgramRecord {
         ProgramRecord {
-            id,
+            id: ProgramId(id),
             name: "count".into(),
             kind: ProgramKind::Tracepoint,
             section: "tracepoint/a/b".into(),
@@ -189,7 +190,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             global_data: Default::default(),
-            map_owner_id: id,
+            map_owner_id: ProgramId(id),
             map_pin_path: format!("/fs/{id}"),
             pin_path: format!("/fs/{id}/count"),
             created_at: 0,
@@ -198,9 +199,9 @@ mod tests {
 
     fn map(owner: u32, name: &str) -> MapRecord {
         MapRecord {
-            owner_id: owner,
+            owner_id: ProgramId(owner),
             name: name.into(),
-            kernel_id: 1,
+            kernel_id: MapId(1),
             pin_path: format!("/fs/{owner}/{name}"),
         }
     }

@@ -11,6 +11,7 @@ use bpfman_core::model::{MapRecord, ProgramRecord};
 use bpfman_core::section::{find_section, parse_section, unsupported_section};
 use bpfman_core::spec::{self, AttachSpec, BytecodeSource, LoadSpec};
 use bpfman_core::volume::plan_volume;
+use bpfman_core::{MapId, ProgramId};
 use bpfman_core::{ProgramKind, limits};
 use bpfman_fuzz::proptest::prelude::*;
 use bpfman_fuzz::{config, corpus, corpus_lines, mutated, mutated_str};
@@ -112,7 +113,7 @@ proptest! {
 
 fn programs() -> Vec<(ProgramRecord, Vec<MapRecord>)> {
     let prog = |id: u32, md: &[(&str, &str)]| ProgramRecord {
-        id,
+        id: ProgramId(id),
         name: "count_sched_switch".into(),
         kind: ProgramKind::Tracepoint,
         section: "tracepoint/sched/sched_switch".into(),
@@ -125,15 +126,15 @@ fn programs() -> Vec<(ProgramRecord, Vec<MapRecord>)> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         global_data: Default::default(),
-        map_owner_id: id,
+        map_owner_id: ProgramId(id),
         map_pin_path: format!("/fs/{id}"),
         pin_path: format!("/fs/{id}/count"),
         created_at: 0,
     };
     let map = |owner: u32, name: &str| MapRecord {
-        owner_id: owner,
+        owner_id: ProgramId(owner),
         name: name.into(),
-        kernel_id: owner * 10,
+        kernel_id: MapId(owner * 10),
         pin_path: format!("/fs/{owner}/{name}"),
     };
     vec![

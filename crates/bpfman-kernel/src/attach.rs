@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use aya::programs::links::FdLink;
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeError, UProbeScope};
 use aya::programs::{FEntry, FExit, KProbe, ProbeKind, ProgramError, TracePoint, UProbe};
-use bpfman_core::{AttachSpec, ProgramKind};
+use bpfman_core::{AttachSpec, KernelLinkId, ProgramKind};
 
 use crate::error::{KernelError, chain, errno_name, find_io};
 use crate::features::features;
@@ -28,7 +28,7 @@ pub fn attach(
     kind: ProgramKind,
     spec: &AttachSpec,
     link_pin: &Path,
-) -> Result<Option<u32>, KernelError> {
+) -> Result<Option<KernelLinkId>, KernelError> {
     if !spec.accepts(kind) {
         return Err(KernelError::Other(format!(
             "a {kind} program cannot be attached as {}",
@@ -122,10 +122,10 @@ pub fn attach(
 
 /// Pins `link` and returns its kernel id; if the pin fails the link is
 /// dropped here, which detaches it.
-fn pin_link(link: FdLink, path: &Path) -> Result<u32, KernelError> {
+fn pin_link(link: FdLink, path: &Path) -> Result<KernelLinkId, KernelError> {
     let id = link
         .info()
-        .map(|i| i.id())
+        .map(|i| KernelLinkId(i.id()))
         .map_err(|e| KernelError::Other(format!("reading link info: {}", chain(&e))))?;
     link.pin(path).map_err(|e| {
         let context = format!("pinning link at {}", path.display());

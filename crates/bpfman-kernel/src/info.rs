@@ -11,10 +11,11 @@ use bpfman_core::{KernelMapInfo, KernelProgramInfo};
 use crate::error::KernelError;
 use crate::pin::{ObjectKind, open_pinned};
 use crate::sys::{self, IdSpace};
+use bpfman_core::{KernelLinkId, MapId, ProgramId};
 
 /// What the kernel knows about program `id`; `None` if there is no such program.
-pub fn program_info(id: u32) -> Result<Option<KernelProgramInfo>, KernelError> {
-    let fd = sys::fd_by_id(IdSpace::Program, id)
+pub fn program_info(id: ProgramId) -> Result<Option<KernelProgramInfo>, KernelError> {
+    let fd = sys::fd_by_id(IdSpace::Program, id.get())
         .map_err(|e| KernelError::io(format!("opening program {id}"), e))?;
     match fd {
         None => Ok(None),
@@ -35,23 +36,23 @@ pub fn loaded_programs() -> Result<Vec<KernelProgramInfo>, KernelError> {
 }
 
 /// Ids of every live program.
-pub fn live_program_ids() -> Result<BTreeSet<u32>, KernelError> {
+pub fn live_program_ids() -> Result<BTreeSet<ProgramId>, KernelError> {
     sys::all_ids(IdSpace::Program)
-        .map(|v| v.into_iter().collect())
+        .map(|v| v.into_iter().map(ProgramId).collect())
         .map_err(|e| KernelError::io("listing program ids", e))
 }
 
 /// Ids of every live link.
-pub fn live_link_ids() -> Result<BTreeSet<u32>, KernelError> {
+pub fn live_link_ids() -> Result<BTreeSet<KernelLinkId>, KernelError> {
     sys::all_ids(IdSpace::Link)
-        .map(|v| v.into_iter().collect())
+        .map(|v| v.into_iter().map(KernelLinkId).collect())
         .map_err(|e| KernelError::io("listing link ids", e))
 }
 
 /// Ids of every live map.
-pub fn live_map_ids() -> Result<BTreeSet<u32>, KernelError> {
+pub fn live_map_ids() -> Result<BTreeSet<MapId>, KernelError> {
     sys::all_ids(IdSpace::Map)
-        .map(|v| v.into_iter().collect())
+        .map(|v| v.into_iter().map(MapId).collect())
         .map_err(|e| KernelError::io("listing map ids", e))
 }
 
@@ -64,18 +65,18 @@ pub fn map_info_by_pin(path: &Path) -> Result<KernelMapInfo, KernelError> {
 }
 
 /// Kernel id of the link pinned at `path`.
-pub fn link_id_by_pin(path: &Path) -> Result<u32, KernelError> {
+pub fn link_id_by_pin(path: &Path) -> Result<KernelLinkId, KernelError> {
     let obj = open_pinned(path)?.expect_kind(ObjectKind::Link, path)?;
     sys::link_info(obj.as_fd())
-        .map(|i| i.id)
+        .map(|i| KernelLinkId(i.id))
         .map_err(|e| KernelError::io(format!("reading link info of {}", path.display()), e))
 }
 
 /// Kernel id of the program pinned at `path`.
-pub fn program_id_by_pin(path: &Path) -> Result<u32, KernelError> {
+pub fn program_id_by_pin(path: &Path) -> Result<ProgramId, KernelError> {
     let obj = open_pinned(path)?.expect_kind(ObjectKind::Program, path)?;
     sys::prog_info(obj.as_fd())
-        .map(|i| i.id)
+        .map(|i| ProgramId(i.id))
         .map_err(|e| KernelError::io(format!("reading program info of {}", path.display()), e))
 }
 
@@ -89,7 +90,7 @@ pub(crate) fn program_info_by_fd(fd: BorrowedFd<'_>) -> Result<KernelProgramInfo
 
 fn convert_prog_info(info: &bpf_prog_info, map_ids: Vec<u32>, memlock: u64) -> KernelProgramInfo {
     KernelProgramInfo {
-        id: info.id,
+        id: ProgramId(info.id),
         name: sys::c_name(&info.name),
         program_type: info.type_,
         loaded_at: if info.load_time == 0 {
@@ -99,7 +100,7 @@ fn convert_prog_info(info: &bpf_prog_info, map_ids: Vec<u32>, memlock: u64) -> K
         },
         tag: info.tag.iter().map(|b| format!("{b:02x}")).collect(),
         gpl_compatible: info.gpl_compatible() != 0,
-        map_ids,
+        map_ids: map_ids.into_iter().map(MapId).collect(),
         btf_id: info.btf_id,
         bytes_xlated: info.xlated_prog_len,
         jited: info.jited_prog_len > 0,
@@ -111,7 +112,7 @@ fn convert_prog_info(info: &bpf_prog_info, map_ids: Vec<u32>, memlock: u64) -> K
 
 fn convert_map_info(info: &bpf_map_info) -> KernelMapInfo {
     KernelMapInfo {
-        id: info.id,
+        id: MapId(info.id),
         name: sys::c_name(&info.name),
         map_type: map_type_name(info.type_),
         key_size: info.key_size,

@@ -9,9 +9,9 @@ use aya::programs::{Program, ProgramError};
 use aya::{Btf, Ebpf, EbpfError};
 use aya_obj::maps::PinningType;
 use aya_obj::{EbpfSectionKind, ParseError};
-use bpfman_core::ProgramKind;
 use bpfman_core::section::{parse_section, unsupported_section};
 use bpfman_core::spec::GlobalData;
+use bpfman_core::{MapId, ProgramId, ProgramKind};
 
 use crate::btf;
 use crate::error::{KernelError, aya_guard, chain, errno_name, find_io, verifier_tail};
@@ -145,13 +145,13 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
 
 impl LoadedObject {
     /// Kernel id of a loaded program.
-    pub fn program_id(&self, name: &str) -> Result<u32, KernelError> {
+    pub fn program_id(&self, name: &str) -> Result<ProgramId, KernelError> {
         let prog = self.loaded_program(name)?;
         let fd = prog
             .fd()
             .map_err(|e| KernelError::Other(format!("program '{name}': {}", chain(&e))))?;
         sys::prog_info(std::os::fd::AsFd::as_fd(fd))
-            .map(|info| info.id)
+            .map(|info| ProgramId(info.id))
             .map_err(|e| KernelError::io(format!("reading info of program '{name}'"), e))
     }
 
@@ -167,10 +167,10 @@ impl LoadedObject {
     }
 
     /// Maps of the object that were created by this load (not reused): name -> kernel map id.
-    pub fn created_maps(&self) -> Vec<(String, u32)> {
+    pub fn created_maps(&self) -> Vec<(String, MapId)> {
         self.created
             .iter()
-            .map(|(n, id)| (n.clone(), *id))
+            .map(|(n, id)| (n.clone(), MapId(*id)))
             .collect()
     }
 

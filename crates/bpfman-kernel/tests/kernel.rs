@@ -124,7 +124,7 @@ fn pinned_tp_counter(env: &Env, globals: &GlobalData) -> (PathBuf, PathBuf, u32)
     obj.pin_program("count_sched_switch", &prog_pin).unwrap();
     obj.pin_map("counts", &map_pin).unwrap();
     drop(obj);
-    (prog_pin, map_pin, id)
+    (prog_pin, map_pin, id.get())
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn dropping_an_unpinned_load_leaks_nothing() {
     };
     let obj = load_simple(TWO_PROGS, &[prog("prog_a", ProgramKind::Tracepoint)]).unwrap();
     let id = obj.program_id("prog_a").unwrap();
-    let maps: Vec<u32> = obj.created_maps().iter().map(|(_, id)| *id).collect();
+    let maps: Vec<bpfman_core::MapId> = obj.created_maps().iter().map(|(_, id)| *id).collect();
     assert_eq!(maps.len(), 2, "both declared maps are created");
     assert!(program_info(id).unwrap().is_some());
     drop(obj);
@@ -279,7 +279,7 @@ fn tracepoint_counter_link_pin_lifecycle() {
     // Undo pattern: hold the link, unpin, re-pin: the link survives.
     let held = open_pinned(&link_pin).unwrap();
     assert_eq!(held.kind(), ObjectKind::Link);
-    assert_eq!(held.id().unwrap(), Some(link_id));
+    assert_eq!(held.id().unwrap(), Some(link_id.get()));
     unpin(&link_pin).unwrap();
     assert!(!link_pin.exists());
     held.pin(&link_pin).unwrap();

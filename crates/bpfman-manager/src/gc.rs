@@ -10,6 +10,7 @@ use bpfman_kernel::fs::read_dir;
 
 use crate::error::Result;
 use crate::{Manager, path_str};
+use bpfman_core::{LinkId, ProgramId};
 
 impl Manager {
     /// Finds stale items; with `prune`, removes exactly those and returns them.
@@ -103,7 +104,7 @@ impl Manager {
                 for l in read_dir(&path)? {
                     let lp = path_str(&l.path());
                     if let Ok(id) = l.file_name().to_string_lossy().parse::<u32>() {
-                        s.link_pins.insert(id, lp.clone());
+                        s.link_pins.insert(LinkId(id), lp.clone());
                     }
                     s.pins.insert(lp);
                 }
@@ -113,7 +114,8 @@ impl Manager {
                     empty = false;
                     s.pins.insert(path_str(&f.path()));
                 }
-                s.program_dirs.insert(id, (path_str(&path), empty));
+                s.program_dirs
+                    .insert(ProgramId(id), (path_str(&path), empty));
             }
         }
         Ok(s)

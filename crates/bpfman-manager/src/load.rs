@@ -11,6 +11,7 @@ use crate::error::{ManagerError, Result};
 use crate::fault::FaultPoint;
 use crate::undo::{Effects, System, Undo, UndoLog};
 use crate::{Manager, now};
+use bpfman_core::ProgramId;
 
 impl Manager {
     /// Loads the requested programs of an object, all or none, and pins them.
@@ -85,7 +86,7 @@ impl Manager {
         plan: &LoadPlan,
         undo: &mut UndoLog,
         store: &mut bpfman_store::Store,
-    ) -> Result<Vec<u32>> {
+    ) -> Result<Vec<ProgramId>> {
         let mut loaded = bpfman_kernel::load(&LoadRequest {
             bytes,
             programs: &plan.programs,
@@ -126,7 +127,7 @@ impl Manager {
             self.fault(FaultPoint::LoadBeforeCommit)
         })?;
         for r in &fx.programs {
-            tracing::info!(id = r.id, name = %r.name, kind = %r.kind, "loaded program");
+            tracing::info!(id = r.id.get(), name = %r.name, kind = %r.kind, "loaded program");
         }
         Ok(answer.program_ids)
     }
@@ -207,6 +208,7 @@ pub(crate) fn read_object(path: &Path) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use bpfman_core::MapId;
     use std::cell::RefCell;
     use std::collections::BTreeSet;
 
@@ -315,8 +317,8 @@ mod tests {
             .collect();
         let plan = plan_load(&spec, "/o.o", &object, &["m".to_string()]).unwrap();
         let loaded = Loaded {
-            program_ids: vec![1, 2],
-            created_maps: vec![("m".into(), 9)],
+            program_ids: vec![ProgramId(1), ProgramId(2)],
+            created_maps: vec![("m".into(), MapId(9))],
         };
         plan_effects(&spec, &plan, &loaded, &RuntimePaths::new("/rt"), 0)
     }

@@ -27,9 +27,12 @@ impl Manager {
         // one whose pin a crashed attach left behind is skipped.
         let mut link_id = store.peek_next_link_id()?;
         while self.paths.link_pin(link_id).symlink_metadata().is_ok() {
-            link_id = link_id
-                .checked_add(1)
-                .ok_or_else(|| ManagerError::internal("link ids are exhausted"))?;
+            link_id = LinkId(
+                link_id
+                    .get()
+                    .checked_add(1)
+                    .ok_or_else(|| ManagerError::internal("link ids are exhausted"))?,
+            );
         }
         let links_dir = self.paths.links_dir();
         let pin = self.paths.link_pin(link_id);
@@ -73,7 +76,7 @@ impl Manager {
         match result {
             Ok(rec) => {
                 undo.commit();
-                tracing::info!(link = rec.id, program = id, at = %rec.spec.describe(), "attached");
+                tracing::info!(link = rec.id.get(), program = id.get(), at = %rec.spec.describe(), "attached");
                 self.link_view_of(&store, &rec, &prog.name, &mut Default::default())
             }
             Err(e) => {
@@ -114,7 +117,7 @@ impl Manager {
             self.restore_hooks(&store, &touched);
         }
         finish(undo, result)?;
-        tracing::info!(link = link_id, "detached");
+        tracing::info!(link = link_id.get(), "detached");
         Ok(())
     }
 
@@ -178,7 +181,7 @@ impl Manager {
             self.restore_hooks(&store, &touched);
         }
         finish(undo, result)?;
-        tracing::info!(id, name = %prog.name, "unloaded");
+        tracing::info!(id = id.get(), name = %prog.name, "unloaded");
         Ok(())
     }
 }

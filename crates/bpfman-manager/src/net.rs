@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bpfman_core::LinkId;
 use bpfman_core::dispatcher::{HookKey, HookKind};
 use bpfman_core::model::{LinkRecord, NetLinkRecord, ProgramRecord};
 use bpfman_core::spec::{AttachSpec, XdpMode};
+use bpfman_core::{KernelLinkId, LinkId};
 use bpfman_net::{DesiredProgram, ExtensionSource, HookState, Iface, NetPaths};
 use bpfman_store::Store;
 use sha2::{Digest, Sha256};
@@ -86,7 +86,7 @@ pub(crate) fn recorded_iface(n: &NetLinkRecord) -> Iface {
 pub(crate) struct NetAttached {
     pub(crate) record: NetLinkRecord,
     pub(crate) pin_path: String,
-    pub(crate) kernel_link_id: Option<u32>,
+    pub(crate) kernel_link_id: Option<KernelLinkId>,
     iface: Iface,
     mode: XdpMode,
 }
@@ -117,7 +117,7 @@ impl Manager {
             .collect();
         let (priority, proceed_on) = priority_of(spec);
         Ok(DesiredProgram {
-            link_id,
+            link_id: link_id.get(),
             program_pin: PathBuf::from(&prog.pin_path),
             extension: ExtensionSource {
                 // With section names aya reads as bpfman's table says (`tc`).
@@ -128,7 +128,7 @@ impl Manager {
             },
             priority,
             proceed_on,
-            attached_seq: u64::from(link_id),
+            attached_seq: u64::from(link_id.get()),
         })
     }
 
@@ -230,7 +230,7 @@ impl Manager {
         Ok(NetAttached {
             record,
             pin_path: path_str(&state.pin_dir),
-            kernel_link_id: state.kernel_link_id,
+            kernel_link_id: state.kernel_link_id.map(KernelLinkId),
             iface,
             mode,
         })

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bpfman_core::metadata::Selector;
 use bpfman_core::model::{LinkRecord, LinkView, MapView, ProgramRecord, ProgramView};
-use bpfman_core::{KernelProgramInfo, LinkId, ProgramId, ProgramKind};
+use bpfman_core::{KernelLinkId, KernelProgramInfo, LinkId, ProgramId, ProgramKind};
 
 use crate::Manager;
 use crate::error::{ManagerError, Result};
@@ -155,16 +155,16 @@ impl Manager {
         });
         match read {
             HookRead::Dispatcher(Some(state)) => {
-                if let Some(hp) = state.programs.iter().find(|hp| hp.link_id == l.id) {
+                if let Some(hp) = state.programs.iter().find(|hp| hp.link_id == l.id.get()) {
                     position = Some(hp.position);
                     slot = hp.slot;
                 }
-                dispatcher_id = state.dispatcher.as_ref().map(|d| d.program_id);
+                dispatcher_id = state.dispatcher.as_ref().map(|d| ProgramId(d.program_id));
             }
             HookRead::Tcx(Some(chain)) => {
                 position = chain
                     .iter()
-                    .find(|t| Some(t.kernel_link_id) == l.kernel_link_id)
+                    .find(|t| Some(KernelLinkId(t.kernel_link_id)) == l.kernel_link_id)
                     .map(|t| t.position);
             }
             _ => {}
@@ -207,7 +207,7 @@ impl Manager {
         // Kernel facts: of every program only when the unmanaged ones are
         // listed too; else of the listed ones alone (a node may run hundreds
         // of programs bpfman does not manage).
-        let kernel_all: BTreeMap<u32, KernelProgramInfo> = if f.all {
+        let kernel_all: BTreeMap<ProgramId, KernelProgramInfo> = if f.all {
             bpfman_kernel::loaded_programs()?
                 .into_iter()
                 .map(|k| (k.id, k))
@@ -240,12 +240,17 @@ impl Manager {
             out.push(managed_view(p, links, used, k));
         }
         if f.all && f.selector.is_empty() {
-            let managed: std::collections::BTreeSet<u32> = out.iter().map(|v| v.id).collect();
-            let all_records: std::collections::BTreeSet<u32> =
+            let managed: std::collections::BTreeSet<ProgramId> = out.iter().map(|v| v.id).collect();
+            let all_records: std::collections::BTreeSet<ProgramId> =
                 users.values().flatten().copied().collect();
-            let ours: BTreeMap<u32, String> = bpfman_net::pinned_programs(&self.net_paths())?
+            let ours: BTreeMap<ProgramId, String> = bpfman_net::pinned_programs(&self.net_paths())?
                 .into_iter()
-                .map(|(id, pin)| (id, format!("bpfman dispatcher ({})", pin.display())))
+                .map(|(id, pin)| {
+                    (
+                        ProgramId(id),
+                        format!("bpfman dispatcher ({})", pin.display()),
+                    )
+                })
                 .collect();
             for (id, k) in kernel_all {
                 if managed.contains(&id) || all_records.contains(&id) {

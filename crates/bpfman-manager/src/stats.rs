@@ -28,7 +28,7 @@ impl Manager {
             .into_iter()
             .map(|s| {
                 (
-                    s.id,
+                    ProgramId(s.id),
                     RunCounters {
                         run_cnt: s.run_cnt,
                         run_time_ns: s.run_time_ns,

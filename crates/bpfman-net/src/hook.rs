@@ -34,6 +34,7 @@ use crate::layout::{
     remove_tree, revision_name, slot_marker, unpin,
 };
 use aya_obj::generated::{bpf_prog_info, bpf_prog_type};
+use bpfman_core::{LinkId, ProgramId};
 use bpfman_kernel::sys;
 
 /// One program the manager wants on a hook.
@@ -170,8 +171,8 @@ fn plan(kind: HookKind, desired: &[DesiredProgram]) -> Result<Vec<&DesiredProgra
     let entries: Vec<HookEntry> = desired
         .iter()
         .map(|p| HookEntry {
-            link_id: p.link_id,
-            program_id: 0,
+            link_id: LinkId(p.link_id),
+            program_id: ProgramId(0),
             priority: p.priority,
             proceed_on: p.proceed_on.clone(),
             attached_seq: p.attached_seq,
@@ -187,7 +188,7 @@ fn plan(kind: HookKind, desired: &[DesiredProgram]) -> Result<Vec<&DesiredProgra
     dispatcher::validate_set(kind, &entries)?;
     Ok(dispatcher::order(&entries)
         .iter()
-        .filter_map(|e| desired.iter().find(|p| p.link_id == e.link_id))
+        .filter_map(|e| desired.iter().find(|p| p.link_id == e.link_id.get()))
         .collect())
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use aya_obj::generated::{
     BPF_F_AFTER, BPF_F_BEFORE, BPF_F_ID, BPF_F_LINK, bpf_attach_type, bpf_prog_type,
 };
+use bpfman_core::KernelLinkId;
 use bpfman_core::dispatcher::{TcxAnchor, tcx_anchor};
 use bpfman_core::spec::Direction;
 use bpfman_kernel::sys;
@@ -58,9 +59,9 @@ pub fn attach_tcx(
     direction: Direction,
     program_pin: &Path,
     priority: i32,
-    others: &[(i32, u32)],
+    others: &[(i32, KernelLinkId)],
     link_pin: &Path,
-) -> Result<u32, NetError> {
+) -> Result<KernelLinkId, NetError> {
     let (prog, info) = sys::open_prog(program_pin).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             NetError::NotFound(format!(
@@ -89,18 +90,18 @@ pub fn attach_tcx(
             let (chain, revision) =
                 sys::prog_query(iface.ifindex, at).map_err(|e| query_error(iface, e))?;
             // bpfman's links in kernel order.
-            let ordered: Vec<(i32, u32)> = chain
+            let ordered: Vec<(i32, KernelLinkId)> = chain
                 .iter()
                 .filter_map(|e| {
                     others
                         .iter()
-                        .find(|(_, l)| *l == e.link_id && e.link_id != 0)
+                        .find(|(_, l)| l.get() == e.link_id && e.link_id != 0)
                         .copied()
                 })
                 .collect();
             let (flags, relative) = match tcx_anchor(priority, &ordered) {
-                TcxAnchor::BeforeLink(l) => (BPF_F_BEFORE | BPF_F_LINK | BPF_F_ID, l),
-                TcxAnchor::AfterLink(l) => (BPF_F_AFTER | BPF_F_LINK | BPF_F_ID, l),
+                TcxAnchor::BeforeLink(l) => (BPF_F_BEFORE | BPF_F_LINK | BPF_F_ID, l.get()),
+                TcxAnchor::AfterLink(l) => (BPF_F_AFTER | BPF_F_LINK | BPF_F_ID, l.get()),
                 TcxAnchor::Last => (0, 0),
             };
             match sys::link_create_tcx(prog.as_fd(), iface.ifindex, at, flags, relative, revision) {
@@ -123,7 +124,7 @@ pub fn attach_tcx(
     let id = sys::link_info(link.as_fd())
         .map_err(|e| NetError::kernel("reading the new TCX link", e))?
         .id;
-    Ok(id)
+    Ok(KernelLinkId(id))
 }
 
 /// Detaches a TCX link and removes its pin; a missing pin is fine. When

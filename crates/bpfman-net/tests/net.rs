@@ -411,7 +411,7 @@ fn tcx_order_follows_priority_then_attach_order() {
     let iface = iface_b(&pair);
     // (tag, priority) in attach order.
     let plan = [(1u32, 50), (2, 10), (3, 30), (4, 30)];
-    let mut attached: Vec<(i32, u32)> = Vec::new();
+    let mut attached: Vec<(i32, bpfman_core::KernelLinkId)> = Vec::new();
     let mut pins = Vec::new();
     for (tag, prio) in plan {
         let p = load_prog(&fs, &maps, Prog::Tc, tag, TCX_NEXT);

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use bpfman_core::action::Action;
 use bpfman_core::dispatcher::HookKey;
 use bpfman_core::model::NetLinkRecord;
-use bpfman_core::{LinkRecord, MapRecord, ProgramKind, ProgramRecord, Selector, VolumeRecord};
+use bpfman_core::{
+    LinkId, LinkRecord, MapRecord, ProgramId, ProgramKind, ProgramRecord, Selector, VolumeRecord,
+};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, FileControl, OpenFlags, Transaction, TransactionBehavior};
 
@@ -200,8 +202,8 @@ impl Store {
     }
 
     /// The program recorded under `id`.
-    pub fn get_program(&self, id: u32) -> Result<Option<ProgramRecord>> {
-        queries::get_program(&self.conn, id)
+    pub fn get_program(&self, id: ProgramId) -> Result<Option<ProgramRecord>> {
+        queries::get_program(&self.conn, id.get())
     }
 
     /// Programs of `kind` (any kind when `None`) whose metadata carries every
@@ -216,13 +218,14 @@ impl Store {
 
     /// Ids of the programs whose `map_owner_id` is `owner` (the owner itself
     /// included while it is recorded), ordered.
-    pub fn programs_using_maps_of(&self, owner: u32) -> Result<Vec<u32>> {
-        queries::programs_using_maps_of(&self.conn, owner)
+    pub fn programs_using_maps_of(&self, owner: ProgramId) -> Result<Vec<ProgramId>> {
+        queries::programs_using_maps_of(&self.conn, owner.get())
+            .map(|v| v.into_iter().map(ProgramId).collect())
     }
 
     /// Map rows of the directory of program `owner`, ordered by name.
-    pub fn maps_of(&self, owner: u32) -> Result<Vec<MapRecord>> {
-        queries::maps_of(&self.conn, owner)
+    pub fn maps_of(&self, owner: ProgramId) -> Result<Vec<MapRecord>> {
+        queries::maps_of(&self.conn, owner.get())
     }
 
     /// Every map row, ordered by owner then name.
@@ -234,18 +237,18 @@ impl Store {
     /// it: a caller holding the writer lock can use it for pins before its
     /// transaction, and a failure before the commit leaves the store as it
     /// was ([`StoreTx::insert_link`] moves the counter past the id).
-    pub fn peek_next_link_id(&self) -> Result<u32> {
-        queries::peek_next_link_id(&self.conn)
+    pub fn peek_next_link_id(&self) -> Result<LinkId> {
+        queries::peek_next_link_id(&self.conn).map(LinkId)
     }
 
     /// The link recorded under `id`.
-    pub fn get_link(&self, id: u32) -> Result<Option<LinkRecord>> {
-        queries::get_link(&self.conn, id)
+    pub fn get_link(&self, id: LinkId) -> Result<Option<LinkRecord>> {
+        queries::get_link(&self.conn, id.get())
     }
 
     /// Links of one program, ordered by id.
-    pub fn links_of(&self, program_id: u32) -> Result<Vec<LinkRecord>> {
-        queries::links_of(&self.conn, program_id)
+    pub fn links_of(&self, program_id: ProgramId) -> Result<Vec<LinkRecord>> {
+        queries::links_of(&self.conn, program_id.get())
     }
 
     /// Every link, ordered by id.
@@ -269,8 +272,8 @@ impl Store {
     }
 
     /// The network hook of a link, if it is an XDP/TC/TCX link.
-    pub fn net_link(&self, link_id: u32) -> Result<Option<NetLinkRecord>> {
-        net::net_link(&self.conn, link_id)
+    pub fn net_link(&self, link_id: LinkId) -> Result<Option<NetLinkRecord>> {
+        net::net_link(&self.conn, link_id.get())
     }
 
     /// The links on one network hook, oldest first.
@@ -284,8 +287,8 @@ impl Store {
     }
 
     /// The object bytes a program was loaded from, when they were kept.
-    pub fn object_of(&self, program_id: u32) -> Result<Option<Vec<u8>>> {
-        net::object_of(&self.conn, program_id)
+    pub fn object_of(&self, program_id: ProgramId) -> Result<Option<Vec<u8>>> {
+        net::object_of(&self.conn, program_id.get())
     }
 
     /// Number of recorded programs.
@@ -315,8 +318,8 @@ impl StoreTx<'_> {
 
     /// Allocates the next link id: starts at 1, monotonic, never reused even
     /// after deletes or across restarts.
-    pub fn next_link_id(&self) -> Result<u32> {
-        queries::next_link_id(&self.tx)
+    pub fn next_link_id(&self) -> Result<LinkId> {
+        queries::next_link_id(&self.tx).map(LinkId)
     }
 
     /// Records a link. Its program must be recorded ([`StoreError::NotFound`]
@@ -327,18 +330,18 @@ impl StoreTx<'_> {
 
     /// Deletes a program with its metadata and link rows (map rows stay: other
     /// programs may share them). Returns whether the program was recorded.
-    pub fn delete_program(&self, id: u32) -> Result<bool> {
-        queries::delete_program(&self.tx, id)
+    pub fn delete_program(&self, id: ProgramId) -> Result<bool> {
+        queries::delete_program(&self.tx, id.get())
     }
 
     /// Deletes a link row. Returns whether it was recorded.
-    pub fn delete_link(&self, id: u32) -> Result<bool> {
-        queries::delete_link(&self.tx, id)
+    pub fn delete_link(&self, id: LinkId) -> Result<bool> {
+        queries::delete_link(&self.tx, id.get())
     }
 
     /// Deletes the map rows of an owner directory. Returns how many went.
-    pub fn delete_maps(&self, owner: u32) -> Result<usize> {
-        queries::delete_maps(&self.tx, owner)
+    pub fn delete_maps(&self, owner: ProgramId) -> Result<usize> {
+        queries::delete_maps(&self.tx, owner.get())
     }
 
     /// Records a volume. Both the volume id and the target path must be unused
@@ -358,8 +361,8 @@ impl StoreTx<'_> {
     }
 
     /// Keeps the object bytes a program was loaded from (deduplicated by digest).
-    pub fn put_object(&self, program_id: u32, digest: &str, bytes: &[u8]) -> Result<()> {
-        net::put_object(&self.tx, program_id, digest, bytes)
+    pub fn put_object(&self, program_id: ProgramId, digest: &str, bytes: &[u8]) -> Result<()> {
+        net::put_object(&self.tx, program_id.get(), digest, bytes)
     }
 
     /// Applies the store side of a gc plan step (`DeleteProgram`, `DeleteLink`,
@@ -370,8 +373,8 @@ impl StoreTx<'_> {
     }
 
     /// See [`Store::get_program`].
-    pub fn get_program(&self, id: u32) -> Result<Option<ProgramRecord>> {
-        queries::get_program(&self.tx, id)
+    pub fn get_program(&self, id: ProgramId) -> Result<Option<ProgramRecord>> {
+        queries::get_program(&self.tx, id.get())
     }
 
     /// See [`Store::list_programs`].
@@ -384,23 +387,24 @@ impl StoreTx<'_> {
     }
 
     /// See [`Store::programs_using_maps_of`].
-    pub fn programs_using_maps_of(&self, owner: u32) -> Result<Vec<u32>> {
-        queries::programs_using_maps_of(&self.tx, owner)
+    pub fn programs_using_maps_of(&self, owner: ProgramId) -> Result<Vec<ProgramId>> {
+        queries::programs_using_maps_of(&self.tx, owner.get())
+            .map(|v| v.into_iter().map(ProgramId).collect())
     }
 
     /// See [`Store::maps_of`].
-    pub fn maps_of(&self, owner: u32) -> Result<Vec<MapRecord>> {
-        queries::maps_of(&self.tx, owner)
+    pub fn maps_of(&self, owner: ProgramId) -> Result<Vec<MapRecord>> {
+        queries::maps_of(&self.tx, owner.get())
     }
 
     /// See [`Store::get_link`].
-    pub fn get_link(&self, id: u32) -> Result<Option<LinkRecord>> {
-        queries::get_link(&self.tx, id)
+    pub fn get_link(&self, id: LinkId) -> Result<Option<LinkRecord>> {
+        queries::get_link(&self.tx, id.get())
     }
 
     /// See [`Store::links_of`].
-    pub fn links_of(&self, program_id: u32) -> Result<Vec<LinkRecord>> {
-        queries::links_of(&self.tx, program_id)
+    pub fn links_of(&self, program_id: ProgramId) -> Result<Vec<LinkRecord>> {
+        queries::links_of(&self.tx, program_id.get())
     }
 
     /// See [`Store::list_links`].

@@ -5,6 +5,7 @@ use bpfman_core::model::NetLinkRecord;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Result, StoreError};
+use bpfman_core::LinkId;
 
 const COLS: &str = "link_id, hook_kind, netns_ino, ifindex, iface, netns";
 
@@ -38,7 +39,7 @@ fn read(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec
         .map(|(link_id, kind, ino, ifindex, iface, netns)| {
             let bad = |what: &str| StoreError::Corrupt(format!("net_links row {link_id}: {what}"));
             Ok(NetLinkRecord {
-                link_id: u32::try_from(link_id).map_err(|_| bad("link_id"))?,
+                link_id: LinkId(u32::try_from(link_id).map_err(|_| bad("link_id"))?),
                 hook: HookKey {
                     kind: kind_from_str(&kind).ok_or_else(|| bad("hook_kind"))?,
                     netns_ino: ino as u64,
@@ -56,7 +57,7 @@ pub(crate) fn insert_net_link(conn: &Connection, n: &NetLinkRecord) -> Result<()
         "INSERT INTO net_links ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
     ))?
     .execute(params![
-        n.link_id,
+        n.link_id.get(),
         n.hook.kind.as_str(),
         n.hook.netns_ino as i64,
         n.hook.ifindex,

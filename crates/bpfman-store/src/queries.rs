@@ -19,6 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Result, StoreError, is_foreign_key_violation, is_unique_violation};
+use bpfman_core::KernelLinkId;
+use bpfman_core::{LinkId, MapId, ProgramId};
 
 // ---------------------------------------------------------------- decoding
 
@@ -98,7 +100,7 @@ impl RawProgram {
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("{}: kind: {e}", row())))?;
         Ok(ProgramRecord {
-            id: to_u32(self.id, &row, "id")?,
+            id: ProgramId(to_u32(self.id, &row, "id")?),
             name: self.name,
             kind,
             section: self.section,
@@ -106,7 +108,7 @@ impl RawProgram {
             source: from_json::<BytecodeSource>(&self.source, &row, "source")?,
             metadata,
             global_data: decode_global_data(&self.global_data, &row)?,
-            map_owner_id: to_u32(self.map_owner_id, &row, "map_owner_id")?,
+            map_owner_id: ProgramId(to_u32(self.map_owner_id, &row, "map_owner_id")?),
             map_pin_path: self.map_pin_path,
             pin_path: self.pin_path,
             created_at: self.created_at,
@@ -233,14 +235,14 @@ pub(crate) fn insert_program(conn: &Connection, p: &ProgramRecord) -> Result<()>
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     stmt.execute(params![
-        p.id,
+        p.id.get(),
         p.name,
         p.kind.as_str(),
         p.section,
         p.attach_fn,
         source,
         global_data,
-        p.map_owner_id,
+        p.map_owner_id.get(),
         p.map_pin_path,
         p.pin_path,
         p.created_at,
@@ -256,7 +258,7 @@ pub(crate) fn insert_program(conn: &Connection, p: &ProgramRecord) -> Result<()>
         "INSERT INTO program_metadata (program_id, key, value) VALUES (?1, ?2, ?3)",
     )?;
     for (k, v) in &p.metadata {
-        md.execute(params![p.id, k, v])?;
+        md.execute(params![p.id.get(), k, v])?;
     }
     Ok(())
 }
@@ -299,8 +301,8 @@ fn read_maps(conn: &Connection, sql: &str, args: &[u32]) -> Result<Vec<MapRecord
         .map(|(owner, name, kernel_id, pin_path)| {
             let row = || format!("maps row ({owner}, {name})");
             Ok(MapRecord {
-                owner_id: to_u32(owner, &row, "owner_id")?,
-                kernel_id: to_u32(kernel_id, &row, "kernel_id")?,
+                owner_id: ProgramId(to_u32(owner, &row, "owner_id")?),
+                kernel_id: MapId(to_u32(kernel_id, &row, "kernel_id")?),
                 name,
                 pin_path,
             })
@@ -328,7 +330,12 @@ pub(crate) fn insert_map(conn: &Connection, m: &MapRecord) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO maps (owner_id, name, kernel_id, pin_path) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![m.owner_id, m.name, m.kernel_id, m.pin_path])
+    .execute(params![
+        m.owner_id.get(),
+        m.name,
+        m.kernel_id.get(),
+        m.pin_path
+    ])
     .map_err(|e| {
         if is_unique_violation(&e) {
             StoreError::AlreadyExists(format!(
@@ -380,13 +387,13 @@ impl RawLink {
         let raw_id = self.id;
         let row = move || format!("links row {raw_id}");
         Ok(LinkRecord {
-            id: to_u32(self.id, &row, "id")?,
-            program_id: to_u32(self.program_id, &row, "program_id")?,
+            id: LinkId(to_u32(self.id, &row, "id")?),
+            program_id: ProgramId(to_u32(self.program_id, &row, "program_id")?),
             spec: from_json::<AttachSpec>(&self.spec, &row, "spec")?,
             pin_path: self.pin_path,
             kernel_link_id: self
                 .kernel_link_id
-                .map(|v| to_u32(v, &row, "kernel_link_id"))
+                .map(|v| to_u32(v, &row, "kernel_link_id").map(KernelLinkId))
                 .transpose()?,
             metadata: from_json::<Metadata>(&self.metadata, &row, "metadata")?,
             created_at: self.created_at,
@@ -460,11 +467,11 @@ pub(crate) fn insert_link(conn: &Connection, l: &LinkRecord) -> Result<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
-        l.id,
-        l.program_id,
+        l.id.get(),
+        l.program_id.get(),
         spec,
         l.pin_path,
-        l.kernel_link_id,
+        l.kernel_link_id.map(KernelLinkId::get),
         metadata,
         l.created_at,
     ])
@@ -483,7 +490,7 @@ pub(crate) fn insert_link(conn: &Connection, l: &LinkRecord) -> Result<()> {
     // Keep the counter ahead of every id in use, so an id inserted without
     // next_link_id (e.g. by an import) is never handed out again.
     conn.prepare_cached("UPDATE counters SET value = max(value, ?2) WHERE name = ?1")?
-        .execute(params![LINK_COUNTER, l.id])?;
+        .execute(params![LINK_COUNTER, l.id.get()])?;
     Ok(())
 }
 
@@ -636,13 +643,13 @@ pub(crate) fn apply(conn: &Connection, action: &Action) -> Result<()> {
     // after a crash must converge.
     match action {
         Action::DeleteProgram { id } => {
-            delete_program(conn, *id)?;
+            delete_program(conn, (*id).get())?;
         }
         Action::DeleteLink { id } => {
-            delete_link(conn, *id)?;
+            delete_link(conn, (*id).get())?;
         }
         Action::DeleteMaps { owner_id } => {
-            delete_maps(conn, *owner_id)?;
+            delete_maps(conn, (*owner_id).get())?;
         }
         Action::DeleteVolume { volume_id } => {
             delete_volume(conn, volume_id)?;

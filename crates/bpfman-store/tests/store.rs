@@ -11,6 +11,7 @@ use bpfman_core::{
     AttachSpec, BytecodeSource, LinkRecord, MapRecord, Metadata, ProgramKind, ProgramRecord,
     Selector, VolumeRecord,
 };
+use bpfman_core::{KernelLinkId, LinkId, MapId, ProgramId};
 use bpfman_store::{SCHEMA_VERSION, Store, StoreError};
 
 fn md(pairs: &[(&str, &str)]) -> Metadata {
@@ -22,7 +23,7 @@ fn md(pairs: &[(&str, &str)]) -> Metadata {
 
 fn program(id: u32, owner: u32, kind: ProgramKind, pairs: &[(&str, &str)]) -> ProgramRecord {
     ProgramRecord {
-        id,
+        id: ProgramId(id),
         name: format!("prog_{id}"),
         kind,
         section: kind.as_str().to_string(),
@@ -32,7 +33,7 @@ fn program(id: u32, owner: u32, kind: ProgramKind, pairs: &[(&str, &str)]) -> Pr
         },
         metadata: md(pairs),
         global_data: BTreeMap::new(),
-        map_owner_id: owner,
+        map_owner_id: ProgramId(owner),
         map_pin_path: format!("/run/bpfman/fs/{owner}"),
         pin_path: format!("/run/bpfman/fs/{id}/prog_{id}"),
         created_at: 1_700_000_000 + i64::from(id),
@@ -41,22 +42,22 @@ fn program(id: u32, owner: u32, kind: ProgramKind, pairs: &[(&str, &str)]) -> Pr
 
 fn map(owner: u32, name: &str, kernel_id: u32) -> MapRecord {
     MapRecord {
-        owner_id: owner,
+        owner_id: ProgramId(owner),
         name: name.into(),
-        kernel_id,
+        kernel_id: MapId(kernel_id),
         pin_path: format!("/run/bpfman/fs/{owner}/{name}"),
     }
 }
 
 fn link(id: u32, program_id: u32) -> LinkRecord {
     LinkRecord {
-        id,
-        program_id,
+        id: LinkId(id),
+        program_id: ProgramId(program_id),
         spec: AttachSpec::Tracepoint {
             tracepoint: Some("sched/sched_switch".into()),
         },
         pin_path: format!("/run/bpfman/fs/links/{id}"),
-        kernel_link_id: Some(100 + id),
+        kernel_link_id: Some(KernelLinkId(100 + id)),
         metadata: Metadata::new(),
         created_at: 1_700_000_500,
     }
@@ -87,7 +88,7 @@ fn sel(items: &[&str]) -> Selector {
 }
 
 fn ids(ps: &[ProgramRecord]) -> Vec<u32> {
-    ps.iter().map(|p| p.id).collect()
+    ps.iter().map(|p| p.id.get()).collect()
 }
 
 /// The error a caller of `write` might use: anything plus store errors.
@@ -180,17 +181,20 @@ fn every_record_type_round_trips_through_a_reopen() {
                 }
                 tx.insert_volume(&v)?;
                 // Reads inside the transaction see its own writes.
-                assert_eq!(tx.get_program(7)?.as_ref(), Some(&p));
-                assert_eq!(tx.links_of(7)?.len(), 2);
+                assert_eq!(tx.get_program(ProgramId(7))?.as_ref(), Some(&p));
+                assert_eq!(tx.links_of(ProgramId(7))?.len(), 2);
                 Ok((l3, l4))
             })
             .unwrap()
     };
 
     let store = Store::open(&db(&dir)).unwrap();
-    assert_eq!(store.get_program(7).unwrap(), Some(p.clone()));
-    assert_eq!(store.get_program(8).unwrap(), Some(sharer.clone()));
-    assert_eq!(store.get_program(9).unwrap(), None);
+    assert_eq!(store.get_program(ProgramId(7)).unwrap(), Some(p.clone()));
+    assert_eq!(
+        store.get_program(ProgramId(8)).unwrap(),
+        Some(sharer.clone())
+    );
+    assert_eq!(store.get_program(ProgramId(9)).unwrap(), None);
     assert_eq!(store.program_count().unwrap(), 2);
     assert_eq!(
         store.list_programs(None, &Selector::default()).unwrap(),
@@ -198,16 +202,25 @@ fn every_record_type_round_trips_through_a_reopen() {
     );
     // maps_of is ordered by name.
     assert_eq!(
-        store.maps_of(7).unwrap(),
+        store.maps_of(ProgramId(7)).unwrap(),
         vec![maps[1].clone(), maps[0].clone()]
     );
     assert_eq!(store.all_maps().unwrap().len(), 2);
-    assert!(store.maps_of(8).unwrap().is_empty());
-    assert_eq!((l1.id, l2.id, l3.id, l4.id), (1, 2, 3, 4));
-    assert_eq!(store.get_link(2).unwrap(), Some(l2.clone()));
-    assert_eq!(store.get_link(5).unwrap(), None);
-    assert_eq!(store.links_of(7).unwrap(), vec![l1.clone(), l2.clone()]);
-    assert_eq!(store.links_of(8).unwrap(), vec![l3.clone(), l4.clone()]);
+    assert!(store.maps_of(ProgramId(8)).unwrap().is_empty());
+    assert_eq!(
+        (l1.id, l2.id, l3.id, l4.id),
+        (LinkId(1), LinkId(2), LinkId(3), LinkId(4))
+    );
+    assert_eq!(store.get_link(LinkId(2)).unwrap(), Some(l2.clone()));
+    assert_eq!(store.get_link(LinkId(5)).unwrap(), None);
+    assert_eq!(
+        store.links_of(ProgramId(7)).unwrap(),
+        vec![l1.clone(), l2.clone()]
+    );
+    assert_eq!(
+        store.links_of(ProgramId(8)).unwrap(),
+        vec![l3.clone(), l4.clone()]
+    );
     assert_eq!(store.list_links().unwrap(), vec![l1, l2, l3, l4]);
     assert_eq!(store.get_volume("vol-1").unwrap(), Some(v.clone()));
     assert_eq!(
@@ -296,7 +309,7 @@ fn an_undecodable_row_is_reported_with_its_key() {
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute("UPDATE programs SET source = 'not json' WHERE id = 42", [])
         .unwrap();
-    match store.get_program(42) {
+    match store.get_program(ProgramId(42)) {
         Err(StoreError::Corrupt(msg)) => {
             assert!(
                 msg.contains("programs row 42") && msg.contains("source"),
@@ -404,33 +417,42 @@ fn delete_program_takes_metadata_and_links_but_not_maps() {
             tx.insert_program(&program(11, 10, ProgramKind::Tracepoint, &[("app", "s")]))?;
             tx.insert_map(&map(10, "counts", 5))?;
             let a = tx.next_link_id()?;
-            tx.insert_link(&link(a, 10))?;
+            tx.insert_link(&link(a.get(), 10))?;
             let b = tx.next_link_id()?;
-            tx.insert_link(&link(b, 11))?;
+            tx.insert_link(&link(b.get(), 11))?;
             Ok(())
         })
         .unwrap();
-    assert_eq!(store.programs_using_maps_of(10).unwrap(), [10, 11]);
+    assert_eq!(
+        store.programs_using_maps_of(ProgramId(10)).unwrap(),
+        [ProgramId(10), ProgramId(11)]
+    );
 
-    let deleted = store.write(|tx| tx.delete_program(10)).unwrap();
+    let deleted = store.write(|tx| tx.delete_program(ProgramId(10))).unwrap();
     assert!(deleted);
-    assert!(!store.write(|tx| tx.delete_program(10)).unwrap());
-    assert_eq!(store.get_program(10).unwrap(), None);
-    assert!(store.links_of(10).unwrap().is_empty());
-    assert_eq!(store.get_link(1).unwrap(), None);
+    assert!(!store.write(|tx| tx.delete_program(ProgramId(10))).unwrap());
+    assert_eq!(store.get_program(ProgramId(10)).unwrap(), None);
+    assert!(store.links_of(ProgramId(10)).unwrap().is_empty());
+    assert_eq!(store.get_link(LinkId(1)).unwrap(), None);
     assert_eq!(
         ids(&store.list_programs(None, &sel(&["app=s"])).unwrap()),
         [11]
     );
     assert_eq!(store.list_links().unwrap().len(), 1);
     // The sharer still uses directory 10: its map rows stay.
-    assert_eq!(store.maps_of(10).unwrap(), vec![map(10, "counts", 5)]);
-    assert_eq!(store.programs_using_maps_of(10).unwrap(), [11]);
+    assert_eq!(
+        store.maps_of(ProgramId(10)).unwrap(),
+        vec![map(10, "counts", 5)]
+    );
+    assert_eq!(
+        store.programs_using_maps_of(ProgramId(10)).unwrap(),
+        [ProgramId(11)]
+    );
 
-    assert_eq!(store.write(|tx| tx.delete_maps(10)).unwrap(), 1);
+    assert_eq!(store.write(|tx| tx.delete_maps(ProgramId(10))).unwrap(), 1);
     assert!(store.all_maps().unwrap().is_empty());
-    assert!(store.write(|tx| tx.delete_link(2)).unwrap());
-    assert!(!store.write(|tx| tx.delete_link(2)).unwrap());
+    assert!(store.write(|tx| tx.delete_link(LinkId(2))).unwrap());
+    assert!(!store.write(|tx| tx.delete_link(LinkId(2))).unwrap());
 }
 
 #[test]
@@ -445,21 +467,21 @@ fn link_ids_are_never_reused() {
                 let mut got = Vec::new();
                 for _ in 0..3 {
                     let id = tx.next_link_id()?;
-                    tx.insert_link(&link(id, 1))?;
-                    got.push(id);
+                    tx.insert_link(&link(id.get(), 1))?;
+                    got.push(id.get());
                 }
                 Ok(got)
             })
             .unwrap();
         assert_eq!(got, [1, 2, 3]);
-        store.write(|tx| tx.delete_link(3)).unwrap();
-        assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 4);
+        store.write(|tx| tx.delete_link(LinkId(3))).unwrap();
+        assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), LinkId(4));
         // Deleting the program (and so every link) does not reset the counter.
-        store.write(|tx| tx.delete_program(1)).unwrap();
-        assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 5);
+        store.write(|tx| tx.delete_program(ProgramId(1))).unwrap();
+        assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), LinkId(5));
     }
     let mut store = Store::open(&path).unwrap();
-    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 6);
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), LinkId(6));
     // A link recorded under an explicit id pushes the counter past it.
     store
         .write(|tx| -> Result<(), StoreError> {
@@ -467,14 +489,14 @@ fn link_ids_are_never_reused() {
             tx.insert_link(&link(100, 2))
         })
         .unwrap();
-    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 101);
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), LinkId(101));
 }
 
 #[test]
 fn peeking_the_next_link_id_takes_nothing() {
     let mut store = Store::open_in_memory().unwrap();
-    assert_eq!(store.peek_next_link_id().unwrap(), 1);
-    assert_eq!(store.peek_next_link_id().unwrap(), 1);
+    assert_eq!(store.peek_next_link_id().unwrap(), LinkId(1));
+    assert_eq!(store.peek_next_link_id().unwrap(), LinkId(1));
     // Recording the peeked id (or one past it) moves the counter beyond it.
     store
         .write(|tx| -> Result<(), StoreError> {
@@ -482,9 +504,9 @@ fn peeking_the_next_link_id_takes_nothing() {
             tx.insert_link(&link(3, 1))
         })
         .unwrap();
-    assert_eq!(store.peek_next_link_id().unwrap(), 4);
-    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 4);
-    assert_eq!(store.peek_next_link_id().unwrap(), 5);
+    assert_eq!(store.peek_next_link_id().unwrap(), LinkId(4));
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), LinkId(4));
+    assert_eq!(store.peek_next_link_id().unwrap(), LinkId(5));
 }
 
 #[test]
@@ -496,7 +518,7 @@ fn write_rolls_back_everything_on_error() {
         tx.insert_program(&program(1, 1, ProgramKind::Xdp, &[("app", "x")]))?;
         tx.insert_map(&map(1, "m", 9))?;
         let id = tx.next_link_id()?;
-        tx.insert_link(&link(id, 1))?;
+        tx.insert_link(&link(id.get(), 1))?;
         tx.insert_volume(&volume("v", "/t"))?;
         assert_eq!(tx.program_count()?, 1);
         Err(TestError::Abort)
@@ -527,7 +549,7 @@ fn write_rolls_back_everything_on_error() {
             .is_empty()
     );
     // The rolled-back allocation was never handed out, so 1 is still next.
-    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), 1);
+    assert_eq!(store.write(|tx| tx.next_link_id()).unwrap(), LinkId(1));
 }
 
 #[test]
@@ -571,10 +593,10 @@ fn duplicates_and_dangling_links_are_refused() {
     }
 
     // Nothing was overwritten.
-    let p = store.get_program(1).unwrap().unwrap();
+    let p = store.get_program(ProgramId(1)).unwrap().unwrap();
     assert_eq!(p.kind, ProgramKind::Xdp);
     assert_eq!(p.metadata, md(&[("k", "original")]));
-    assert_eq!(store.maps_of(1).unwrap(), vec![map(1, "m", 9)]);
+    assert_eq!(store.maps_of(ProgramId(1)).unwrap(), vec![map(1, "m", 9)]);
     assert_eq!(
         store.list_volumes().unwrap(),
         vec![volume("v1", "/target/1")]
@@ -586,11 +608,11 @@ fn duplicates_and_dangling_links_are_refused() {
         .write(|tx| -> Result<(), StoreError> {
             tx.delete_volume("v1")?;
             tx.insert_volume(&volume("v2", "/target/1"))?;
-            tx.delete_program(1)?;
+            tx.delete_program(ProgramId(1))?;
             tx.insert_program(&dup_program)
         })
         .unwrap();
-    assert_eq!(store.get_program(1).unwrap(), Some(dup_program));
+    assert_eq!(store.get_program(ProgramId(1)).unwrap(), Some(dup_program));
 }
 
 #[test]
@@ -617,15 +639,17 @@ fn gc_actions_apply_to_the_store_and_ignore_the_filesystem() {
         Action::RemoveDir {
             path: "/run/bpfman/fs/1".into(),
         },
-        Action::DeleteProgram { id: 1 },
-        Action::DeleteMaps { owner_id: 1 },
-        Action::DeleteLink { id: 2 },
+        Action::DeleteProgram { id: ProgramId(1) },
+        Action::DeleteMaps {
+            owner_id: ProgramId(1),
+        },
+        Action::DeleteLink { id: LinkId(2) },
         Action::DeleteVolume {
             volume_id: "v".into(),
         },
         // Already gone: converges instead of failing.
-        Action::DeleteProgram { id: 1 },
-        Action::DeleteLink { id: 77 },
+        Action::DeleteProgram { id: ProgramId(1) },
+        Action::DeleteLink { id: LinkId(77) },
     ];
     store
         .write(|tx| plan.iter().try_for_each(|a| tx.apply(a)))
@@ -690,8 +714,8 @@ fn writer(path: &Path, barrier: &Barrier, thread: u32, count: u32) -> Vec<u32> {
                         &[("thread", &tag)],
                     ))?;
                     let l = tx.next_link_id()?;
-                    tx.insert_link(&link(l, id))?;
-                    Ok(l)
+                    tx.insert_link(&link(l.get(), id))?;
+                    Ok(l.get())
                 })
                 .unwrap()
         })
@@ -815,12 +839,12 @@ fn net_hooks_and_objects_follow_their_links_and_programs() {
     s.write(|tx| -> Result<(), StoreError> {
         for id in [1, 2] {
             tx.insert_program(&program(id, id, ProgramKind::Xdp, &[]))?;
-            tx.put_object(id, "d1", b"ELF-bytes")?;
+            tx.put_object(ProgramId(id), "d1", b"ELF-bytes")?;
         }
         for (l, p, h) in [(10, 1, hook), (11, 2, hook), (12, 2, other)] {
             tx.insert_link(&link(l, p))?;
             tx.insert_net_link(&NetLinkRecord {
-                link_id: l,
+                link_id: LinkId(l),
                 hook: h,
                 iface: "veth0".into(),
                 netns: Some("/run/netns/a".into()),
@@ -833,20 +857,23 @@ fn net_hooks_and_objects_follow_their_links_and_programs() {
         .net_links_on(&hook)
         .unwrap()
         .iter()
-        .map(|n| n.link_id)
+        .map(|n| n.link_id.get())
         .collect();
     assert_eq!(on, [10, 11]);
-    assert_eq!(s.net_link(12).unwrap().unwrap().hook, other);
-    assert_eq!(s.object_of(1).unwrap().as_deref(), Some(&b"ELF-bytes"[..]));
+    assert_eq!(s.net_link(LinkId(12)).unwrap().unwrap().hook, other);
+    assert_eq!(
+        s.object_of(ProgramId(1)).unwrap().as_deref(),
+        Some(&b"ELF-bytes"[..])
+    );
     // A deleted link takes its hook row; a deleted program its links' rows, and
     // the object goes with its last user.
-    s.write(|tx| tx.delete_link(10)).unwrap();
-    assert!(s.net_link(10).unwrap().is_none());
-    s.write(|tx| tx.delete_program(2)).unwrap();
+    s.write(|tx| tx.delete_link(LinkId(10))).unwrap();
+    assert!(s.net_link(LinkId(10)).unwrap().is_none());
+    s.write(|tx| tx.delete_program(ProgramId(2))).unwrap();
     assert!(s.list_net_links().unwrap().is_empty());
-    assert!(s.object_of(1).unwrap().is_some());
-    s.write(|tx| tx.delete_program(1)).unwrap();
-    assert!(s.object_of(1).unwrap().is_none());
+    assert!(s.object_of(ProgramId(1)).unwrap().is_some());
+    s.write(|tx| tx.delete_program(ProgramId(1))).unwrap();
+    assert!(s.object_of(ProgramId(1)).unwrap().is_none());
     assert_eq!(s.schema_version().unwrap(), 2);
 }
 

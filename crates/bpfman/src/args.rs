@@ -9,7 +9,7 @@ use bpfman_core::spec::{
     AttachSpec, BytecodeSource, Direction, GlobalData, LoadSpec, ProgramRequest, PullPolicy,
     RegistryAuth, parse_global, validate_symbol,
 };
-use bpfman_core::{APPLICATION_KEY, CoreError, ProgramKind};
+use bpfman_core::{APPLICATION_KEY, CoreError, ProgramId, ProgramKind};
 use bpfman_manager::image::{BuildImageRequest, BuildObject, BuildTarget};
 
 use crate::cli::{
@@ -104,7 +104,7 @@ pub fn load_file_spec(a: &LoadFileArgs, cwd: &Path) -> Result<LoadSpec, CoreErro
         programs,
         metadata,
         global_data,
-        map_owner_id: a.common.map_owner_id,
+        map_owner_id: a.common.map_owner_id.map(ProgramId),
         pull_policy: None,
         registry_auth: None,
     };
@@ -124,7 +124,7 @@ pub fn load_image_spec(a: &LoadImageArgs) -> Result<LoadSpec, CoreError> {
         programs,
         metadata,
         global_data,
-        map_owner_id: a.common.map_owner_id,
+        map_owner_id: a.common.map_owner_id.map(ProgramId),
         pull_policy: pull_policy(a.pull.pull_policy.as_deref())?,
         registry_auth: registry_auth(a.pull.registry_auth.as_deref())?,
     };

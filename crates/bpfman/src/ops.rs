@@ -6,6 +6,7 @@ use bpfman_core::metadata::Metadata;
 use bpfman_core::model::{LinkView, ProgramView};
 use bpfman_core::spec::{AttachSpec, LoadSpec};
 use bpfman_core::stats::StatsSample;
+use bpfman_core::{LinkId, ProgramId};
 use bpfman_manager::{ListFilter, Manager, ManagerError};
 
 /// What every backend offers.
@@ -37,25 +38,25 @@ impl Ops for Manager {
         Manager::load(self, spec)
     }
     fn unload(&self, id: u32) -> Result<(), ManagerError> {
-        Manager::unload(self, id)
+        Manager::unload(self, ProgramId(id))
     }
     fn attach(&self, id: u32, spec: AttachSpec, md: Metadata) -> Result<LinkView, ManagerError> {
-        Manager::attach(self, id, spec, md)
+        Manager::attach(self, ProgramId(id), spec, md)
     }
     fn detach(&self, link_id: u32) -> Result<(), ManagerError> {
-        Manager::detach(self, link_id)
+        Manager::detach(self, LinkId(link_id))
     }
     fn list(&self, f: &ListFilter) -> Result<Vec<ProgramView>, ManagerError> {
         Manager::list(self, f)
     }
     fn get(&self, id: u32) -> Result<ProgramView, ManagerError> {
-        Manager::get(self, id)
+        Manager::get(self, ProgramId(id))
     }
     fn list_links(&self, program: Option<u32>) -> Result<Vec<LinkView>, ManagerError> {
-        Manager::list_links(self, program)
+        Manager::list_links(self, program.map(ProgramId))
     }
     fn get_link(&self, id: u32) -> Result<LinkView, ManagerError> {
-        Manager::get_link(self, id)
+        Manager::get_link(self, LinkId(id))
     }
     fn gc(&self, prune: bool) -> Result<Vec<GcItem>, ManagerError> {
         Manager::gc(self, prune)

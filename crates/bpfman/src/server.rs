@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::metrics::Metrics;
 use crate::trim::Trimmer;
+use bpfman_core::{LinkId, ProgramId};
 
 /// The gRPC services, sharing one manager.
 #[derive(Clone)]
@@ -151,8 +152,8 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
         let id = r.into_inner().id;
         self.counted(
             "unload",
-            move |m| m.get(id).ok().map(|v| v.program_type),
-            move |m| m.unload(id),
+            move |m| m.get(ProgramId(id)).ok().map(|v| v.program_type),
+            move |m| m.unload(ProgramId(id)),
         )
         .await?;
         Ok(Response::new(v1::UnloadResponse {}))
@@ -167,7 +168,9 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
         let link = self
             .counted("attach", move |_| Some(ty), move |m| m.attach(id, spec, md))
             .await?;
-        Ok(Response::new(v1::AttachResponse { link_id: link.id }))
+        Ok(Response::new(v1::AttachResponse {
+            link_id: link.id.get(),
+        }))
     }
 
     async fn detach(
@@ -177,8 +180,8 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
         let link_id = r.into_inner().link_id;
         self.counted(
             "detach",
-            move |m| m.get_link(link_id).ok().map(|l| l.link_type),
-            move |m| m.detach(link_id),
+            move |m| m.get_link(LinkId(link_id)).ok().map(|l| l.link_type),
+            move |m| m.detach(LinkId(link_id)),
         )
         .await?;
         Ok(Response::new(v1::DetachResponse {}))
@@ -220,7 +223,7 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
 
     async fn get(&self, r: Request<v1::GetRequest>) -> Result<Response<v1::GetResponse>, Status> {
         let id = r.into_inner().id;
-        let view = self.run(move |m| m.get(id)).await?;
+        let view = self.run(move |m| m.get(ProgramId(id))).await?;
         Ok(Response::new(convert::get_response_from_view(&view)))
     }
 }
@@ -255,7 +258,7 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
         r: Request<ext::GetProgramRequest>,
     ) -> Result<Response<ext::GetProgramResponse>, Status> {
         let id = r.into_inner().id;
-        let view = self.run(move |m| m.get(id)).await?;
+        let view = self.run(move |m| m.get(ProgramId(id))).await?;
         Ok(Response::new(ext::GetProgramResponse {
             json: to_json(&view)?,
         }))
@@ -266,7 +269,9 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
         r: Request<ext::ListLinksRequest>,
     ) -> Result<Response<ext::ListLinksResponse>, Status> {
         let program = r.into_inner().program_id;
-        let links = self.run(move |m| m.list_links(program)).await?;
+        let links = self
+            .run(move |m| m.list_links(program.map(ProgramId)))
+            .await?;
         Ok(Response::new(ext::ListLinksResponse {
             json: to_json(&links)?,
         }))
@@ -277,7 +282,7 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
         r: Request<ext::GetLinkRequest>,
     ) -> Result<Response<ext::GetLinkResponse>, Status> {
         let id = r.into_inner().id;
-        let link = self.run(move |m| m.get_link(id)).await?;
+        let link = self.run(move |m| m.get_link(LinkId(id))).await?;
         Ok(Response::new(ext::GetLinkResponse {
             json: to_json(&link)?,
         }))
@@ -314,7 +319,11 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
         let (id, md) = (r.id, r.metadata);
         let ty = spec.type_name().to_string();
         let link = self
-            .counted("attach", move |_| Some(ty), move |m| m.attach(id, spec, md))
+            .counted(
+                "attach",
+                move |_| Some(ty),
+                move |m| m.attach(ProgramId(id), spec, md),
+            )
             .await?;
         Ok(Response::new(ext::AttachResponse {
             json: to_json(&link)?,
