@@ -31,7 +31,7 @@ MANIFEST_IMAGE := bpfman:dev
 	kind-create kind-delete bpfman-deploy bpfman-logs bpfman-delete \
 	example-deploy example-delete install uninstall
 
-bpf: ## rebuild the committed BPF objects (examples/stats, tests/bpf) and the uprobe target
+bpf: ## rebuild the committed BPF objects (examples/stats, the test fixtures in tests/bpf) and the uprobe target
 	cd examples/stats && $(CLANG) $(BPF_CFLAGS) -fdebug-prefix-map=$(CURDIR)/examples/stats=. \
 		-c stats.bpf.c -o stats.bpf.o
 	$(MAKE) -C tests/bpf CLANG=$(CLANG)

@@ -37,7 +37,7 @@ mkdir -p "$(dirname "$REPORT")"
 "${SUDO[@]}" "$TARGET_DIR/release/bpfman-bench" \
   --bpfman "$TARGET_DIR/release/bpfman" \
   --object "$ROOT/examples/stats/stats.bpf.o" \
-  --tenmaps "$ROOT/crates/bpfman-bench/bpf/tenmaps.bpf.o" \
+  --tenmaps "$ROOT/tests/bpf/tenmaps.bpf.o" \
   "$@" | tee -a "$REPORT"
 echo "report written to $REPORT" >&2
 if [ "$#" -eq 0 ]; then

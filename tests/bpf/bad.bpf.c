@@ -6,16 +6,9 @@
 // failure surfaces as a clear error with the verifier log and leaves nothing
 // pinned or recorded.
 
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
+#include "counter.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 1);
-} bad_map SEC(".maps");
+COUNTER_MAP(bad_map, 1);
 
 SEC("tracepoint/sched/sched_switch")
 int bad_prog(void *ctx)

@@ -7,41 +7,26 @@
 // shared_map slot 0: incremented by tp_one by (1 + GLOBAL_u32) per event.
 // shared_map slot 1: incremented by tp_two by 1 per fork.
 
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
+#include "counter.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 2);
-} shared_map SEC(".maps");
+COUNTER_MAP(shared_map, 2);
 
 // Rewritten at load time (bpfman load ... -g GLOBAL_u32=<hex bytes>); the
 // `volatile const` keeps clang from folding the initial value into the code,
 // so the value lives in .rodata where the loader can patch it.
 volatile const __u32 GLOBAL_u32 = 0;
 
-static __always_inline void add(__u32 key, __u64 delta)
-{
-	__u64 *count = bpf_map_lookup_elem(&shared_map, &key);
-
-	if (count)
-		__sync_fetch_and_add(count, delta);
-}
-
 SEC("tracepoint/sched/sched_switch")
 int tp_one(void *ctx)
 {
-	add(0, 1 + (__u64)GLOBAL_u32);
+	count_by(&shared_map, 0, 1 + (__u64)GLOBAL_u32);
 	return 0;
 }
 
 SEC("tracepoint/sched/sched_process_fork")
 int tp_two(void *ctx)
 {
-	add(1, 1);
+	count(&shared_map, 1);
 	return 0;
 }
 

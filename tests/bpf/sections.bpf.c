@@ -17,17 +17,10 @@
 // the renamed section) and reads skb->len through a CO-RE relocation (so the
 // .BTF.ext relocation records must find the renamed section too).
 
-#include <linux/types.h>
-#include <linux/bpf.h>
 #include <linux/pkt_cls.h>
-#include <bpf/bpf_helpers.h>
+#include "counter.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 8);
-} section_counts SEC(".maps");
+COUNTER_MAP(section_counts, 8);
 
 // A local flavour of the kernel's struct: CO-RE matches it to `__sk_buff`.
 struct __sk_buff___local {
@@ -36,10 +29,7 @@ struct __sk_buff___local {
 
 static __noinline int bump(__u32 slot)
 {
-	__u64 *count = bpf_map_lookup_elem(&section_counts, &slot);
-
-	if (count)
-		__sync_fetch_and_add(count, 1);
+	count(&section_counts, slot);
 	return 0;
 }
 

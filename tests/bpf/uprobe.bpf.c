@@ -4,39 +4,13 @@
 // tests/bpf/uprobe-target/uprobe_target and run it N times; slot 0 (calls) and
 // slot 1 (returns) must each grow by N.
 
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
+#include "counter.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 2);
-} uprobe_map SEC(".maps");
-
-static __always_inline void bump(__u32 key)
-{
-	__u64 *count = bpf_map_lookup_elem(&uprobe_map, &key);
-
-	if (count)
-		__sync_fetch_and_add(count, 1);
-}
+COUNTER_MAP(uprobe_map, 2);
 
 // No target in the section name: the attach call supplies the binary, the
 // function (or offset) and optionally a pid.
-SEC("uprobe")
-int count_calls(void *ctx)
-{
-	bump(0);
-	return 0;
-}
-
-SEC("uretprobe")
-int count_returns(void *ctx)
-{
-	bump(1);
-	return 0;
-}
+COUNT_PROG("uprobe", count_calls, uprobe_map, 0);
+COUNT_PROG("uretprobe", count_returns, uprobe_map, 1);
 
 char LICENSE[] SEC("license") = "GPL";

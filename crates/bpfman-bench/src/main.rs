@@ -54,7 +54,7 @@ struct Args {
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/stats/stats.bpf.o"))]
     object: PathBuf,
     /// The ten-map object for the CSI phase.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/tenmaps.bpf.o"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/bpf/tenmaps.bpf.o"))]
     tenmaps: PathBuf,
     /// Publish/unpublish iterations in the CSI phase.
     #[arg(long, default_value_t = 50)]

@@ -8,8 +8,8 @@ use bpfman_core::spec::GlobalData;
 use bpfman_kernel::btf::vmlinux_parsed;
 use bpfman_kernel::{LoadRequest, ProgramToLoad, load};
 
-static TP_COUNTER: &[u8] = include_bytes!("bpf/tp_counter.bpf.o");
-static CORE: &[u8] = include_bytes!("bpf/core.bpf.o");
+static TP_COUNTER: &[u8] = include_bytes!("../../../tests/bpf/tp_counter.bpf.o");
+static CORE: &[u8] = include_bytes!("../../../tests/bpf/core.bpf.o");
 
 fn load_one(bytes: &[u8], name: &str) {
     let programs = [ProgramToLoad {

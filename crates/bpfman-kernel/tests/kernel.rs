@@ -17,12 +17,12 @@ use bpfman_kernel::{
 };
 use bpfman_testkit::{RuntimeDir, root_or_skip};
 
-static TP_COUNTER: &[u8] = include_bytes!("bpf/tp_counter.bpf.o");
-static UPROBE_COUNTER: &[u8] = include_bytes!("bpf/uprobe_counter.bpf.o");
-static TWO_PROGS: &[u8] = include_bytes!("bpf/two_progs.bpf.o");
-static VERIFIER_REJECT: &[u8] = include_bytes!("bpf/verifier_reject.bpf.o");
-static TRAMPOLINE: &[u8] = include_bytes!("bpf/trampoline.bpf.o");
-static CORE: &[u8] = include_bytes!("bpf/core.bpf.o");
+static TP_COUNTER: &[u8] = include_bytes!("../../../tests/bpf/tp_counter.bpf.o");
+static UPROBE: &[u8] = include_bytes!("../../../tests/bpf/uprobe.bpf.o");
+static TWO_PROGS: &[u8] = include_bytes!("../../../tests/bpf/two_progs.bpf.o");
+static VERIFIER_REJECT: &[u8] = include_bytes!("../../../tests/bpf/verifier_reject.bpf.o");
+static TRAMPOLINE: &[u8] = include_bytes!("../../../tests/bpf/trampoline.bpf.o");
+static CORE: &[u8] = include_bytes!("../../../tests/bpf/core.bpf.o");
 
 /// The function the uprobe test probes (in this very test binary).
 #[unsafe(no_mangle)]
@@ -442,14 +442,14 @@ fn uprobe_counts_calls() {
         prog("count_calls", ProgramKind::Uprobe),
         prog("count_returns", ProgramKind::Uretprobe),
     ];
-    let mut obj = load_simple(UPROBE_COUNTER, &programs).unwrap();
+    let mut obj = load_simple(UPROBE, &programs).unwrap();
     let id = obj.program_id("count_calls").unwrap();
     let entry_pin = env.pin_path(&format!("{id}/count_calls"));
     let ret_pin = env.pin_path(&format!("{id}/count_returns"));
-    let map_pin = env.pin_path(&format!("{id}/calls"));
+    let map_pin = env.pin_path(&format!("{id}/uprobe_map"));
     obj.pin_program("count_calls", &entry_pin).unwrap();
     obj.pin_program("count_returns", &ret_pin).unwrap();
-    obj.pin_map("calls", &map_pin).unwrap();
+    obj.pin_map("uprobe_map", &map_pin).unwrap();
     drop(obj);
 
     let exe = std::env::current_exe().unwrap();

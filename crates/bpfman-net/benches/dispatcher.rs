@@ -23,7 +23,7 @@ use bpfman_net::{
     DesiredProgram, ExtensionSource, ExtensionSupport, Iface, NetPaths, apply_tc, apply_xdp,
 };
 
-static TEST_OBJ: &[u8] = aya::include_bytes_aligned!("../tests/bpf/net_test.bpf.o");
+static TEST_OBJ: &[u8] = aya::include_bytes_aligned!("../../../tests/bpf/net_test.bpf.o");
 
 const XDP_PASS: i32 = 2;
 const TC_ACT_OK: i32 = 0;

@@ -345,11 +345,7 @@ fn bad_input(mode: Mode) {
     ];
     fails_leaving_no_trace(&env, &attach_cases);
     // Network attaches that fail, before any dispatcher directory exists.
-    let loaded = env.ok_json(&[
-        "load",
-        "file",
-        &obj("crates/bpfman-net/tests/bpf/net_test.bpf.o"),
-    ]);
+    let loaded = env.ok_json(&["load", "file", &obj("tests/bpf/net_test.bpf.o")]);
     let id_of = |name: &str| {
         loaded
             .as_array()

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use bpfman_testkit::NetPair;
 use common::{Env, Mode, eventually, obj, read_u64, root_or_skip};
 
-const OBJ: &str = "crates/bpfman-net/tests/bpf/net_test.bpf.o";
+const OBJ: &str = "tests/bpf/net_test.bpf.o";
 /// Loads one instance of a test program with its TAG and return value;
 /// instances after the first share the first one's maps.
 fn load(env: &Env, prog: &str, tag: u32, ret: i32, owner: Option<u32>) -> u32 {

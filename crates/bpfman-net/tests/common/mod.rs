@@ -20,7 +20,7 @@ use bpfman_testkit::RuntimeDir;
 pub use bpfman_testkit::{ADDR_A, ADDR_B, NetPair, in_ns, send_udp, send_udp_received};
 
 /// The test programs (see tests/bpf/net_test.bpf.c).
-pub static TEST_OBJ: &[u8] = aya::include_bytes_aligned!("../bpf/net_test.bpf.o");
+pub static TEST_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../tests/bpf/net_test.bpf.o");
 
 pub const XDP_ABORTED: i32 = 0;
 pub const XDP_DROP: i32 = 1;

@@ -8,21 +8,14 @@
 // slot 1 counts reads where it does not. A load without the kernel's BTF
 // either fails or reads the wrong offset (slot 1 grows).
 
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include "counter.h"
 
 struct task_struct {
 	int pid;
 } __attribute__((preserve_access_index));
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 2);
-} core_map SEC(".maps");
+COUNTER_MAP(core_map, 2);
 
 SEC("tracepoint/sched/sched_switch")
 int core_pid(void *ctx)
@@ -30,11 +23,7 @@ int core_pid(void *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	int pid = BPF_CORE_READ(task, pid);
-	__u32 key = (__u32)pid == tid ? 0 : 1;
-	__u64 *count = bpf_map_lookup_elem(&core_map, &key);
-
-	if (count)
-		__sync_fetch_and_add(count, 1);
+	count(&core_map, (__u32)pid == tid ? 0 : 1);
 	return 0;
 }
 

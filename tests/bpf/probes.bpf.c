@@ -3,54 +3,17 @@
 // kernel refuses (fentry, fexit, kprobe, kretprobe), all on do_unlinkat so
 // that one unlink(2) fires them, plus an XDP program whose global function
 // xdp_policy is the target of the extension (freplace) in freplace.bpf.c.
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
+#include "counter.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 // hits[i] counts the calls of the program with index i (see loader.c).
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, __u64);
-} hits SEC(".maps");
+COUNTER_MAP(hits, 4);
 
-static __always_inline void count(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&hits, &idx);
-
-	if (v)
-		__sync_fetch_and_add(v, 1);
-}
-
-SEC("fentry/do_unlinkat")
-int on_fentry(void *ctx)
-{
-	count(0);
-	return 0;
-}
-
-SEC("fexit/do_unlinkat")
-int on_fexit(void *ctx)
-{
-	count(1);
-	return 0;
-}
-
-SEC("kprobe/do_unlinkat")
-int on_kprobe(void *ctx)
-{
-	count(2);
-	return 0;
-}
-
-SEC("kretprobe/do_unlinkat")
-int on_kretprobe(void *ctx)
-{
-	count(3);
-	return 0;
-}
+COUNT_PROG("fentry/do_unlinkat", on_fentry, hits, 0);
+COUNT_PROG("fexit/do_unlinkat", on_fexit, hits, 1);
+COUNT_PROG("kprobe/do_unlinkat", on_kprobe, hits, 2);
+COUNT_PROG("kretprobe/do_unlinkat", on_kretprobe, hits, 3);
 
 // The shape of a libxdp dispatcher slot: a global, non-inlined function
 // that an extension program can replace. It returns XDP_PASS until replaced.
