@@ -9,8 +9,8 @@ mod common;
 use bpfman_core::dispatcher::HookKind;
 use bpfman_core::spec::{Direction, XdpMode};
 use bpfman_net::{
-    ExtensionSupport, Iface, NetError, apply_tc, apply_xdp, attach_tcx, detach_tcx, hook_state,
-    pinned_programs, remove_hook, tcx_chain,
+    DesiredProgram, ExtensionSupport, HookState, Iface, NetError, NetPaths, apply_tc, apply_xdp,
+    attach_tcx, detach_tcx, hook_state, pinned_programs, remove_hook, tcx_chain,
 };
 use common::*;
 
@@ -20,6 +20,95 @@ fn iface_b(pair: &NetPair) -> Iface {
 
 fn iface_a(pair: &NetPair) -> Iface {
     Iface::resolve(Some(&pair.path_a()), "va").unwrap()
+}
+
+/// What the tests start from: a private bpffs holding the shared test maps,
+/// a namespace pair, and the interface programs attach to.
+///
+/// Fields drop in declaration order, as the locals this replaces did in
+/// reverse: the interface and namespaces go before the maps and the bpffs.
+struct Net {
+    iface: Iface,
+    pair: NetPair,
+    maps: TestMaps,
+    paths: NetPaths,
+    fs: Bpffs,
+}
+
+impl Net {
+    /// As root, the fixture on vb (the receiver's side); `None`, after
+    /// saying why, otherwise.
+    fn new() -> Option<Net> {
+        root_or_skip().then(|| Net::facing(None))
+    }
+
+    /// As [`Net::new`], where dispatchers (extension programs) work too.
+    fn with_dispatchers() -> Option<Net> {
+        (root_or_skip() && dispatchers_or_skip()).then(|| Net::facing(None))
+    }
+
+    /// The fixture on the interface a hook sees the test traffic at: XDP
+    /// and TC ingress on the receiver (vb), TC egress on the sender (va).
+    fn facing(direction: Option<Direction>) -> Net {
+        let fs = Bpffs::new();
+        let paths = fs.paths();
+        let maps = TestMaps::new(&fs);
+        let pair = NetPair::new();
+        let iface = match direction {
+            Some(Direction::Egress) => iface_a(&pair),
+            _ => iface_b(&pair),
+        };
+        Net {
+            iface,
+            pair,
+            maps,
+            paths,
+            fs,
+        }
+    }
+
+    /// The same fixture with extension programs disabled by configuration.
+    fn without_extensions(mut self) -> Net {
+        self.paths = self.paths.without_extensions();
+        self
+    }
+
+    /// Loads a test program: counts as `tag`, returns `ret`.
+    fn prog(&self, kind: Prog, tag: u32, ret: i32) -> TestProg {
+        load_prog(&self.fs, &self.maps, kind, tag, ret)
+    }
+
+    /// Applies `set` to the XDP hook (native mode) of the interface.
+    fn xdp(&self, set: &[DesiredProgram]) -> Result<HookState, NetError> {
+        apply_xdp(&self.paths, &self.iface, XdpMode::Native, set)
+    }
+
+    /// Applies `set` to the TC hook of the interface in `direction`.
+    fn tc(&self, direction: Direction, set: &[DesiredProgram]) -> Result<HookState, NetError> {
+        apply_tc(&self.paths, &self.iface, direction, set)
+    }
+
+    /// Applies `set` to XDP (`None`) or TC in the given direction.
+    fn apply(
+        &self,
+        direction: Option<Direction>,
+        set: &[DesiredProgram],
+    ) -> Result<HookState, NetError> {
+        match direction {
+            None => self.xdp(set),
+            Some(d) => self.tc(d, set),
+        }
+    }
+
+    /// Sends `count` numbered test packets from a to b, starting at `first`.
+    fn send(&self, first: u32, count: u32) {
+        send_udp(&self.pair.path_a(), first, count);
+    }
+
+    /// Asserts that no dispatcher pin is left.
+    fn assert_no_dispatchers(&self) {
+        assert_eq!(self.fs.entries_under("dispatchers"), Vec::<String>::new());
+    }
 }
 
 #[test]
@@ -53,64 +142,52 @@ fn resolve_iface_inside_a_namespace_only() {
 /// One XDP program counts the traffic; detaching stops it and leaves nothing.
 #[test]
 fn xdp_single_program_counts_and_detaches_cleanly() {
-    if !root_or_skip() {
+    let Some(net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let p = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    };
+    let p = net.prog(Prog::Xdp, 1, XDP_PASS);
 
-    let st = apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[p.desired(11, 50, &[XDP_PASS], 1)],
-    )
-    .unwrap();
+    let st = net.xdp(&[p.desired(11, 50, &[XDP_PASS], 1)]).unwrap();
     assert!(st.attached && st.changed);
     assert_eq!(st.programs.len(), 1);
     assert_eq!(st.programs[0].link_id, 11);
     assert_eq!(st.mode, Some(XdpMode::Native));
-    send_udp(&pair.path_a(), 0, 20);
-    assert_eq!(maps.wait_count(1, 20), 20);
+    net.send(0, 20);
+    assert_eq!(net.maps.wait_count(1, 20), 20);
 
     // Same set again: nothing to do.
-    let again = apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[p.desired(11, 50, &[XDP_PASS], 1)],
-    )
-    .unwrap();
+    let again = net.xdp(&[p.desired(11, 50, &[XDP_PASS], 1)]).unwrap();
     assert!(!again.changed && again.attached);
-    let read = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+    let read = hook_state(&net.paths, &net.iface, HookKind::Xdp)
+        .unwrap()
+        .unwrap();
     assert_eq!(read.programs, again.programs);
 
-    let gone = apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    let gone = net.xdp(&[]).unwrap();
     assert!(gone.programs.is_empty());
-    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
-    assert!(hook_state(&paths, &iface, HookKind::Xdp).unwrap().is_none());
+    net.assert_no_dispatchers();
+    assert!(
+        hook_state(&net.paths, &net.iface, HookKind::Xdp)
+            .unwrap()
+            .is_none()
+    );
     // Returns once B's socket has all of them: they went through the hook.
-    send_udp_received(&pair.path_a(), &pair.path_b(), 20, 10);
-    assert_eq!(maps.count(1), 20, "a detached program must not count");
+    send_udp_received(&net.pair.path_a(), &net.pair.path_b(), 20, 10);
+    assert_eq!(net.maps.count(1), 20, "a detached program must not count");
 }
 
 /// Where dispatchers are impossible, a second program is refused with a
 /// message naming the cause, and the first keeps running untouched.
 #[test]
 fn second_xdp_program_is_refused_without_dispatchers() {
-    if !root_or_skip() {
+    let Some(net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
-    let p2 = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
+    };
+    let Net {
+        fs, maps, iface, ..
+    } = &net;
+    let p1 = net.prog(Prog::Xdp, 1, XDP_PASS);
+    let p2 = net.prog(Prog::Xdp, 2, XDP_PASS);
 
     let kernel_refuses = matches!(
         bpfman_net::extension_support().unwrap(),
@@ -127,7 +204,7 @@ fn second_xdp_program_is_refused_without_dispatchers() {
     for (paths, cause) in variants {
         let st = apply_xdp(
             &paths,
-            &iface,
+            iface,
             XdpMode::Native,
             &[p1.desired(1, 50, &[XDP_PASS], 1)],
         )
@@ -141,7 +218,7 @@ fn second_xdp_program_is_refused_without_dispatchers() {
 
         let err = apply_xdp(
             &paths,
-            &iface,
+            iface,
             XdpMode::Native,
             &[
                 p1.desired(1, 50, &[XDP_PASS], 1),
@@ -161,29 +238,29 @@ fn second_xdp_program_is_refused_without_dispatchers() {
             before,
             "a refused attach leaves nothing behind"
         );
-        let st = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+        let st = hook_state(&paths, iface, HookKind::Xdp).unwrap().unwrap();
         assert!(st.attached);
         assert_eq!(st.programs[0].link_id, 1);
 
         let (c1, c2) = (maps.count(1), maps.count(2));
-        send_udp(&pair.path_a(), 0, 5);
+        net.send(0, 5);
         maps.wait_count(1, c1 + 5);
         assert_eq!(maps.count(2), c2);
 
         // Replacing the single program is allowed and atomic (link update).
         let st = apply_xdp(
             &paths,
-            &iface,
+            iface,
             XdpMode::Native,
             &[p2.desired(2, 40, &[XDP_PASS], 2)],
         )
         .unwrap();
         assert_eq!(st.programs[0].link_id, 2);
         let c2 = maps.count(2);
-        send_udp(&pair.path_a(), 5, 5);
+        net.send(5, 5);
         maps.wait_count(2, c2 + 5);
-        apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
-        assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+        apply_xdp(&paths, iface, XdpMode::Native, &[]).unwrap();
+        net.assert_no_dispatchers();
     }
 }
 
@@ -191,109 +268,88 @@ fn second_xdp_program_is_refused_without_dispatchers() {
 /// as not attached, and applying the same set repairs it.
 #[test]
 fn xdp_hook_detached_externally_is_repaired() {
-    if !root_or_skip() {
+    let Some(net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let p = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    };
+    let p = net.prog(Prog::Xdp, 1, XDP_PASS);
     let set = [p.desired(1, 50, &[XDP_PASS], 1)];
-    let st = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();
+    let st = net.xdp(&set).unwrap();
     let link = st.kernel_link_id.expect("XDP link id").to_string();
     bpfman_testkit::run_ok("bpftool", &["link", "detach", "id", &link]);
-    let broken = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+    let broken = hook_state(&net.paths, &net.iface, HookKind::Xdp)
+        .unwrap()
+        .unwrap();
     assert!(!broken.attached);
-    let fixed = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();
+    let fixed = net.xdp(&set).unwrap();
     assert!(fixed.attached && fixed.changed);
     assert_ne!(fixed.kernel_link_id, st.kernel_link_id);
-    send_udp(&pair.path_a(), 0, 5);
-    maps.wait_count(1, 5);
-    apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
-    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    net.send(0, 5);
+    net.maps.wait_count(1, 5);
+    net.xdp(&[]).unwrap();
+    net.assert_no_dispatchers();
 }
 
 /// The XDP mode is one per interface.
 #[test]
 fn xdp_mode_conflict_is_reported() {
-    if !root_or_skip() {
+    let Some(net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths().without_extensions();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
+    };
+    let net = net.without_extensions();
+    let p1 = net.prog(Prog::Xdp, 1, XDP_PASS);
     apply_xdp(
-        &paths,
-        &iface,
+        &net.paths,
+        &net.iface,
         XdpMode::Skb,
         &[p1.desired(1, 50, &[XDP_PASS], 1)],
     )
     .unwrap();
-    let err = apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[p1.desired(1, 50, &[XDP_PASS], 1)],
-    )
-    .unwrap_err();
+    let err = net.xdp(&[p1.desired(1, 50, &[XDP_PASS], 1)]).unwrap_err();
     assert!(matches!(err, NetError::Conflict(_)), "{err}");
     assert!(err.to_string().contains("skb mode"), "{err}");
-    apply_xdp(&paths, &iface, XdpMode::Skb, &[]).unwrap();
+    apply_xdp(&net.paths, &net.iface, XdpMode::Skb, &[]).unwrap();
 }
 
 fn tc_single(direction: Direction) {
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
     // Ingress on the receiver, egress on the sender.
-    let (iface, ns) = match direction {
-        Direction::Ingress => (iface_b(&pair), pair.b.clone()),
-        Direction::Egress => (iface_a(&pair), pair.a.clone()),
+    let net = Net::facing(Some(direction));
+    let ns = match direction {
+        Direction::Ingress => net.pair.b.clone(),
+        Direction::Egress => net.pair.a.clone(),
     };
-    let dev = iface.name.clone();
-    let p1 = load_prog(&fs, &maps, Prog::Tc, 1, TC_ACT_OK);
-    let p2 = load_prog(&fs, &maps, Prog::Tc, 2, TC_ACT_OK);
+    let dev = net.iface.name.clone();
+    let p1 = net.prog(Prog::Tc, 1, TC_ACT_OK);
+    let p2 = net.prog(Prog::Tc, 2, TC_ACT_OK);
 
-    let st = apply_tc(
-        &paths,
-        &iface,
-        direction,
-        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
-    )
-    .unwrap();
+    let st = net
+        .tc(direction, &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)])
+        .unwrap();
     assert!(st.attached);
     let (_, qdisc) = in_ns(&ns, &["tc", "qdisc", "show", "dev", &dev]);
     assert!(qdisc.contains("clsact"), "{qdisc}");
-    send_udp(&pair.path_a(), 0, 10);
-    maps.wait_count(1, 10);
+    net.send(0, 10);
+    net.maps.wait_count(1, 10);
 
     if !matches!(
         bpfman_net::extension_support().unwrap(),
         ExtensionSupport::Supported
     ) {
-        let before = fs.entries_under("dispatchers");
-        let err = apply_tc(
-            &paths,
-            &iface,
-            direction,
-            &[
-                p1.desired(1, 50, &[TC_ACT_PIPE], 1),
-                p2.desired(2, 50, &[TC_ACT_PIPE], 2),
-            ],
-        )
-        .unwrap_err();
+        let before = net.fs.entries_under("dispatchers");
+        let err = net
+            .tc(
+                direction,
+                &[
+                    p1.desired(1, 50, &[TC_ACT_PIPE], 1),
+                    p2.desired(2, 50, &[TC_ACT_PIPE], 2),
+                ],
+            )
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("so only one TC program per interface and direction is possible here"),
             "{err}"
         );
-        assert_eq!(fs.entries_under("dispatchers"), before);
+        assert_eq!(net.fs.entries_under("dispatchers"), before);
     }
 
     // Repair: the filter removed behind bpfman's back is noticed and restored.
@@ -304,28 +360,24 @@ fn tc_single(direction: Direction) {
     };
     let (ok, out) = in_ns(&ns, &["tc", "filter", "del", "dev", &dev, dir]);
     assert!(ok, "{out}");
-    let broken = hook_state(&paths, &iface, HookKind::tc(direction))
+    let broken = hook_state(&net.paths, &net.iface, HookKind::tc(direction))
         .unwrap()
         .unwrap();
     assert!(!broken.attached);
-    let fixed = apply_tc(
-        &paths,
-        &iface,
-        direction,
-        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
-    )
-    .unwrap();
+    let fixed = net
+        .tc(direction, &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)])
+        .unwrap();
     assert!(fixed.attached && fixed.changed);
-    send_udp(&pair.path_a(), 10, 10);
-    maps.wait_count(1, 20);
+    net.send(10, 10);
+    net.maps.wait_count(1, 20);
 
-    apply_tc(&paths, &iface, direction, &[]).unwrap();
+    net.tc(direction, &[]).unwrap();
     let (_, qdisc) = in_ns(&ns, &["tc", "qdisc", "show", "dev", &dev]);
     assert!(
         !qdisc.contains("clsact"),
         "bpfman added the qdisc, so it removes it: {qdisc}"
     );
-    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    net.assert_no_dispatchers();
 }
 
 #[test]
@@ -346,78 +398,54 @@ fn tc_egress_single_program() {
 /// with both directions in use, the qdisc stays until the last one goes.
 #[test]
 fn tc_qdisc_is_removed_only_if_bpfman_added_it() {
-    if !root_or_skip() {
+    let Some(net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths().without_extensions();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let p1 = load_prog(&fs, &maps, Prog::Tc, 1, TC_ACT_OK);
-    let p2 = load_prog(&fs, &maps, Prog::Tc, 2, TC_ACT_OK);
+    };
+    let net = net.without_extensions();
+    let p1 = net.prog(Prog::Tc, 1, TC_ACT_OK);
+    let p2 = net.prog(Prog::Tc, 2, TC_ACT_OK);
     let qdisc = || {
-        in_ns(&pair.b, &["tc", "qdisc", "show", "dev", "vb"])
+        in_ns(&net.pair.b, &["tc", "qdisc", "show", "dev", "vb"])
             .1
             .contains("clsact")
     };
 
     // Ours: both directions, removed with the last one.
-    apply_tc(
-        &paths,
-        &iface,
-        Direction::Ingress,
-        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
-    )
-    .unwrap();
-    apply_tc(
-        &paths,
-        &iface,
-        Direction::Egress,
-        &[p2.desired(2, 50, &[TC_ACT_PIPE], 2)],
-    )
-    .unwrap();
-    apply_tc(&paths, &iface, Direction::Ingress, &[]).unwrap();
+    net.tc(Direction::Ingress, &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)])
+        .unwrap();
+    net.tc(Direction::Egress, &[p2.desired(2, 50, &[TC_ACT_PIPE], 2)])
+        .unwrap();
+    net.tc(Direction::Ingress, &[]).unwrap();
     assert!(qdisc(), "egress still uses it");
-    apply_tc(&paths, &iface, Direction::Egress, &[]).unwrap();
+    net.tc(Direction::Egress, &[]).unwrap();
     assert!(!qdisc());
 
     // Not ours.
-    let (ok, out) = in_ns(&pair.b, &["tc", "qdisc", "add", "dev", "vb", "clsact"]);
+    let (ok, out) = in_ns(&net.pair.b, &["tc", "qdisc", "add", "dev", "vb", "clsact"]);
     assert!(ok, "{out}");
-    apply_tc(
-        &paths,
-        &iface,
-        Direction::Ingress,
-        &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)],
-    )
-    .unwrap();
-    apply_tc(&paths, &iface, Direction::Ingress, &[]).unwrap();
+    net.tc(Direction::Ingress, &[p1.desired(1, 50, &[TC_ACT_PIPE], 1)])
+        .unwrap();
+    net.tc(Direction::Ingress, &[]).unwrap();
     assert!(qdisc(), "a qdisc bpfman did not add is left alone");
-    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    net.assert_no_dispatchers();
 }
 
 /// TCX: three programs at different priorities run in priority order,
 /// equal priorities in attach order, whatever order they were attached in.
 #[test]
 fn tcx_order_follows_priority_then_attach_order() {
-    if !root_or_skip() {
+    let Some(net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
+    };
     // (tag, priority) in attach order.
     let plan = [(1u32, 50), (2, 10), (3, 30), (4, 30)];
     let mut attached: Vec<(i32, bpfman_core::KernelLinkId)> = Vec::new();
     let mut pins = Vec::new();
     for (tag, prio) in plan {
-        let p = load_prog(&fs, &maps, Prog::Tc, tag, TCX_NEXT);
-        let link_pin = paths.link_pin(100 + tag);
+        let p = net.prog(Prog::Tc, tag, TCX_NEXT);
+        let link_pin = net.paths.link_pin(100 + tag);
         let id = match attach_tcx(
-            &iface,
+            &net.iface,
             Direction::Ingress,
             &p.pin,
             prio,
@@ -434,79 +462,61 @@ fn tcx_order_follows_priority_then_attach_order() {
         attached.push((prio, id));
         pins.push(link_pin);
     }
-    let chain = tcx_chain(&iface, Direction::Ingress).unwrap();
+    let chain = tcx_chain(&net.iface, Direction::Ingress).unwrap();
     assert_eq!(chain.len(), 4);
-    send_udp(&pair.path_a(), 0, 3);
-    maps.wait_count(1, 3);
+    net.send(0, 3);
+    net.maps.wait_count(1, 3);
     for n in 0..3 {
-        assert_eq!(maps.trace(n), vec![2, 3, 4, 1], "packet {n}");
+        assert_eq!(net.maps.trace(n), vec![2, 3, 4, 1], "packet {n}");
     }
     // Detach the middle ones: the rest keep their order.
     detach_tcx(&pins[2]).unwrap();
     detach_tcx(&pins[1]).unwrap();
-    send_udp(&pair.path_a(), 3, 2);
-    maps.wait_count(1, 5);
-    assert_eq!(maps.trace(3), vec![4, 1]);
-    assert_eq!(tcx_chain(&iface, Direction::Ingress).unwrap().len(), 2);
+    net.send(3, 2);
+    net.maps.wait_count(1, 5);
+    assert_eq!(net.maps.trace(3), vec![4, 1]);
+    assert_eq!(tcx_chain(&net.iface, Direction::Ingress).unwrap().len(), 2);
     for p in &pins {
         detach_tcx(p).unwrap();
     }
-    assert!(tcx_chain(&iface, Direction::Ingress).unwrap().is_empty());
+    assert!(
+        tcx_chain(&net.iface, Direction::Ingress)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A namespace deleted with programs attached: applying the empty set with
 /// the recorded identity succeeds and cleans every pin; TCX links detach.
 #[test]
 fn deleted_namespace_is_cleaned_by_applying_the_empty_set() {
-    if !root_or_skip() {
+    let Some(mut net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let mut pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let x = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
-    let t = load_prog(&fs, &maps, Prog::Tc, 2, TC_ACT_OK);
-    let tx = load_prog(&fs, &maps, Prog::Tc, 3, TCX_NEXT);
-    apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[x.desired(1, 50, &[XDP_PASS], 1)],
-    )
-    .unwrap();
-    apply_tc(
-        &paths,
-        &iface,
-        Direction::Egress,
-        &[t.desired(2, 50, &[TC_ACT_PIPE], 2)],
-    )
-    .unwrap();
-    let tcx_pin = paths.link_pin(3);
-    let tcx = attach_tcx(&iface, Direction::Ingress, &tx.pin, 50, &[], &tcx_pin);
-    assert!(!pinned_programs(&paths).unwrap().is_empty());
+    };
+    let x = net.prog(Prog::Xdp, 1, XDP_PASS);
+    let t = net.prog(Prog::Tc, 2, TC_ACT_OK);
+    let tx = net.prog(Prog::Tc, 3, TCX_NEXT);
+    net.xdp(&[x.desired(1, 50, &[XDP_PASS], 1)]).unwrap();
+    net.tc(Direction::Egress, &[t.desired(2, 50, &[TC_ACT_PIPE], 2)])
+        .unwrap();
+    let tcx_pin = net.paths.link_pin(3);
+    let tcx = attach_tcx(&net.iface, Direction::Ingress, &tx.pin, 50, &[], &tcx_pin);
+    assert!(!pinned_programs(&net.paths).unwrap().is_empty());
 
-    pair.delete();
+    net.pair.delete();
 
     // Identity recorded at attach time; the namespace file is gone.
-    let xs = apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    let xs = net.xdp(&[]).unwrap();
     assert!(xs.programs.is_empty());
-    apply_tc(&paths, &iface, Direction::Egress, &[]).unwrap();
+    net.tc(Direction::Egress, &[]).unwrap();
     if tcx.is_ok() {
         detach_tcx(&tcx_pin).unwrap();
     }
-    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
-    assert!(pinned_programs(&paths).unwrap().is_empty());
-    assert!(paths.list_hooks().unwrap().is_empty());
+    net.assert_no_dispatchers();
+    assert!(pinned_programs(&net.paths).unwrap().is_empty());
+    assert!(net.paths.list_hooks().unwrap().is_empty());
     // Attaching to the vanished interface is a clear NotFound.
-    let err = apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[x.desired(1, 50, &[XDP_PASS], 1)],
-    )
-    .unwrap_err();
+    let err = net.xdp(&[x.desired(1, 50, &[XDP_PASS], 1)]).unwrap_err();
     assert!(matches!(err, NetError::NotFound(_)), "{err}");
 }
 
@@ -514,47 +524,43 @@ fn deleted_namespace_is_cleaned_by_applying_the_empty_set() {
 /// namespace still exists, and just unpinned when it is gone.
 #[test]
 fn remove_hook_by_key_for_gc() {
-    if !root_or_skip() {
+    let Some(mut net) = Net::new() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let mut pair = NetPair::new();
-    let ib = iface_b(&pair);
-    let ia = iface_a(&pair);
-    let t = load_prog(&fs, &maps, Prog::Tc, 1, TC_ACT_OK);
-    let x = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
+    };
+    let ib = iface_b(&net.pair);
+    let ia = iface_a(&net.pair);
+    let t = net.prog(Prog::Tc, 1, TC_ACT_OK);
+    let x = net.prog(Prog::Xdp, 2, XDP_PASS);
     apply_tc(
-        &paths,
+        &net.paths,
         &ib,
         Direction::Ingress,
         &[t.desired(1, 50, &[TC_ACT_PIPE], 1)],
     )
     .unwrap();
     apply_xdp(
-        &paths,
+        &net.paths,
         &ia,
         XdpMode::Native,
         &[x.desired(2, 50, &[XDP_PASS], 2)],
     )
     .unwrap();
-    let hooks = paths.list_hooks().unwrap();
+    let hooks = net.paths.list_hooks().unwrap();
     assert_eq!(hooks.len(), 2, "{hooks:?}");
 
     // Live namespace: found by inode, filter and qdisc removed.
     let tc_key = ib.key(HookKind::TcIngress);
     assert!(hooks.contains(&tc_key));
-    remove_hook(&paths, &tc_key).unwrap();
-    let (_, qdisc) = in_ns(&pair.b, &["tc", "qdisc", "show", "dev", "vb"]);
+    remove_hook(&net.paths, &tc_key).unwrap();
+    let (_, qdisc) = in_ns(&net.pair.b, &["tc", "qdisc", "show", "dev", "vb"]);
     assert!(!qdisc.contains("clsact"), "{qdisc}");
-    assert_eq!(paths.list_hooks().unwrap(), vec![ia.key(HookKind::Xdp)]);
+    assert_eq!(net.paths.list_hooks().unwrap(), vec![ia.key(HookKind::Xdp)]);
 
     // Gone namespace: pins only.
-    pair.delete();
-    remove_hook(&paths, &ia.key(HookKind::Xdp)).unwrap();
-    assert!(paths.list_hooks().unwrap().is_empty());
-    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
+    net.pair.delete();
+    remove_hook(&net.paths, &ia.key(HookKind::Xdp)).unwrap();
+    assert!(net.paths.list_hooks().unwrap().is_empty());
+    net.assert_no_dispatchers();
 }
 
 // ---------------------------------------------------------------------------
@@ -565,49 +571,36 @@ fn remove_hook_by_key_for_gc() {
 /// changing proceed-on takes effect.
 #[test]
 fn xdp_dispatcher_order_and_proceed_on() {
-    if !root_or_skip() || !dispatchers_or_skip() {
-        return;
+    if root_or_skip() && dispatchers_or_skip() {
+        dispatcher_order_and_proceed_on(Prog::Xdp, None);
     }
-    dispatcher_order_and_proceed_on(Prog::Xdp, None);
 }
 
 #[test]
 fn tc_ingress_dispatcher_order_and_proceed_on() {
-    if !root_or_skip() || !dispatchers_or_skip() {
-        return;
+    if root_or_skip() && dispatchers_or_skip() {
+        dispatcher_order_and_proceed_on(Prog::Tc, Some(Direction::Ingress));
     }
-    dispatcher_order_and_proceed_on(Prog::Tc, Some(Direction::Ingress));
 }
 
 #[test]
 fn tc_egress_dispatcher_order_and_proceed_on() {
-    if !root_or_skip() || !dispatchers_or_skip() {
-        return;
+    if root_or_skip() && dispatchers_or_skip() {
+        dispatcher_order_and_proceed_on(Prog::Tc, Some(Direction::Egress));
     }
-    dispatcher_order_and_proceed_on(Prog::Tc, Some(Direction::Egress));
 }
 
 fn dispatcher_order_and_proceed_on(kind: Prog, direction: Option<Direction>) {
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = match direction {
-        Some(Direction::Egress) => iface_a(&pair),
-        _ => iface_b(&pair),
-    };
+    let net = Net::facing(direction);
     let (pass, stop, proceed) = match kind {
         Prog::Xdp => (XDP_PASS, XDP_DROP, vec![XDP_PASS]),
         Prog::Tc => (TC_ACT_OK, TC_ACT_SHOT, vec![TC_ACT_OK]),
     };
-    let apply = |set: &[bpfman_net::DesiredProgram]| match direction {
-        None => apply_xdp(&paths, &iface, XdpMode::Native, set),
-        Some(d) => apply_tc(&paths, &iface, d, set),
-    };
+    let apply = |set: &[DesiredProgram]| net.apply(direction, set);
     let hook_kind = direction.map_or(HookKind::Xdp, HookKind::tc);
-    let p1 = load_prog(&fs, &maps, kind, 1, pass);
-    let p2 = load_prog(&fs, &maps, kind, 2, stop);
-    let p3 = load_prog(&fs, &maps, kind, 3, pass);
+    let p1 = net.prog(kind, 1, pass);
+    let p2 = net.prog(kind, 2, stop);
+    let p3 = net.prog(kind, 3, pass);
 
     // Attached in the order 1, 2, 3 with priorities 30, 20, 10: runs 3, 2, 1.
     // Program 2 stops everything after it (its action is not in proceed-on).
@@ -622,16 +615,16 @@ fn dispatcher_order_and_proceed_on(kind: Prog, direction: Option<Direction>) {
     assert_eq!(order, vec![3, 2, 1]);
     assert!(st.programs.iter().all(|p| p.slot == Some(p.position)));
     assert_eq!(st.programs[0].priority, Some(10));
-    send_udp(&pair.path_a(), 0, 10);
-    maps.wait_count(2, 10);
+    net.send(0, 10);
+    net.maps.wait_count(2, 10);
     for n in 0..10 {
         assert_eq!(
-            maps.trace(n),
+            net.maps.trace(n),
             vec![3, 2],
             "packet {n}: 1 must not run after 2 stops the chain"
         );
     }
-    assert_eq!(maps.count(1), 0);
+    assert_eq!(net.maps.count(1), 0);
 
     // Proceed also on program 2's action: now 1 runs too.
     let mut set2 = set.clone();
@@ -644,14 +637,15 @@ fn dispatcher_order_and_proceed_on(kind: Prog, direction: Option<Direction>) {
     );
     // Extensions are reused, not reloaded.
     assert_eq!(st2.programs[0].program_id, st.programs[0].program_id);
-    send_udp(&pair.path_a(), 10, 10);
-    maps.wait_count(1, 10);
+    net.send(10, 10);
+    net.maps.wait_count(1, 10);
     for n in 10..20 {
-        assert_eq!(maps.trace(n), vec![3, 2, 1], "packet {n}");
+        assert_eq!(net.maps.trace(n), vec![3, 2, 1], "packet {n}");
     }
 
     // Only the current revision is pinned.
-    let revisions: Vec<String> = fs
+    let revisions: Vec<String> = net
+        .fs
         .entries_under("dispatchers")
         .into_iter()
         .filter(|e| {
@@ -663,29 +657,24 @@ fn dispatcher_order_and_proceed_on(kind: Prog, direction: Option<Direction>) {
     let current = format!("-{}", st2.dispatcher.as_ref().unwrap().program_id);
     assert_eq!(revisions.len(), 1, "{revisions:?}");
     assert!(revisions[0].ends_with(&current), "{revisions:?}");
-    let read = hook_state(&paths, &iface, hook_kind).unwrap().unwrap();
+    let read = hook_state(&net.paths, &net.iface, hook_kind)
+        .unwrap()
+        .unwrap();
     assert_eq!(read.programs, st2.programs);
     assert!(read.attached);
 
     apply(&[]).unwrap();
-    assert_eq!(fs.entries_under("dispatchers"), Vec::<String>::new());
-    assert!(pinned_programs(&paths).unwrap().is_empty());
+    net.assert_no_dispatchers();
+    assert!(pinned_programs(&net.paths).unwrap().is_empty());
 }
 
 /// Equal priorities give the same order whatever order the set is passed in.
 #[test]
 fn dispatcher_equal_priorities_are_deterministic() {
-    if !root_or_skip() || !dispatchers_or_skip() {
+    let Some(net) = Net::with_dispatchers() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let progs: Vec<_> = (1..=3)
-        .map(|t| load_prog(&fs, &maps, Prog::Xdp, t, XDP_PASS))
-        .collect();
+    };
+    let progs: Vec<_> = (1..=3).map(|t| net.prog(Prog::Xdp, t, XDP_PASS)).collect();
     // Link ids deliberately not in attach order.
     let entries = [(7u32, 0usize, 5u64), (5, 1, 6), (9, 2, 6)];
     let mut seen = Vec::new();
@@ -695,9 +684,9 @@ fn dispatcher_equal_priorities_are_deterministic() {
             .map(|(link, p, seq)| progs[*p].desired(*link, 50, &[XDP_PASS], *seq))
             .collect();
         set.rotate_left(rotation);
-        let st = apply_xdp(&paths, &iface, XdpMode::Native, &set).unwrap();
+        let st = net.xdp(&set).unwrap();
         seen.push(st.programs.iter().map(|p| p.link_id).collect::<Vec<_>>());
-        apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+        net.xdp(&[]).unwrap();
     }
     // seq 5 first, then seq 6 by link id.
     assert!(seen.iter().all(|o| *o == vec![7, 5, 9]), "{seen:?}");
@@ -707,37 +696,26 @@ fn dispatcher_equal_priorities_are_deterministic() {
 /// others: every packet is seen by the first and the last program.
 #[test]
 fn xdp_dispatcher_swap_is_atomic_under_traffic() {
-    if !root_or_skip() || !dispatchers_or_skip() {
-        return;
+    if root_or_skip() && dispatchers_or_skip() {
+        swap_under_traffic(None);
     }
-    swap_under_traffic(None);
 }
 
 #[test]
 fn tc_dispatcher_swap_is_atomic_under_traffic() {
-    if !root_or_skip() || !dispatchers_or_skip() {
-        return;
+    if root_or_skip() && dispatchers_or_skip() {
+        swap_under_traffic(Some(Direction::Ingress));
     }
-    swap_under_traffic(Some(Direction::Ingress));
 }
 
 fn swap_under_traffic(direction: Option<Direction>) {
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
+    let net = Net::facing(direction);
     let (kind, pass) = match direction {
         None => (Prog::Xdp, XDP_PASS),
         Some(_) => (Prog::Tc, TC_ACT_OK),
     };
-    let apply = |set: &[bpfman_net::DesiredProgram]| match direction {
-        None => apply_xdp(&paths, &iface, XdpMode::Native, set),
-        Some(d) => apply_tc(&paths, &iface, d, set),
-    };
-    let progs: Vec<_> = (1..=3)
-        .map(|t| load_prog(&fs, &maps, kind, t, pass))
-        .collect();
+    let apply = |set: &[DesiredProgram]| net.apply(direction, set);
+    let progs: Vec<_> = (1..=3).map(|t| net.prog(kind, t, pass)).collect();
     let all: Vec<_> = progs
         .iter()
         .enumerate()
@@ -753,7 +731,7 @@ fn swap_under_traffic(direction: Option<Direction>) {
     const AFTER: u32 = 20;
     let swapped = std::sync::atomic::AtomicBool::new(false);
     let sent = std::sync::atomic::AtomicU32::new(0);
-    let path_a = pair.path_a();
+    let path_a = net.pair.path_a();
     let sender = std::thread::scope(|s| {
         let h = s.spawn(|| {
             let mut after = 0;
@@ -764,10 +742,10 @@ fn swap_under_traffic(direction: Option<Direction>) {
                 let n = sent.load(std::sync::atomic::Ordering::SeqCst);
                 send_udp(&path_a, n, BURST);
                 sent.store(n + BURST, std::sync::atomic::Ordering::SeqCst);
-                maps.wait_count(1, u64::from(n + BURST));
+                net.maps.wait_count(1, u64::from(n + BURST));
             }
         });
-        maps.wait_count(1, u64::from(4 * BURST));
+        net.maps.wait_count(1, u64::from(4 * BURST));
         let st = apply(&[all[0].clone(), all[2].clone()]).unwrap();
         swapped.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(
@@ -778,7 +756,7 @@ fn swap_under_traffic(direction: Option<Direction>) {
     });
     sender.unwrap();
     let total = sent.load(std::sync::atomic::Ordering::SeqCst);
-    let (c1, c2, c3) = (maps.count(1), maps.count(2), maps.count(3));
+    let (c1, c2, c3) = (net.maps.count(1), net.maps.count(2), net.maps.count(3));
     assert_eq!(c1, u64::from(total));
     assert_eq!(
         c3, c1,
@@ -805,26 +783,20 @@ fn xdp_loader_recognises_the_dispatcher() {
         println!("skipped: xdp-loader (xdp-tools) is not installed");
         return;
     }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
-    let p2 = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
-    let st = apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[
+    let net = Net::facing(None);
+    let p1 = net.prog(Prog::Xdp, 1, XDP_PASS);
+    let p2 = net.prog(Prog::Xdp, 2, XDP_PASS);
+    let st = net
+        .xdp(&[
             p1.desired(1, 20, &[XDP_PASS], 1),
             p2.desired(2, 10, &[XDP_PASS, XDP_DROP], 2),
-        ],
-    )
-    .unwrap();
-    let hook_dir = paths.xdp_hook_dir(iface.netns_ino, iface.ifindex);
+        ])
+        .unwrap();
+    let hook_dir = net
+        .paths
+        .xdp_hook_dir(net.iface.netns_ino, net.iface.ifindex);
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &pair.b, "xdp-loader", "status", "vb"])
+        .args(["netns", "exec", &net.pair.b, "xdp-loader", "status", "vb"])
         .env("LIBXDP_BPFFS", &hook_dir)
         .output()
         .unwrap();
@@ -860,47 +832,34 @@ fn xdp_loader_recognises_the_dispatcher() {
     assert_eq!(comps[0][5], "XDP_DROP,XDP_PASS", "{text}");
     assert_eq!(&comps[1][1..4], &["20", "xdp_test", id1.as_str()], "{text}");
     assert_eq!(comps[1][5], "XDP_PASS", "{text}");
-    apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    net.xdp(&[]).unwrap();
 }
 
 /// A change that fails half-way (here: a program whose extension cannot be
 /// loaded) leaves the hook exactly as it was, still running the old set.
 #[test]
 fn failed_change_leaves_the_previous_dispatcher_running() {
-    if !root_or_skip() || !dispatchers_or_skip() {
+    let Some(net) = Net::with_dispatchers() else {
         return;
-    }
-    let fs = Bpffs::new();
-    let paths = fs.paths();
-    let maps = TestMaps::new(&fs);
-    let pair = NetPair::new();
-    let iface = iface_b(&pair);
-    let p1 = load_prog(&fs, &maps, Prog::Xdp, 1, XDP_PASS);
-    let p2 = load_prog(&fs, &maps, Prog::Xdp, 2, XDP_PASS);
-    let good = apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[p1.desired(1, 50, &[XDP_PASS], 1)],
-    )
-    .unwrap();
-    let before = fs.entries_under("dispatchers");
+    };
+    let p1 = net.prog(Prog::Xdp, 1, XDP_PASS);
+    let p2 = net.prog(Prog::Xdp, 2, XDP_PASS);
+    let good = net.xdp(&[p1.desired(1, 50, &[XDP_PASS], 1)]).unwrap();
+    let before = net.fs.entries_under("dispatchers");
     let mut bad = p2.desired(2, 10, &[XDP_PASS], 2);
     bad.extension.function = "no_such_function".into();
-    let err = apply_xdp(
-        &paths,
-        &iface,
-        XdpMode::Native,
-        &[p1.desired(1, 50, &[XDP_PASS], 1), bad],
-    )
-    .unwrap_err();
+    let err = net
+        .xdp(&[p1.desired(1, 50, &[XDP_PASS], 1), bad])
+        .unwrap_err();
     assert!(matches!(err, NetError::NotFound(_)), "{err}");
-    assert_eq!(fs.entries_under("dispatchers"), before);
-    let st = hook_state(&paths, &iface, HookKind::Xdp).unwrap().unwrap();
+    assert_eq!(net.fs.entries_under("dispatchers"), before);
+    let st = hook_state(&net.paths, &net.iface, HookKind::Xdp)
+        .unwrap()
+        .unwrap();
     assert!(st.attached);
     assert_eq!(st.dispatcher, good.dispatcher);
-    send_udp(&pair.path_a(), 0, 5);
-    maps.wait_count(1, 5);
-    assert_eq!(maps.count(2), 0);
-    apply_xdp(&paths, &iface, XdpMode::Native, &[]).unwrap();
+    net.send(0, 5);
+    net.maps.wait_count(1, 5);
+    assert_eq!(net.maps.count(2), 0);
+    net.xdp(&[]).unwrap();
 }
