@@ -104,12 +104,34 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<bpf_prog_info> {
     Ok(info)
 }
 
-/// Program info plus the ids of the maps it uses.
+/// Program info plus the ids of the maps it uses: one call for programs
+/// with up to [`MAP_IDS_GUESS`] maps (`list` does this once per program), a
+/// second when the kernel reports more.
 pub(crate) fn prog_info_with_map_ids(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
-    let info = prog_info(fd)?;
-    let ids = map_ids(fd, info.nr_map_ids)?;
+    let mut ids = vec![0u32; MAP_IDS_GUESS];
+    // SAFETY: plain-old-data kernel struct.
+    let mut info: bpf_prog_info = unsafe { mem::zeroed() };
+    info.nr_map_ids = MAP_IDS_GUESS as u32;
+    info.map_ids = ids.as_mut_ptr() as u64;
+    obj_info(fd, &mut info)?;
+    let n = info.nr_map_ids;
+    // The kernel wrote the ids through the pointer; clear it so the info
+    // handed out does not point into a buffer about to move.
+    info.map_ids = 0;
+    let ids = if n as usize <= MAP_IDS_GUESS {
+        ids.truncate(n as usize);
+        ids
+    } else {
+        map_ids(fd, n)?
+    };
+    info.nr_map_ids = ids.len() as u32;
     Ok((info, ids))
 }
+
+/// How many map ids the first info call of [`prog_info_with_map_ids`] has
+/// room for: most programs use fewer (the tests load one with more, so
+/// both paths run).
+const MAP_IDS_GUESS: usize = 8;
 
 /// The ids of every map the program uses.
 pub fn prog_map_ids(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
@@ -271,7 +293,8 @@ pub fn fd_by_id(space: IdSpace, id: u32) -> io::Result<Option<OwnedFd>> {
 /// (`link_type`, `map_type`, `prog_type`), and falls back on the anon-inode
 /// name (`anon_inode:bpf-prog`, `bpf-map`, `bpf-link`, once `bpf_link`).
 pub(crate) fn object_kind(fd: BorrowedFd<'_>) -> io::Result<ObjectKind> {
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    let mut buf = [0u8; FDINFO_BYTES];
+    let info = fdinfo(fd, &mut buf)?;
     let has = |key: &str| {
         info.lines()
             .any(|l| l.split_once(':').is_some_and(|(k, _)| k.trim() == key))
@@ -295,24 +318,71 @@ pub(crate) fn object_kind(fd: BorrowedFd<'_>) -> io::Result<ObjectKind> {
     })
 }
 
-/// A numeric field of `/proc/self/fdinfo/<fd>` (e.g. `memlock`).
-pub(crate) fn fdinfo_u64(fd: BorrowedFd<'_>, key: &str) -> Option<u64> {
+/// Room for a BPF object's fdinfo (about 300 bytes) with margin.
+const FDINFO_BYTES: usize = 2048;
+
+/// `/proc/self/fdinfo`, opened once per process: `list` reads one fdinfo
+/// per program, and `openat` on this directory skips walking
+/// `/proc/self/fdinfo/` each time. `None` when it cannot be opened (then
+/// the full path is used). bpfman never forks without exec, so the
+/// directory stays this process's.
+fn fdinfo_dir() -> Option<BorrowedFd<'static>> {
+    static DIR: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        std::fs::File::open("/proc/self/fdinfo")
+            .ok()
+            .map(OwnedFd::from)
+    })
+    .as_ref()
+    .map(|fd| fd.as_fd())
+}
+
+/// The text of `fd`'s fdinfo, read into `buf`. The kernel prints a whole
+/// fdinfo in one go, so a read that leaves room in `buf` has all of it.
+fn fdinfo<'b>(fd: BorrowedFd<'_>, buf: &'b mut [u8; FDINFO_BYTES]) -> io::Result<&'b str> {
     use std::io::Read as _;
-    // One read into a buffer that holds a BPF fdinfo whole (about 300 bytes)
-    // instead of read_to_string's stat and growing reads: `list` does this
-    // once per program.
-    let mut f = std::fs::File::open(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
-    let mut buf = [0u8; 2048];
+    let name = CString::new(fd.as_raw_fd().to_string()).map_err(io::Error::other)?;
+    let file = match fdinfo_dir() {
+        Some(dir) => {
+            // SAFETY: `name` is a NUL-terminated string and `dir` an open
+            // directory fd, both alive for the call.
+            let raw = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                )
+            };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: openat just returned this fd and nothing else owns it.
+            std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) })
+        }
+        None => std::fs::File::open(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?,
+    };
+    let mut file = file;
     let mut len = 0;
     while len < buf.len() {
-        match f.read(&mut buf[len..]) {
+        match file.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
+            Err(e) => return Err(e),
         }
     }
-    let text = std::str::from_utf8(&buf[..len]).ok()?;
+    std::str::from_utf8(&buf[..len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// One numeric field of `fd`'s fdinfo (`memlock`, `prog_id`, ...).
+pub(crate) fn fdinfo_u64(fd: BorrowedFd<'_>, key: &str) -> Option<u64> {
+    let mut buf = [0u8; FDINFO_BYTES];
+    let text = fdinfo(fd, &mut buf).ok()?;
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(':')?;
         (k.trim() == key).then(|| v.trim().parse().ok()).flatten()

@@ -23,6 +23,7 @@ static TWO_PROGS: &[u8] = include_bytes!("../../../tests/bpf/two_progs.bpf.o");
 static VERIFIER_REJECT: &[u8] = include_bytes!("../../../tests/bpf/verifier_reject.bpf.o");
 static TRAMPOLINE: &[u8] = include_bytes!("../../../tests/bpf/trampoline.bpf.o");
 static CORE: &[u8] = include_bytes!("../../../tests/bpf/core.bpf.o");
+static TENMAPS: &[u8] = include_bytes!("../../../tests/bpf/tenmaps.bpf.o");
 
 /// The function the uprobe test probes (in this very test binary).
 #[unsafe(no_mangle)]
@@ -232,6 +233,33 @@ fn load_pin_and_facts() {
     unpin(&map_pin).unwrap(); // already gone: fine
     wait_for("program to unload", || program_info(id).unwrap().is_none());
     wait_for("map to go", || !live_map_ids().unwrap().contains(&map_id));
+}
+
+/// Ten maps are more than the first info call has room for: the ids come
+/// from the second call, all ten, the same as the load created.
+#[test]
+fn program_info_lists_every_map_id() {
+    let Some(_env) = Env::new("program_info_lists_every_map_id") else {
+        return;
+    };
+    let programs = [prog("tenmaps", ProgramKind::Tracepoint)];
+    let obj = load_simple(TENMAPS, &programs).unwrap();
+    let id = obj.program_id("tenmaps").unwrap();
+    let mut created: Vec<_> = obj.created_maps().into_iter().map(|(_, m)| m).collect();
+    created.sort();
+    assert_eq!(created.len(), 10, "{created:?}");
+    let mut listed = program_info(id).unwrap().expect("loaded").map_ids;
+    listed.sort();
+    assert_eq!(listed, created);
+    let one_map = load_simple(
+        TP_COUNTER,
+        &[prog("count_sched_switch", ProgramKind::Tracepoint)],
+    )
+    .unwrap();
+    let one_id = one_map.program_id("count_sched_switch").unwrap();
+    let one = program_info(one_id).unwrap().expect("loaded").map_ids;
+    // It also uses its object's global-data map, which created_maps leaves out.
+    assert!(one.contains(&one_map.created_maps()[0].1), "{one:?}");
 }
 
 #[test]
