@@ -1,8 +1,11 @@
 //! The baseline: `bpftool prog load OBJ PIN`, one process per program, into
 //! the benchmark's own bpffs. It loads the same object (program and map) and
-//! pins the program, which is the kernel work a bpfman load also does. Its
-//! unload is `rm PIN`, one process per program: unpinning the only reference
-//! closes the program (and its map), the kernel work a bpfman unload does.
+//! pins the program, which is the kernel work a bpfman load also does. With
+//! all N loaded, `bpftool -j prog show` lists every program of the kernel and
+//! `bpftool -j prog show pinned PIN` shows one: the kernel facts bpfman's list
+//! and get read too. Its unload is `rm PIN`, one process per program:
+//! unpinning the only reference closes the program (and its map), the kernel
+//! work a bpfman unload does.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,16 +15,31 @@ use crate::error::{BenchError, Result};
 use crate::sandbox::check_stop;
 use crate::stats::Samples;
 
-/// Loads `object` `n` times with bpftool, pinning at `<fs>/bench_<i>`, then
-/// unpins each with `rm` (which frees the program); returns the load and the
-/// unpin latencies. Pins left by an error are removed.
-pub fn bpftool_loads(
+/// What bpftool took, per operation, with N programs.
+#[derive(Debug, Default)]
+pub struct Bpftool {
+    /// `bpftool prog load`, one per program.
+    pub load: Samples,
+    /// `bpftool -j prog show`, with all N loaded.
+    pub list: Samples,
+    /// `bpftool -j prog show pinned PIN`, spread over the N.
+    pub get: Samples,
+    /// `rm PIN`, one per program.
+    pub unpin: Samples,
+}
+
+/// Loads `object` `n` times with bpftool, pinning at `<fs>/bench_<i>`, lists
+/// them `list_reps` times and shows up to `gets` of them, then unpins each
+/// with `rm` (which frees the program). Pins left by an error are removed.
+pub fn bpftool_run(
     bpftool: &Path,
     object: &Path,
     fs: &Path,
     n: usize,
-) -> Result<(Samples, Samples)> {
-    let res = load_n(bpftool, object, fs, n).and_then(|loads| {
+    list_reps: usize,
+    gets: usize,
+) -> Result<Bpftool> {
+    let res = load_n(bpftool, object, fs, n).and_then(|load| {
         let present = count_pins(fs)?;
         if present != n {
             return Err(BenchError::Check(format!(
@@ -29,7 +47,29 @@ pub fn bpftool_loads(
                 fs.display()
             )));
         }
-        Ok((loads, unpin_n(fs, n)?))
+        let mut list = Samples::new();
+        for _ in 0..list_reps {
+            check_stop()?;
+            let mut cmd = Command::new(bpftool);
+            cmd.args(["-j", "prog", "show"]).stdin(Stdio::null());
+            list.time(|| run_command(&mut cmd))?;
+        }
+        let mut get = Samples::new();
+        let picks: Vec<usize> = (0..n).collect();
+        for i in crate::spread(&picks, gets) {
+            check_stop()?;
+            let mut cmd = Command::new(bpftool);
+            cmd.args(["-j", "prog", "show", "pinned"])
+                .arg(fs.join(format!("bench_{i}")))
+                .stdin(Stdio::null());
+            get.time(|| run_command(&mut cmd))?;
+        }
+        Ok(Bpftool {
+            load,
+            list,
+            get,
+            unpin: unpin_n(fs, n)?,
+        })
     });
     let left = remove_pins(fs);
     let out = res?;

@@ -213,7 +213,7 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         warm_up(g, &object)?;
     }
     if let Some(fs) = &bpftool_fs {
-        baseline::bpftool_loads(&args.bpftool, &object, fs, 1)?;
+        baseline::bpftool_run(&args.bpftool, &object, fs, 1, 1, 1)?;
     }
     report.phases.push(("warm-up".into(), t.elapsed()));
 
@@ -231,9 +231,9 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         if let Some(fs) = &bpftool_fs {
             let t = Instant::now();
             progress(&format!("bpftool N={n}"));
-            let (loads, unpins) = baseline::bpftool_loads(&args.bpftool, &object, fs, n)?;
-            report.bpftool.push((n, loads));
-            report.bpftool_unpin.push((n, unpins));
+            let b =
+                baseline::bpftool_run(&args.bpftool, &object, fs, n, args.list_reps, args.gets)?;
+            report.bpftool.push((n, b));
             report.phases.push((format!("bpftool N={n}"), t.elapsed()));
         }
         let t = Instant::now();
@@ -410,7 +410,7 @@ fn run_batch(
 }
 
 /// Up to `k` ids evenly spread over `ids` (all of them when k >= len).
-fn spread(ids: &[u32], k: usize) -> Vec<u32> {
+pub(crate) fn spread<T: Copy>(ids: &[T], k: usize) -> Vec<T> {
     if k >= ids.len() {
         return ids.to_vec();
     }

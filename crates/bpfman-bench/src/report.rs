@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::baseline::Bpftool;
 use crate::csi::CsiResult;
 use crate::stats::{Samples, Summary, ms, ratio};
 
@@ -51,10 +52,8 @@ pub struct Report {
     pub header: Vec<String>,
     /// Batches of every mode.
     pub batches: Vec<Batch>,
-    /// bpftool loads per N.
-    pub bpftool: Vec<(usize, Samples)>,
-    /// `rm PIN` of the bpftool-loaded programs per N.
-    pub bpftool_unpin: Vec<(usize, Samples)>,
+    /// bpftool's load, list, get and `rm PIN` per N.
+    pub bpftool: Vec<(usize, Bpftool)>,
     /// Cost of a process that does nothing, per binary.
     pub floor: Vec<crate::baseline::Floor>,
     /// Why bpftool was skipped.
@@ -116,7 +115,6 @@ impl Report {
         self.render_latency(&mut s);
         self.render_drift(&mut s);
         self.render_baseline(&mut s);
-        self.render_unload_ratio(&mut s);
         self.render_floor(&mut s);
         self.render_grpc(&mut s);
         self.render_csi(&mut s);
@@ -162,20 +160,20 @@ impl Report {
             "\n== Load cost as the store grows: first 10% vs last 10% of each batch (ms) ==\n\
              (the Nth load should cost about what the 1st did: no full scans per load)"
         );
-        self.render_drift_of(s, |b| &b.load, &self.bpftool);
+        self.render_drift_of(s, |b| &b.load, |b| &b.load);
         let _ = writeln!(
             s,
             "\n== Unload cost as the store shrinks: first 10% vs last 10% of each batch (ms) ==\n\
              (unloads run from the oldest program on; bpftool = `rm PIN`)"
         );
-        self.render_drift_of(s, |b| &b.unload, &self.bpftool_unpin);
+        self.render_drift_of(s, |b| &b.unload, |b| &b.unpin);
     }
 
     fn render_drift_of(
         &self,
         s: &mut String,
         op: fn(&Batch) -> &Samples,
-        baseline: &[(usize, Samples)],
+        base: fn(&Bpftool) -> &Samples,
     ) {
         let _ = writeln!(
             s,
@@ -184,7 +182,7 @@ impl Report {
         );
         let mut rows: Vec<(&str, usize, &Samples)> =
             self.batches.iter().map(|b| (b.mode, b.n, op(b))).collect();
-        rows.extend(baseline.iter().map(|(n, x)| ("bpftool", *n, x)));
+        rows.extend(self.bpftool.iter().map(|(n, x)| ("bpftool", *n, base(x))));
         for (mode, n, x) in rows {
             if n < 10 {
                 continue;
@@ -214,7 +212,10 @@ impl Report {
     fn render_baseline(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "\n== Baseline: `bpftool prog load OBJ PIN`, one process per load, same run =="
+            "\n== Baseline: bpftool, one process per call, same run ==\n\
+             load: `bpftool prog load OBJ PIN`; list: `bpftool -j prog show` (every\n\
+             program of the kernel) with N loaded; get: `bpftool -j prog show pinned PIN`;\n\
+             unload: `rm PIN`"
         );
         if let Some(why) = &self.bpftool_skipped {
             let _ = writeln!(s, "bpftool: skipped ({why})");
@@ -222,29 +223,53 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "{:<8}{:>7} {:>9} {:>9} {:>9} {:>9}",
-            "N", "count", "mean", "p50", "p99", "max"
+            "{:<8}{:<8}{:>7} {:>9} {:>9} {:>9} {:>9}",
+            "N", "op", "count", "mean", "p50", "p99", "max"
         );
         for (n, x) in &self.bpftool {
-            sum_line(s, &format!("{n:<8}"), x.summary());
+            for (op, y) in [
+                ("load", &x.load),
+                ("list", &x.list),
+                ("get", &x.get),
+                ("unload", &x.unpin),
+            ] {
+                sum_line(s, &format!("{n:<8}{op:<8}"), y.summary());
+            }
         }
+        self.render_ratio(s, "Load", |b| &b.load, |b| &b.load);
+        self.render_ratio(s, "List", |b| &b.list, |b| &b.list);
+        self.render_ratio(s, "Get", |b| &b.get, |b| &b.get);
+        self.render_ratio(s, "Unload", |b| &b.unload, |b| &b.unpin);
+    }
+
+    /// One operation's latency per mode as a ratio to bpftool's, per N.
+    fn render_ratio(
+        &self,
+        s: &mut String,
+        what: &str,
+        op: fn(&Batch) -> &Samples,
+        base: fn(&Bpftool) -> &Samples,
+    ) {
         let _ = writeln!(
             s,
-            "\nLoad latency ratio to bpftool (mean ratio / median ratio):\n{:<8}{:>22}{:>22}{:>22}",
-            "N", "cli / bpftool", "in-process / bpftool", "grpc / bpftool"
+            "\n{what} latency ratio to bpftool (mean ratio / median ratio):\n{:<8}{:>14}{:>22}{:>22}{:>22}",
+            "N", "bpftool p50", "cli / bpftool", "in-process / bpftool", "grpc / bpftool"
         );
         for (n, bt) in &self.bpftool {
-            let Some(base) = bt.summary() else { continue };
+            let Some(base) = base(bt).summary() else {
+                continue;
+            };
             let cell = |mode: &str| -> String {
-                match self.batch(mode, *n).and_then(|b| b.load.summary()) {
+                match self.batch(mode, *n).and_then(|b| op(b).summary()) {
                     Some(x) => format!("{} / {}", ratio(x.mean, base.mean), ratio(x.p50, base.p50)),
                     None => "-".into(),
                 }
             };
             let _ = writeln!(
                 s,
-                "{:<8}{:>22}{:>22}{:>22}",
+                "{:<8}{:>14}{:>22}{:>22}{:>22}",
                 n,
+                ms(base.p50),
                 cell(CLI),
                 cell(IN_PROCESS),
                 cell(GRPC)
@@ -279,7 +304,7 @@ impl Report {
             .bpftool
             .iter()
             .max_by_key(|(n, _)| *n)
-            .and_then(|(_, x)| x.summary())
+            .and_then(|(_, x)| x.load.summary())
             .map(|x| x.p50);
         for f in &self.floor {
             let Some(x) = f.samples.summary() else {
@@ -296,35 +321,6 @@ impl Report {
                 ms(x.p99),
                 r(version),
                 r(load)
-            );
-        }
-    }
-
-    fn render_unload_ratio(&self, s: &mut String) {
-        if self.bpftool_unpin.is_empty() {
-            return;
-        }
-        let _ = writeln!(
-            s,
-            "\nUnload latency ratio to `rm PIN` of a bpftool-loaded program (mean / median):\n{:<8}{:>12}{:>22}{:>22}{:>22}",
-            "N", "rm p50 ms", "cli / rm", "in-process / rm", "grpc / rm"
-        );
-        for (n, bt) in &self.bpftool_unpin {
-            let Some(base) = bt.summary() else { continue };
-            let cell = |mode: &str| -> String {
-                match self.batch(mode, *n).and_then(|b| b.unload.summary()) {
-                    Some(x) => format!("{} / {}", ratio(x.mean, base.mean), ratio(x.p50, base.p50)),
-                    None => "-".into(),
-                }
-            };
-            let _ = writeln!(
-                s,
-                "{:<8}{:>12}{:>22}{:>22}{:>22}",
-                n,
-                ms(base.p50),
-                cell(CLI),
-                cell(IN_PROCESS),
-                cell(GRPC)
             );
         }
     }
