@@ -10,8 +10,8 @@ pub mod actions;
 pub mod auth;
 pub mod dispatcher;
 pub mod error;
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod gc;
 pub mod ids;
 pub mod kind;
