@@ -217,50 +217,21 @@ pub fn plan_gc(s: &GcSnapshot) -> Vec<GcItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kind::ProgramKind;
-    use crate::spec::{AttachSpec, BytecodeSource};
+    use crate::fixtures;
 
-    fn prog(id: u32, owner: u32) -> ProgramRecord {
-        ProgramRecord {
-            id: ProgramId(id),
-            name: format!("p{id}"),
-            kind: ProgramKind::Tracepoint,
-            section: "tracepoint/a/b".into(),
-            attach_fn: None,
-            source: BytecodeSource::File {
-                path: "/x.o".into(),
-            },
-            metadata: Default::default(),
-            global_data: Default::default(),
-            map_owner_id: ProgramId(owner),
-            map_pin_path: format!("/fs/{owner}"),
-            pin_path: format!("/fs/{id}/p{id}"),
-            created_at: 0,
-        }
-    }
-
-    fn link(id: u32, prog: u32, klink: u32) -> LinkRecord {
-        LinkRecord {
-            id: LinkId(id),
-            program_id: ProgramId(prog),
-            spec: AttachSpec::Tracepoint {
-                tracepoint: Some("a/b".into()),
-            },
-            pin_path: format!("/fs/links/{id}"),
-            kernel_link_id: Some(KernelLinkId(klink)),
-            metadata: Default::default(),
-            created_at: 0,
-        }
-    }
+    const FS: &str = "/fs";
 
     fn healthy() -> GcSnapshot {
         let mut s = GcSnapshot::default();
-        s.programs.push(prog(10, 10));
+        s.programs.push(fixtures::program(10, 10, FS));
         s.live_programs.insert(ProgramId(10));
-        s.pins.insert("/fs/10/p10".into());
+        s.pins.insert("/fs/10/p".into());
         s.program_dirs
             .insert(ProgramId(10), ("/fs/10".into(), false));
-        s.links.push(link(1, 10, 55));
+        s.links.push(LinkRecord {
+            kernel_link_id: Some(KernelLinkId(55)),
+            ..fixtures::link(1, 10, FS)
+        });
         s.live_links.insert(KernelLinkId(55));
         s.pins.insert("/fs/links/1".into());
         s.link_pins.insert(LinkId(1), "/fs/links/1".into());
@@ -307,9 +278,9 @@ mod tests {
     fn shared_map_dir_survives_owner_unload() {
         let mut s = GcSnapshot::default();
         // Program 11 uses the maps of 10, which was unloaded.
-        s.programs.push(prog(11, 10));
+        s.programs.push(fixtures::program(11, 10, FS));
         s.live_programs.insert(ProgramId(11));
-        s.pins.insert("/fs/11/p11".into());
+        s.pins.insert("/fs/11/p".into());
         s.program_dirs
             .insert(ProgramId(10), ("/fs/10".into(), false));
         s.program_dirs

@@ -340,6 +340,7 @@ fn path_str(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
     use crate::spec::{BytecodeSource, ProgramRequest};
 
     fn spec(programs: Vec<ProgramRequest>) -> LoadSpec {
@@ -525,13 +526,8 @@ mod tests {
         assert!(plan_load(&s, "/obj.o", &object(), &maps(&["xdp_pass"])).is_ok());
     }
 
-    fn record(id: ProgramId, owner: ProgramId) -> ProgramRecord {
-        crate::fixtures::program(id.get(), owner.get(), "/run/fs")
-    }
-
-    fn map_row(owner: ProgramId, name: &str) -> MapRecord {
-        crate::fixtures::map_row(owner.get(), name, "/run/fs")
-    }
+    /// The bpffs directory of the store rows below.
+    const FS: &str = "/run/fs";
 
     fn shared_plan() -> LoadPlan {
         let s = spec(vec![req("xdp_pass", None, None)]);
@@ -543,15 +539,11 @@ mod tests {
         let mut plan = shared_plan();
         // Program 7 itself shares the maps of 3: the directory is 3's.
         let rows = [
-            map_row(ProgramId(3), "counts"),
-            map_row(ProgramId(3), "other"),
+            fixtures::map_row(3, "counts", FS),
+            fixtures::map_row(3, "other", FS),
         ];
-        plan.share_maps(
-            ProgramId(7),
-            Some(&record(ProgramId(7), ProgramId(3))),
-            &rows,
-        )
-        .unwrap();
+        plan.share_maps(ProgramId(7), Some(&fixtures::program(7, 3, FS)), &rows)
+            .unwrap();
         assert_eq!(plan.shared_owner, Some(ProgramId(3)));
         assert_eq!(
             plan.reuse,
@@ -571,8 +563,8 @@ mod tests {
         assert_eq!(
             plan.share_maps(
                 ProgramId(7),
-                Some(&record(ProgramId(7), ProgramId(7))),
-                &[map_row(ProgramId(7), "other")]
+                Some(&fixtures::program(7, 7, FS)),
+                &[fixtures::map_row(7, "other", FS)]
             ),
             Err(CoreError::FailedPrecondition(
                 "program 7 has no map named 'counts' to share".into()
@@ -631,8 +623,8 @@ mod tests {
         let mut plan = shared_plan();
         plan.share_maps(
             ProgramId(7),
-            Some(&record(ProgramId(7), ProgramId(3))),
-            &[map_row(ProgramId(3), "counts")],
+            Some(&fixtures::program(7, 3, FS)),
+            &[fixtures::map_row(3, "counts", FS)],
         )
         .unwrap();
         let paths = RuntimePaths::new("/run/b");

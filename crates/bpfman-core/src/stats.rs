@@ -221,46 +221,9 @@ pub fn top(prev: &StatsSample, cur: &StatsSample, interval_ns: u64) -> TopSample
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LinkId;
-    use crate::ProgramKind;
-    use crate::spec::{AttachSpec, BytecodeSource};
+    use crate::fixtures;
 
-    fn rec(id: u32, owner: u32, app: Option<&str>) -> ProgramRecord {
-        let mut metadata = crate::Metadata::new();
-        if let Some(a) = app {
-            metadata.insert(APPLICATION_KEY.to_string(), a.to_string());
-        }
-        ProgramRecord {
-            id: ProgramId(id),
-            name: format!("p{id}"),
-            kind: ProgramKind::Tracepoint,
-            section: "tracepoint/sched/sched_switch".into(),
-            attach_fn: None,
-            source: BytecodeSource::File {
-                path: "/x.o".into(),
-            },
-            metadata,
-            global_data: Default::default(),
-            map_owner_id: ProgramId(owner),
-            map_pin_path: String::new(),
-            pin_path: String::new(),
-            created_at: 0,
-        }
-    }
-
-    fn link(id: u32, program_id: u32) -> LinkRecord {
-        LinkRecord {
-            id: LinkId(id),
-            program_id: ProgramId(program_id),
-            spec: AttachSpec::Tracepoint {
-                tracepoint: Some("sched/sched_switch".into()),
-            },
-            pin_path: String::new(),
-            kernel_link_id: None,
-            metadata: Default::default(),
-            created_at: 0,
-        }
-    }
+    const FS: &str = "/fs";
 
     fn counters(pairs: &[(u32, u64, u64)]) -> BTreeMap<ProgramId, RunCounters> {
         pairs
@@ -279,8 +242,15 @@ mod tests {
 
     #[test]
     fn sample_joins_rows_links_maps_and_sums_the_rest() {
-        let records = [rec(7, 7, Some("stats")), rec(9, 7, None), rec(11, 11, None)];
-        let links = [link(1, 7), link(2, 7), link(3, 9)];
+        let records = [
+            ProgramRecord {
+                metadata: fixtures::metadata(&[(APPLICATION_KEY, "stats")]),
+                ..fixtures::program(7, 7, FS)
+            },
+            fixtures::program(9, 7, FS),
+            fixtures::program(11, 11, FS),
+        ];
+        let links = [(1, 7), (2, 7), (3, 9)].map(|(id, p)| fixtures::link(id, p, FS));
         let maps = BTreeMap::from([(
             ProgramId(7),
             vec![MapStats {
@@ -316,7 +286,7 @@ mod tests {
 
     #[test]
     fn top_sorts_by_interval_cpu_and_computes_rates() {
-        let records = [rec(1, 1, None), rec(2, 2, None), rec(3, 3, None)];
+        let records = [1, 2, 3].map(|id| fixtures::program(id, id, FS));
         let prev = sample(
             &records,
             &[],

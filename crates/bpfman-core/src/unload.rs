@@ -66,34 +66,14 @@ pub fn plan_unload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KernelLinkId;
-    use crate::spec::AttachSpec;
+    use crate::fixtures;
 
     fn paths() -> RuntimePaths {
         RuntimePaths::new("/rt")
     }
 
-    fn prog(id: ProgramId, owner: ProgramId) -> ProgramRecord {
-        crate::fixtures::program(id.get(), owner.get(), "/rt/fs")
-    }
-
-    fn link(id: LinkId, program_id: ProgramId) -> LinkRecord {
-        LinkRecord {
-            id,
-            program_id,
-            spec: AttachSpec::Tracepoint {
-                tracepoint: Some("a/b".into()),
-            },
-            pin_path: format!("/rt/fs/links/{id}"),
-            kernel_link_id: Some(KernelLinkId(9)),
-            metadata: Default::default(),
-            created_at: 0,
-        }
-    }
-
-    fn maps(owner: ProgramId) -> Vec<MapRecord> {
-        vec![crate::fixtures::map_row(owner.get(), "m", "/rt/fs")]
-    }
+    /// The bpffs directory of `paths()`.
+    const FS: &str = "/rt/fs";
 
     fn pb(s: &str) -> PathBuf {
         PathBuf::from(s)
@@ -102,11 +82,11 @@ mod tests {
     #[test]
     fn the_last_user_owner_takes_its_maps_and_directory() {
         let plan = plan_unload(
-            &prog(ProgramId(1), ProgramId(1)),
+            &fixtures::program(1, 1, FS),
             &[],
             &[],
             &[ProgramId(1)],
-            &maps(ProgramId(1)),
+            &[fixtures::map_row(1, "m", FS)],
             &paths(),
         );
         assert_eq!(plan.program_pin, pb("/rt/fs/1/p"));
@@ -118,11 +98,11 @@ mod tests {
     #[test]
     fn an_owner_with_sharers_leaves_its_maps_and_directory() {
         let plan = plan_unload(
-            &prog(ProgramId(1), ProgramId(1)),
+            &fixtures::program(1, 1, FS),
             &[],
             &[],
             &[ProgramId(1), ProgramId(2)],
-            &maps(ProgramId(1)),
+            &[fixtures::map_row(1, "m", FS)],
             &paths(),
         );
         assert!(plan.map_pins.is_empty() && plan.dirs.is_empty());
@@ -132,22 +112,22 @@ mod tests {
     #[test]
     fn a_sharer_removes_its_own_directory_and_the_maps_when_last() {
         let plan = plan_unload(
-            &prog(ProgramId(2), ProgramId(1)),
+            &fixtures::program(2, 1, FS),
             &[],
             &[],
             &[ProgramId(1), ProgramId(2)],
-            &maps(ProgramId(1)),
+            &[fixtures::map_row(1, "m", FS)],
             &paths(),
         );
         assert_eq!(plan.dirs, vec![pb("/rt/fs/2")]);
         assert!(plan.map_pins.is_empty() && !plan.remove_maps);
         // The owner was unloaded before: the last sharer cleans its directory.
         let plan = plan_unload(
-            &prog(ProgramId(2), ProgramId(1)),
+            &fixtures::program(2, 1, FS),
             &[],
             &[],
             &[ProgramId(2)],
-            &maps(ProgramId(1)),
+            &[fixtures::map_row(1, "m", FS)],
             &paths(),
         );
         assert_eq!(plan.map_pins, vec![pb("/rt/fs/1/m")]);
@@ -158,12 +138,12 @@ mod tests {
     #[test]
     fn dispatcher_links_are_left_to_their_hooks() {
         let links = [
-            link(LinkId(5), ProgramId(1)),
-            link(LinkId(6), ProgramId(1)),
-            link(LinkId(7), ProgramId(1)),
+            fixtures::link(5, 1, FS),
+            fixtures::link(6, 1, FS),
+            fixtures::link(7, 1, FS),
         ];
         let plan = plan_unload(
-            &prog(ProgramId(1), ProgramId(1)),
+            &fixtures::program(1, 1, FS),
             &links,
             &[LinkId(6)],
             &[ProgramId(1)],

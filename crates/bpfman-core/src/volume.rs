@@ -171,39 +171,24 @@ pub fn plan_volume(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MapId;
-    use crate::kind::ProgramKind;
-    use crate::spec::BytecodeSource;
+    use crate::fixtures;
 
+    const FS: &str = "/fs";
+
+    /// Program `id`, owner of its maps, labelled `md`.
     fn prog(id: u32, md: &[(&str, &str)]) -> ProgramRecord {
         ProgramRecord {
-            id: ProgramId(id),
-            name: "count".into(),
-            kind: ProgramKind::Tracepoint,
-            section: "tracepoint/a/b".into(),
-            attach_fn: None,
-            source: BytecodeSource::File {
-                path: "/x.o".into(),
-            },
-            metadata: md
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            global_data: Default::default(),
-            map_owner_id: ProgramId(id),
-            map_pin_path: format!("/fs/{id}"),
-            pin_path: format!("/fs/{id}/count"),
-            created_at: 0,
+            metadata: fixtures::metadata(md),
+            ..fixtures::program(id, id, FS)
         }
     }
 
-    fn map(owner: u32, name: &str) -> MapRecord {
-        MapRecord {
-            owner_id: ProgramId(owner),
-            name: name.into(),
-            kernel_id: MapId(1),
-            pin_path: format!("/fs/{owner}/{name}"),
-        }
+    /// Map rows `names` of `owner`'s directory.
+    fn maps(owner: u32, names: &[&str]) -> Vec<MapRecord> {
+        names
+            .iter()
+            .map(|n| fixtures::map_row(owner, n, FS))
+            .collect()
     }
 
     fn attrs(a: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -217,11 +202,11 @@ mod tests {
         let progs = vec![
             (
                 prog(1, &[("bpfman.io/application", "stats")]),
-                vec![map(1, "stats_map"), map(1, ".rodata")],
+                maps(1, &["stats_map", ".rodata"]),
             ),
             (
                 prog(2, &[("bpfman.io/application", "other")]),
-                vec![map(2, "other_map")],
+                maps(2, &["other_map"]),
             ),
         ];
         let plan = plan_volume(
@@ -245,7 +230,7 @@ mod tests {
     fn upstream_style_program_and_maps() {
         let progs = vec![(
             prog(1, &[("bpfman.io/ProgramName", "counter")]),
-            vec![map(1, "a"), map(1, "b"), map(1, "c")],
+            maps(1, &["a", "b", "c"]),
         )];
         let plan = plan_volume(
             &attrs(&[
@@ -271,8 +256,8 @@ mod tests {
     #[test]
     fn errors_are_precise() {
         let progs = vec![
-            (prog(1, &[("app", "x")]), vec![map(1, "m")]),
-            (prog(2, &[("app", "x")]), vec![map(2, "m")]),
+            (prog(1, &[("app", "x")]), maps(1, &["m"])),
+            (prog(2, &[("app", "x")]), maps(2, &["m"])),
         ];
         assert!(matches!(
             plan_volume(&attrs(&[]), &progs),
