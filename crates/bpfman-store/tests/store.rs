@@ -1,65 +1,46 @@
 //! Store tests against real SQLite files in temporary directories.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Barrier;
 
 use bpfman_core::action::Action;
+use bpfman_core::fixtures;
 use bpfman_core::spec::{Direction, XdpMode};
 use bpfman_core::volume::VolumeMap;
 use bpfman_core::{
-    AttachSpec, BytecodeSource, LinkRecord, MapRecord, Metadata, ProgramKind, ProgramRecord,
-    Selector, VolumeRecord,
+    AttachSpec, BytecodeSource, LinkRecord, MapRecord, ProgramKind, ProgramRecord, Selector,
+    VolumeRecord,
 };
-use bpfman_core::{KernelLinkId, LinkId, MapId, ProgramId};
+use bpfman_core::{LinkId, MapId, ProgramId};
 use bpfman_store::{SCHEMA_VERSION, Store, StoreError};
 
-fn md(pairs: &[(&str, &str)]) -> Metadata {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+/// The bpffs directory of the rows below (the default runtime dir's).
+const FS: &str = "/run/bpfman/fs";
 
+/// The fixture's program row, of `kind`, labelled `pairs`, recorded at a time
+/// of its own (so that a round trip shows the time is kept).
 fn program(id: u32, owner: u32, kind: ProgramKind, pairs: &[(&str, &str)]) -> ProgramRecord {
     ProgramRecord {
-        id: ProgramId(id),
-        name: format!("prog_{id}"),
         kind,
-        section: kind.as_str().to_string(),
-        attach_fn: None,
-        source: BytecodeSource::File {
-            path: "/obj/prog.o".into(),
-        },
-        metadata: md(pairs),
-        global_data: BTreeMap::new(),
-        map_owner_id: ProgramId(owner),
-        map_pin_path: format!("/run/bpfman/fs/{owner}"),
-        pin_path: format!("/run/bpfman/fs/{id}/prog_{id}"),
+        metadata: fixtures::metadata(pairs),
         created_at: 1_700_000_000 + i64::from(id),
+        ..fixtures::program(id, owner, FS)
     }
 }
 
+/// The fixture's map row, of kernel map `kernel_id`.
 fn map(owner: u32, name: &str, kernel_id: u32) -> MapRecord {
     MapRecord {
-        owner_id: ProgramId(owner),
-        name: name.into(),
         kernel_id: MapId(kernel_id),
-        pin_path: format!("/run/bpfman/fs/{owner}/{name}"),
+        ..fixtures::map_row(owner, name, FS)
     }
 }
 
+/// The fixture's link row, made at a time other than 0.
 fn link(id: u32, program_id: u32) -> LinkRecord {
     LinkRecord {
-        id: LinkId(id),
-        program_id: ProgramId(program_id),
-        spec: AttachSpec::Tracepoint {
-            tracepoint: Some("sched/sched_switch".into()),
-        },
-        pin_path: format!("/run/bpfman/fs/links/{id}"),
-        kernel_link_id: Some(KernelLinkId(100 + id)),
-        metadata: Metadata::new(),
         created_at: 1_700_000_500,
+        ..fixtures::link(id, program_id, FS)
     }
 }
 
@@ -132,7 +113,7 @@ fn every_record_type_round_trips_through_a_reopen() {
             container_pid: None,
         },
         kernel_link_id: None,
-        metadata: md(&[("owner", "me")]),
+        metadata: fixtures::metadata(&[("owner", "me")]),
         ..link(0, 7)
     };
     let l3 = LinkRecord {
@@ -595,7 +576,7 @@ fn duplicates_and_dangling_links_are_refused() {
     // Nothing was overwritten.
     let p = store.get_program(ProgramId(1)).unwrap().unwrap();
     assert_eq!(p.kind, ProgramKind::Xdp);
-    assert_eq!(p.metadata, md(&[("k", "original")]));
+    assert_eq!(p.metadata, fixtures::metadata(&[("k", "original")]));
     assert_eq!(store.maps_of(ProgramId(1)).unwrap(), vec![map(1, "m", 9)]);
     assert_eq!(
         store.list_volumes().unwrap(),
@@ -631,7 +612,7 @@ fn gc_actions_apply_to_the_store_and_ignore_the_filesystem() {
         .unwrap();
     let plan = [
         Action::Unpin {
-            path: "/run/bpfman/fs/1/prog_1".into(),
+            path: "/run/bpfman/fs/1/p".into(),
         },
         Action::RemoveTree {
             path: "/run/bpfman/fs/1".into(),
