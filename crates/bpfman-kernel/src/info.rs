@@ -23,16 +23,55 @@ pub fn program_info(id: ProgramId) -> Result<Option<KernelProgramInfo>, KernelEr
     }
 }
 
+/// What the kernel knows about each of `ids`, in the same order (`None`
+/// for a program that is gone). Long lists are read on a few threads: each
+/// program costs half a dozen syscalls, and `list` asks for all of them.
+pub fn programs_info(ids: &[ProgramId]) -> Result<Vec<Option<KernelProgramInfo>>, KernelError> {
+    const PER_THREAD: usize = 128;
+    let threads = ids.len().div_ceil(PER_THREAD).min(parallelism());
+    if threads <= 1 {
+        return ids.iter().map(|&id| program_info(id)).collect();
+    }
+    let chunk = ids.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = ids
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&id| program_info(id))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for part in parts {
+            let facts = part.join().map_err(|_| {
+                KernelError::Other("a thread reading program facts panicked".into())
+            })??;
+            out.extend(facts);
+        }
+        Ok(out)
+    })
+}
+
+/// CPUs this process may use, at most 4 (more threads buy nothing for a
+/// thousand programs), read once.
+fn parallelism() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4)
+    })
+}
+
 /// Every program loaded in the kernel (by anyone), ascending by id.
 pub fn loaded_programs() -> Result<Vec<KernelProgramInfo>, KernelError> {
-    let mut out = Vec::new();
-    for id in live_program_ids()? {
-        // A program may go away between listing and opening: skip it.
-        if let Some(info) = program_info(id)? {
-            out.push(info);
-        }
-    }
-    Ok(out)
+    let ids: Vec<ProgramId> = live_program_ids()?.into_iter().collect();
+    // A program may go away between listing and opening: skip it.
+    Ok(programs_info(&ids)?.into_iter().flatten().collect())
 }
 
 /// Ids of every live program.

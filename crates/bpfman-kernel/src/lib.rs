@@ -42,7 +42,7 @@ pub use error::KernelError;
 pub use features::{Features, features};
 pub use info::{
     link_id_by_pin, live_link_ids, live_map_ids, live_program_ids, loaded_programs,
-    map_info_by_pin, program_id_by_pin, program_info, rfc3339_utc,
+    map_info_by_pin, program_id_by_pin, program_info, programs_info, rfc3339_utc,
 };
 pub use load::{LoadRequest, LoadedObject, ProgramToLoad, load, object_for_aya, parse_object};
 pub use object::{ObjectProgram, inspect_object, object_maps};

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use aya::maps::{Array, Map, MapData};
 use bpfman_core::spec::GlobalData;
-use bpfman_core::{AttachSpec, ProgramKind};
+use bpfman_core::{AttachSpec, ProgramId, ProgramKind};
 use bpfman_kernel::{
     KernelError, LoadRequest, LoadedObject, ObjectKind, ProgramToLoad, attach, bind_mount,
     ensure_bpffs, features, inspect_object, is_bpffs, is_mountpoint, link_id_by_pin, live_link_ids,
     live_map_ids, live_program_ids, load, loaded_programs, map_info_by_pin, object_maps,
-    open_pinned, program_id_by_pin, program_info, unmount, unpin,
+    open_pinned, program_id_by_pin, program_info, programs_info, unmount, unpin,
 };
 use bpfman_testkit::{RuntimeDir, root_or_skip};
 
@@ -260,6 +260,35 @@ fn program_info_lists_every_map_id() {
     let one = program_info(one_id).unwrap().expect("loaded").map_ids;
     // It also uses its object's global-data map, which created_maps leaves out.
     assert!(one.contains(&one_map.created_maps()[0].1), "{one:?}");
+}
+
+/// A long list is read on several threads; the answers keep the order of
+/// the ids asked, and a program that does not exist reads as `None`.
+#[test]
+fn programs_info_keeps_order_across_threads() {
+    let Some(_env) = Env::new("programs_info_keeps_order_across_threads") else {
+        return;
+    };
+    let obj = load_simple(
+        TP_COUNTER,
+        &[prog("count_sched_switch", ProgramKind::Tracepoint)],
+    )
+    .unwrap();
+    let id = obj.program_id("count_sched_switch").unwrap();
+    let missing = ProgramId(u32::MAX - 7);
+    assert!(program_info(missing).unwrap().is_none());
+    let ids: Vec<ProgramId> = (0..600)
+        .map(|i| if i % 3 == 0 { missing } else { id })
+        .collect();
+    let facts = programs_info(&ids).unwrap();
+    assert_eq!(facts.len(), ids.len());
+    for (i, f) in facts.iter().enumerate() {
+        match f {
+            None => assert_eq!(ids[i], missing, "answer {i}"),
+            Some(k) => assert_eq!((ids[i], k.id), (id, id), "answer {i}"),
+        }
+    }
+    assert!(programs_info(&[]).unwrap().is_empty());
 }
 
 #[test]

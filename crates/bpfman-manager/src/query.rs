@@ -213,13 +213,12 @@ impl Manager {
                 .map(|k| (k.id, k))
                 .collect()
         } else {
-            let mut m = BTreeMap::new();
-            for p in &records {
-                if let Some(k) = bpfman_kernel::program_info(p.id)? {
-                    m.insert(k.id, k);
-                }
-            }
-            m
+            let ids: Vec<ProgramId> = records.iter().map(|p| p.id).collect();
+            bpfman_kernel::programs_info(&ids)?
+                .into_iter()
+                .flatten()
+                .map(|k| (k.id, k))
+                .collect()
         };
         let mut out = Vec::new();
         let mut hooks = HookReads::new();
