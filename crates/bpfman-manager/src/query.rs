@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bpfman_core::metadata::Selector;
 use bpfman_core::model::{LinkRecord, LinkView, MapView, ProgramRecord, ProgramView};
-use bpfman_core::{KernelLinkId, KernelProgramInfo, LinkId, ProgramId, ProgramKind};
+use bpfman_core::{KernelProgramInfo, LinkId, ProgramId, ProgramKind};
 
 use crate::Manager;
 use crate::error::{ManagerError, Result};
@@ -155,16 +155,16 @@ impl Manager {
         });
         match read {
             HookRead::Dispatcher(Some(state)) => {
-                if let Some(hp) = state.programs.iter().find(|hp| hp.link_id == l.id.get()) {
+                if let Some(hp) = state.programs.iter().find(|hp| hp.link_id == l.id) {
                     position = Some(hp.position);
                     slot = hp.slot;
                 }
-                dispatcher_id = state.dispatcher.as_ref().map(|d| ProgramId(d.program_id));
+                dispatcher_id = state.dispatcher.as_ref().map(|d| d.program_id);
             }
             HookRead::Tcx(Some(chain)) => {
                 position = chain
                     .iter()
-                    .find(|t| Some(KernelLinkId(t.kernel_link_id)) == l.kernel_link_id)
+                    .find(|t| t.kernel_link_id.is_some() && t.kernel_link_id == l.kernel_link_id)
                     .map(|t| t.position);
             }
             _ => {}
@@ -244,12 +244,7 @@ impl Manager {
                 users.values().flatten().copied().collect();
             let ours: BTreeMap<ProgramId, String> = bpfman_net::pinned_programs(&self.net_paths())?
                 .into_iter()
-                .map(|(id, pin)| {
-                    (
-                        ProgramId(id),
-                        format!("bpfman dispatcher ({})", pin.display()),
-                    )
-                })
+                .map(|(id, pin)| (id, format!("bpfman dispatcher ({})", pin.display())))
                 .collect();
             for (id, k) in kernel_all {
                 if managed.contains(&id) || all_records.contains(&id) {

@@ -191,7 +191,7 @@ fn bench(
             .iter()
             .enumerate()
             .map(|(i, p)| DesiredProgram {
-                link_id: i as u32 + 1,
+                link_id: bpfman_core::LinkId(i as u32 + 1),
                 program_pin: p.pin.clone(),
                 extension: p.source.clone(),
                 priority: 50,

@@ -34,14 +34,14 @@ use crate::layout::{
     remove_tree, revision_name, slot_marker, unpin,
 };
 use aya_obj::generated::{bpf_prog_info, bpf_prog_type};
-use bpfman_core::{LinkId, ProgramId};
+use bpfman_core::{KernelLinkId, LinkId, ProgramId};
 use bpfman_kernel::sys;
 
 /// One program the manager wants on a hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredProgram {
     /// bpfman link id.
-    pub link_id: u32,
+    pub link_id: LinkId,
     /// Pin of the program as bpfman loaded it (XDP or SCHED_CLS type); what
     /// runs when the program is attached directly.
     pub program_pin: PathBuf,
@@ -67,7 +67,7 @@ pub struct HookState {
     /// XDP attach mode (XDP only).
     pub mode: Option<XdpMode>,
     /// The XDP bpf_link that attaches the hook to the interface (XDP only).
-    pub kernel_link_id: Option<u32>,
+    pub kernel_link_id: Option<KernelLinkId>,
     /// The dispatcher, when programs run through one.
     pub dispatcher: Option<DispatcherInfo>,
     /// Programs in run order.
@@ -85,7 +85,7 @@ pub struct HookState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatcherInfo {
     /// Kernel program id of the dispatcher (also names the revision).
-    pub program_id: u32,
+    pub program_id: ProgramId,
     /// The revision's pin directory.
     pub revision_dir: PathBuf,
 }
@@ -94,17 +94,17 @@ pub struct DispatcherInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookProgram {
     /// bpfman link id.
-    pub link_id: u32,
+    pub link_id: LinkId,
     /// 0-based run position.
     pub position: u32,
     /// Dispatcher slot (`prog<N>`; equal to `position`); `None` when attached directly.
     pub slot: Option<u32>,
     /// Kernel id of what runs: the extension copy in the slot, or the
-    /// program itself when attached directly.
-    pub program_id: u32,
+    /// program itself when attached directly (0 when its pin is unreadable).
+    pub program_id: ProgramId,
     /// Kernel link: the slot's freplace link, or the XDP link when attached
     /// directly (TC filters have none).
-    pub kernel_link_id: Option<u32>,
+    pub kernel_link_id: Option<KernelLinkId>,
     /// Priority recorded in the dispatcher.
     pub priority: Option<i32>,
     /// Proceed-on codes recorded in the dispatcher (always includes
@@ -159,7 +159,7 @@ pub(crate) trait HookOps {
         None
     }
     /// Kernel link of the attachment itself (XDP).
-    fn hook_link_id(&self) -> Option<u32> {
+    fn hook_link_id(&self) -> Option<KernelLinkId> {
         None
     }
     /// "interface" or "interface and direction", for messages.
@@ -171,7 +171,7 @@ fn plan(kind: HookKind, desired: &[DesiredProgram]) -> Result<Vec<&DesiredProgra
     let entries: Vec<HookEntry> = desired
         .iter()
         .map(|p| HookEntry {
-            link_id: LinkId(p.link_id),
+            link_id: p.link_id,
             program_id: ProgramId(0),
             priority: p.priority,
             proceed_on: p.proceed_on.clone(),
@@ -188,7 +188,7 @@ fn plan(kind: HookKind, desired: &[DesiredProgram]) -> Result<Vec<&DesiredProgra
     dispatcher::validate_set(kind, &entries)?;
     Ok(dispatcher::order(&entries)
         .iter()
-        .filter_map(|e| desired.iter().find(|p| p.link_id == e.link_id.get()))
+        .filter_map(|e| desired.iter().find(|p| p.link_id == e.link_id))
         .collect())
 }
 
@@ -198,7 +198,7 @@ fn use_dispatcher(
     paths: &NetPaths,
     ops: &dyn HookOps,
     n: usize,
-    current: &[(u32, PathBuf)],
+    current: &[(LinkId, PathBuf)],
 ) -> Result<bool, NetError> {
     let refusal = if paths.extensions_disabled() {
         Some("extension programs are disabled by configuration".to_string())
@@ -390,12 +390,14 @@ fn apply_dispatcher(
     let revisions_dir = ops.revisions_dir();
     let revisions = read_revisions(&revisions_dir)?;
     let directs = read_direct(ops.hook_dir())?;
-    let wanted: Vec<(u32, u32)> = ordered
+    let wanted: Vec<(u32, LinkId)> = ordered
         .iter()
         .enumerate()
         .map(|(i, p)| (i as u32, p.link_id))
         .collect();
-    if let Some(cur) = revisions.iter().find(|r| Some(r.dispatcher_id) == running)
+    if let Some(cur) = revisions
+        .iter()
+        .find(|r| Some(r.dispatcher_id.get()) == running)
         && revisions.len() == 1
         && directs.is_empty()
         && cur.slots == wanted
@@ -407,8 +409,8 @@ fn apply_dispatcher(
 
     let d = load_dispatcher(flavor, &slots)?;
     let rev = RevisionPins {
-        dir: revisions_dir.join(revision_name(key.ifindex, d.id)),
-        dispatcher_id: d.id,
+        dir: revisions_dir.join(revision_name(key.ifindex, ProgramId(d.id))),
+        dispatcher_id: ProgramId(d.id),
         slots: wanted.clone(),
     };
     mkdir_p(&rev.dir)?;
@@ -476,7 +478,7 @@ pub(crate) fn read_state(ops: &mut dyn HookOps) -> Result<Option<HookState>, Net
     // The revision the kernel runs; without one, the newest (to show and repair).
     let rev = revisions
         .iter()
-        .find(|r| Some(r.dispatcher_id) == running)
+        .find(|r| Some(r.dispatcher_id.get()) == running)
         .or_else(|| revisions.iter().max_by_key(|r| r.dispatcher_id));
     if let Some(rev) = rev {
         let config = sys::open_prog(&rev.dispatcher_pin())
@@ -488,19 +490,23 @@ pub(crate) fn read_state(ops: &mut dyn HookOps) -> Result<Option<HookState>, Net
                 link_id: *link_id,
                 position: position as u32,
                 slot: Some(*slot),
-                program_id: sys::open_prog(&rev.prog_pin(*slot)).map_or(0, |(_, i)| i.id),
-                kernel_link_id: sys::open_link(&rev.link_pin(*slot)).ok().map(|(_, i)| i.id),
+                program_id: ProgramId(
+                    sys::open_prog(&rev.prog_pin(*slot)).map_or(0, |(_, i)| i.id),
+                ),
+                kernel_link_id: sys::open_link(&rev.link_pin(*slot))
+                    .ok()
+                    .map(|(_, i)| KernelLinkId(i.id)),
                 priority: cfg.map(|c| c.priority as i32),
                 proceed_on: cfg.map_or_else(Vec::new, |c| proceed_on_codes(key.kind, c.mask)),
             });
         }
-        state.attached = running == Some(rev.dispatcher_id);
+        state.attached = running == Some(rev.dispatcher_id.get());
         state.dispatcher = Some(DispatcherInfo {
             program_id: rev.dispatcher_id,
             revision_dir: rev.dir.clone(),
         });
     } else if let Some((link_id, pin)) = directs.first() {
-        let program_id = sys::open_prog(pin).map_or(0, |(_, i)| i.id);
+        let program_id = ProgramId(sys::open_prog(pin).map_or(0, |(_, i)| i.id));
         state.programs.push(HookProgram {
             link_id: *link_id,
             position: 0,
@@ -510,7 +516,7 @@ pub(crate) fn read_state(ops: &mut dyn HookOps) -> Result<Option<HookState>, Net
             priority: None,
             proceed_on: Vec::new(),
         });
-        state.attached = program_id != 0 && running == Some(program_id);
+        state.attached = program_id.get() != 0 && running == Some(program_id.get());
     }
     Ok(Some(state))
 }

@@ -21,9 +21,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use bpfman_core::RuntimePaths;
 use bpfman_core::dispatcher::{HookKey, HookKind};
 use bpfman_core::spec::Direction;
+use bpfman_core::{LinkId, ProgramId, RuntimePaths};
 
 use crate::error::NetError;
 
@@ -109,7 +109,7 @@ impl NetPaths {
     }
 
     /// `<fs>/links/<link_id>`: where a TCX link is pinned.
-    pub fn link_pin(&self, link_id: u32) -> PathBuf {
+    pub fn link_pin(&self, link_id: LinkId) -> PathBuf {
         self.fs.join("links").join(link_id.to_string())
     }
 
@@ -226,9 +226,9 @@ pub(crate) fn prune_up(paths: &NetPaths, dir: &Path) {
 pub(crate) struct RevisionPins {
     pub(crate) dir: PathBuf,
     /// Kernel id of the dispatcher program (from the directory name).
-    pub(crate) dispatcher_id: u32,
+    pub(crate) dispatcher_id: ProgramId,
     /// `(slot, link_id)` pairs from the `slot<N>-link<ID>` pins, by slot.
-    pub(crate) slots: Vec<(u32, u32)>,
+    pub(crate) slots: Vec<(u32, LinkId)>,
 }
 
 impl RevisionPins {
@@ -242,7 +242,7 @@ impl RevisionPins {
         self.dir.join("dispatcher")
     }
     /// The slot of `link_id` in this revision.
-    pub(crate) fn slot_of(&self, link_id: u32) -> Option<u32> {
+    pub(crate) fn slot_of(&self, link_id: LinkId) -> Option<u32> {
         self.slots
             .iter()
             .find(|(_, l)| *l == link_id)
@@ -251,12 +251,12 @@ impl RevisionPins {
 }
 
 /// Name of a revision directory.
-pub(crate) fn revision_name(ifindex: u32, dispatcher_id: u32) -> String {
+pub(crate) fn revision_name(ifindex: u32, dispatcher_id: ProgramId) -> String {
     format!("dispatch-{ifindex}-{dispatcher_id}")
 }
 
 /// Name of the pin recording that slot `slot` belongs to link `link_id`.
-pub(crate) fn slot_marker(slot: u32, link_id: u32) -> String {
+pub(crate) fn slot_marker(slot: u32, link_id: LinkId) -> String {
     format!("slot{slot}-link{link_id}")
 }
 
@@ -270,7 +270,7 @@ pub(crate) fn read_revisions(parent: &Path) -> Result<Vec<RevisionPins>, NetErro
         let Some((_, id)) = rest.split_once('-') else {
             continue;
         };
-        let Ok(dispatcher_id) = id.parse::<u32>() else {
+        let Ok(dispatcher_id) = id.parse::<ProgramId>() else {
             continue;
         };
         let dir = parent.join(&name);
@@ -278,7 +278,7 @@ pub(crate) fn read_revisions(parent: &Path) -> Result<Vec<RevisionPins>, NetErro
         for pin in read_dir_names(&dir)? {
             if let Some(rest) = pin.strip_prefix("slot")
                 && let Some((s, l)) = rest.split_once("-link")
-                && let (Ok(s), Ok(l)) = (s.parse::<u32>(), l.parse::<u32>())
+                && let (Ok(s), Ok(l)) = (s.parse::<u32>(), l.parse::<LinkId>())
             {
                 slots.push((s, l));
             }
@@ -294,11 +294,11 @@ pub(crate) fn read_revisions(parent: &Path) -> Result<Vec<RevisionPins>, NetErro
 }
 
 /// `direct-<link_id>` pins of a hook directory: `(link_id, path)`.
-pub(crate) fn read_direct(hook: &Path) -> Result<Vec<(u32, PathBuf)>, NetError> {
+pub(crate) fn read_direct(hook: &Path) -> Result<Vec<(LinkId, PathBuf)>, NetError> {
     let mut out = Vec::new();
     for name in read_dir_names(hook)? {
         if let Some(id) = name.strip_prefix("direct-")
-            && let Ok(id) = id.parse::<u32>()
+            && let Ok(id) = id.parse::<LinkId>()
         {
             out.push((id, hook.join(&name)));
         }
@@ -321,15 +321,18 @@ mod tests {
             p.tc_hook_dir(7, 2, Direction::Egress),
             PathBuf::from("/run/bpfman/fs/dispatchers/tc/7_2/egress")
         );
-        assert_eq!(p.link_pin(9), PathBuf::from("/run/bpfman/fs/links/9"));
+        assert_eq!(
+            p.link_pin(LinkId(9)),
+            PathBuf::from("/run/bpfman/fs/links/9")
+        );
         let key = HookKey {
             kind: HookKind::TcxIngress,
             netns_ino: 1,
             ifindex: 1,
         };
         assert_eq!(p.hook_dir(&key), None);
-        assert_eq!(revision_name(3, 88), "dispatch-3-88");
-        assert_eq!(slot_marker(2, 17), "slot2-link17");
+        assert_eq!(revision_name(3, ProgramId(88)), "dispatch-3-88");
+        assert_eq!(slot_marker(2, LinkId(17)), "slot2-link17");
     }
 
     #[test]
@@ -346,10 +349,10 @@ mod tests {
         fs::write(p.xdp_hook_dir(5, 2).join("direct-4"), b"").unwrap();
         let revs = read_revisions(&p.xdp_hook_dir(5, 2).join("xdp")).unwrap();
         assert_eq!(revs.len(), 1);
-        assert_eq!(revs[0].dispatcher_id, 40);
-        assert_eq!(revs[0].slots, vec![(0, 12), (1, 9)]);
-        assert_eq!(revs[0].slot_of(9), Some(1));
-        assert_eq!(read_direct(&p.xdp_hook_dir(5, 2)).unwrap()[0].0, 4);
+        assert_eq!(revs[0].dispatcher_id, ProgramId(40));
+        assert_eq!(revs[0].slots, vec![(0, LinkId(12)), (1, LinkId(9))]);
+        assert_eq!(revs[0].slot_of(LinkId(9)), Some(1));
+        assert_eq!(read_direct(&p.xdp_hook_dir(5, 2)).unwrap()[0].0, LinkId(4));
         let hooks = p.list_hooks().unwrap();
         assert_eq!(
             hooks,

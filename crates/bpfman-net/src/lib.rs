@@ -126,7 +126,9 @@ pub fn open_pinned_program(pin: &std::path::Path) -> Result<std::os::fd::OwnedFd
 /// Kernel ids of every program bpfman pinned for dispatchers (dispatchers,
 /// extension copies, directly attached programs), with their pins: what
 /// `list --all` shows as bpfman-owned.
-pub fn pinned_programs(paths: &NetPaths) -> Result<Vec<(u32, std::path::PathBuf)>, NetError> {
+pub fn pinned_programs(
+    paths: &NetPaths,
+) -> Result<Vec<(bpfman_core::ProgramId, std::path::PathBuf)>, NetError> {
     let mut out = Vec::new();
     let mut stack = vec![paths.dispatchers_dir()];
     while let Some(dir) = stack.pop() {
@@ -139,7 +141,7 @@ pub fn pinned_programs(paths: &NetPaths) -> Result<Vec<(u32, std::path::PathBuf)
                 || name.starts_with("direct-"))
                 && let Ok((_, info)) = bpfman_kernel::sys::open_prog(&path)
             {
-                out.push((info.id, path));
+                out.push((bpfman_core::ProgramId(info.id), path));
             }
         }
     }

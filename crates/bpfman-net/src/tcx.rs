@@ -9,9 +9,9 @@ use std::path::Path;
 use aya_obj::generated::{
     BPF_F_AFTER, BPF_F_BEFORE, BPF_F_ID, BPF_F_LINK, bpf_attach_type, bpf_prog_type,
 };
-use bpfman_core::KernelLinkId;
 use bpfman_core::dispatcher::{TcxAnchor, tcx_anchor};
 use bpfman_core::spec::Direction;
+use bpfman_core::{KernelLinkId, ProgramId};
 use bpfman_kernel::sys;
 
 use crate::error::NetError;
@@ -24,9 +24,9 @@ pub struct TcxProgram {
     /// 0-based run position.
     pub position: u32,
     /// Kernel program id.
-    pub program_id: u32,
-    /// Kernel link id (0 for programs attached without a link).
-    pub kernel_link_id: u32,
+    pub program_id: ProgramId,
+    /// Kernel link id (`None` for programs attached without a link).
+    pub kernel_link_id: Option<KernelLinkId>,
 }
 
 fn attach_type(direction: Direction) -> bpf_attach_type {
@@ -161,8 +161,8 @@ pub fn tcx_chain(iface: &Iface, direction: Direction) -> Result<Vec<TcxProgram>,
         .enumerate()
         .map(|(i, e)| TcxProgram {
             position: i as u32,
-            program_id: e.prog_id,
-            kernel_link_id: e.link_id,
+            program_id: ProgramId(e.prog_id),
+            kernel_link_id: (e.link_id != 0).then_some(KernelLinkId(e.link_id)),
         })
         .collect())
 }

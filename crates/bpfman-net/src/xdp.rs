@@ -5,6 +5,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use bpfman_core::KernelLinkId;
 use bpfman_core::dispatcher::{HookKey, HookKind};
 use bpfman_core::spec::XdpMode;
 
@@ -259,7 +260,7 @@ impl HookOps for XdpOps<'_> {
         self.link.as_ref().map(|l| l.mode).or(self.mode)
     }
 
-    fn hook_link_id(&self) -> Option<u32> {
-        self.link.as_ref().map(|l| l.info.id)
+    fn hook_link_id(&self) -> Option<KernelLinkId> {
+        self.link.as_ref().map(|l| KernelLinkId(l.info.id))
     }
 }

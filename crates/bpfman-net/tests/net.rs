@@ -150,7 +150,7 @@ fn xdp_single_program_counts_and_detaches_cleanly() {
     let st = net.xdp(&[p.desired(11, 50, &[XDP_PASS], 1)]).unwrap();
     assert!(st.attached && st.changed);
     assert_eq!(st.programs.len(), 1);
-    assert_eq!(st.programs[0].link_id, 11);
+    assert_eq!(st.programs[0].link_id.get(), 11);
     assert_eq!(st.mode, Some(XdpMode::Native));
     net.send(0, 20);
     assert_eq!(net.maps.wait_count(1, 20), 20);
@@ -213,7 +213,7 @@ fn second_xdp_program_is_refused_without_dispatchers() {
             st.dispatcher.is_none(),
             "single-program mode attaches directly"
         );
-        assert_eq!(st.programs[0].program_id, p1.id);
+        assert_eq!(st.programs[0].program_id.get(), p1.id);
         let before = fs.entries_under("dispatchers");
 
         let err = apply_xdp(
@@ -240,7 +240,7 @@ fn second_xdp_program_is_refused_without_dispatchers() {
         );
         let st = hook_state(&paths, iface, HookKind::Xdp).unwrap().unwrap();
         assert!(st.attached);
-        assert_eq!(st.programs[0].link_id, 1);
+        assert_eq!(st.programs[0].link_id.get(), 1);
 
         let (c1, c2) = (maps.count(1), maps.count(2));
         net.send(0, 5);
@@ -255,7 +255,7 @@ fn second_xdp_program_is_refused_without_dispatchers() {
             &[p2.desired(2, 40, &[XDP_PASS], 2)],
         )
         .unwrap();
-        assert_eq!(st.programs[0].link_id, 2);
+        assert_eq!(st.programs[0].link_id.get(), 2);
         let c2 = maps.count(2);
         net.send(5, 5);
         maps.wait_count(2, c2 + 5);
@@ -443,7 +443,7 @@ fn tcx_order_follows_priority_then_attach_order() {
     let mut pins = Vec::new();
     for (tag, prio) in plan {
         let p = net.prog(Prog::Tc, tag, TCX_NEXT);
-        let link_pin = net.paths.link_pin(100 + tag);
+        let link_pin = net.paths.link_pin(bpfman_core::LinkId(100 + tag));
         let id = match attach_tcx(
             &net.iface,
             Direction::Ingress,
@@ -499,7 +499,7 @@ fn deleted_namespace_is_cleaned_by_applying_the_empty_set() {
     net.xdp(&[x.desired(1, 50, &[XDP_PASS], 1)]).unwrap();
     net.tc(Direction::Egress, &[t.desired(2, 50, &[TC_ACT_PIPE], 2)])
         .unwrap();
-    let tcx_pin = net.paths.link_pin(3);
+    let tcx_pin = net.paths.link_pin(bpfman_core::LinkId(3));
     let tcx = attach_tcx(&net.iface, Direction::Ingress, &tx.pin, 50, &[], &tcx_pin);
     assert!(!pinned_programs(&net.paths).unwrap().is_empty());
 
@@ -611,7 +611,7 @@ fn dispatcher_order_and_proceed_on(kind: Prog, direction: Option<Direction>) {
     ];
     let st = apply(&set).unwrap();
     assert!(st.attached);
-    let order: Vec<u32> = st.programs.iter().map(|p| p.link_id).collect();
+    let order: Vec<u32> = st.programs.iter().map(|p| p.link_id.get()).collect();
     assert_eq!(order, vec![3, 2, 1]);
     assert!(st.programs.iter().all(|p| p.slot == Some(p.position)));
     assert_eq!(st.programs[0].priority, Some(10));
@@ -685,7 +685,12 @@ fn dispatcher_equal_priorities_are_deterministic() {
             .collect();
         set.rotate_left(rotation);
         let st = net.xdp(&set).unwrap();
-        seen.push(st.programs.iter().map(|p| p.link_id).collect::<Vec<_>>());
+        seen.push(
+            st.programs
+                .iter()
+                .map(|p| p.link_id.get())
+                .collect::<Vec<_>>(),
+        );
         net.xdp(&[]).unwrap();
     }
     // seq 5 first, then seq 6 by link id.
@@ -749,7 +754,10 @@ fn swap_under_traffic(direction: Option<Direction>) {
         let st = apply(&[all[0].clone(), all[2].clone()]).unwrap();
         swapped.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(
-            st.programs.iter().map(|p| p.link_id).collect::<Vec<_>>(),
+            st.programs
+                .iter()
+                .map(|p| p.link_id.get())
+                .collect::<Vec<_>>(),
             vec![1, 3]
         );
         h.join()

@@ -219,7 +219,7 @@ impl TestProg {
         seq: u64,
     ) -> DesiredProgram {
         DesiredProgram {
-            link_id,
+            link_id: bpfman_core::LinkId(link_id),
             program_pin: self.pin.clone(),
             extension: self.source.clone(),
             priority,
