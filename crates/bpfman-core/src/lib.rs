@@ -2,11 +2,12 @@
 //!
 //! Domain types (programs, maps, links, volumes), parsing and validation of
 //! user input, and planners that turn a snapshot of facts into decisions
-//! (`plan_gc`, `plan_volume`, `plan_load`, `plan_unload`). Nothing here performs I/O: the
+//! (`plan_gc`, `plan_volume`, `plan_load`, `plan_attach`, `plan_unload`). Nothing here performs I/O: the
 //! manager fetches facts, calls a planner, and executes the returned actions.
 
 pub mod action;
 pub mod actions;
+pub mod attach;
 pub mod auth;
 pub mod dispatcher;
 pub mod error;

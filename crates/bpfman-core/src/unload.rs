@@ -3,14 +3,19 @@
 
 use std::path::PathBuf;
 
-use crate::model::{LinkRecord, MapRecord, ProgramRecord};
+use crate::ProgramId;
+use crate::attach::dispatcher_hooks;
+use crate::model::{LinkRecord, MapRecord, NetLinkRecord, ProgramRecord};
 use crate::paths::RuntimePaths;
-use crate::{LinkId, ProgramId};
+use crate::spec::XdpMode;
 
 /// What one unload removes, in the order the manager removes it (a fault
 /// point sits after the links, the program pin, and the maps and dirs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnloadPlan {
+    /// The dispatcher hooks its links are on, each once, with their XDP
+    /// mode: re-applied first without those links.
+    pub hooks: Vec<(NetLinkRecord, XdpMode)>,
     /// Pins of the links that are not a dispatcher's, in link order (the
     /// dispatcher links are detached through their hooks first).
     pub link_pins: Vec<PathBuf>,
@@ -24,18 +29,24 @@ pub struct UnloadPlan {
     pub remove_maps: bool,
 }
 
-/// Plans the unload of `prog`: `links` are its links (`dispatched` those
-/// attached through a dispatcher), `map_users` every program using its map
-/// owner's directory (itself included) and `owner_maps` that directory's rows.
+/// Plans the unload of `prog`: `links` are its links (`net` the hook rows of
+/// those that have one), `map_users` every program using its map owner's
+/// directory (itself included) and `owner_maps` that directory's rows.
 pub fn plan_unload(
     prog: &ProgramRecord,
     links: &[LinkRecord],
-    dispatched: &[LinkId],
+    net: &[NetLinkRecord],
     map_users: &[ProgramId],
     owner_maps: &[MapRecord],
     paths: &RuntimePaths,
 ) -> UnloadPlan {
     let owner = prog.map_owner_id;
+    let refs: Vec<&LinkRecord> = links.iter().collect();
+    let hooks = dispatcher_hooks(&refs, net);
+    let dispatched = |l: &LinkRecord| {
+        net.iter()
+            .any(|n| n.link_id == l.id && n.hook.kind.uses_dispatcher())
+    };
     // The owner's directory goes when its last user goes, unless the owner
     // itself is still recorded (then its own unload removes it).
     let remove_maps = map_users.iter().all(|p| *p == prog.id);
@@ -51,9 +62,10 @@ pub fn plan_unload(
         dirs.push(paths.program_dir(prog.id));
     }
     UnloadPlan {
+        hooks,
         link_pins: links
             .iter()
-            .filter(|l| !dispatched.contains(&l.id))
+            .filter(|l| !dispatched(l))
             .map(|l| PathBuf::from(&l.pin_path))
             .collect(),
         program_pin: PathBuf::from(&prog.pin_path),
@@ -66,6 +78,8 @@ pub fn plan_unload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LinkId;
+    use crate::dispatcher::{HookKey, HookKind};
     use crate::fixtures;
 
     fn paths() -> RuntimePaths {
@@ -142,10 +156,22 @@ mod tests {
             fixtures::link(6, 1, FS),
             fixtures::link(7, 1, FS),
         ];
+        let hook = |link, kind| NetLinkRecord {
+            link_id: LinkId(link),
+            hook: HookKey {
+                kind,
+                netns_ino: 1,
+                ifindex: 2,
+            },
+            iface: "eth0".into(),
+            netns: None,
+        };
+        // 6 is on the XDP dispatcher; 7 is a TCX link, pinned like 5.
+        let net = [hook(6, HookKind::Xdp), hook(7, HookKind::TcxIngress)];
         let plan = plan_unload(
             &fixtures::program(1, 1, FS),
             &links,
-            &[LinkId(6)],
+            &net,
             &[ProgramId(1)],
             &[],
             &paths(),
@@ -154,5 +180,6 @@ mod tests {
             plan.link_pins,
             vec![pb("/rt/fs/links/5"), pb("/rt/fs/links/7")]
         );
+        assert_eq!(plan.hooks, vec![(net[0].clone(), XdpMode::Native)]);
     }
 }

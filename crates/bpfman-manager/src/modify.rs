@@ -1,9 +1,11 @@
 //! Attach, detach and unload: kernel effects with undo, then one store commit.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
+use bpfman_core::attach::{AttachFacts, AttachRoute, dispatcher_hooks, plan_attach};
 use bpfman_core::metadata::{self, Metadata};
-use bpfman_core::model::{LinkRecord, LinkView};
+use bpfman_core::model::{LinkRecord, LinkView, NetLinkRecord};
 use bpfman_core::unload::plan_unload;
 use bpfman_core::{AttachSpec, LinkId, ProgramId};
 
@@ -22,37 +24,72 @@ impl Manager {
             ManagerError::not_found(format!("program {id} is not managed by bpfman"))
         })?;
         let spec = spec.resolve(prog.kind, &prog.section, &prog.name)?;
+        let target = self.net_target(&spec)?;
+        let hook_links = match &target {
+            Some((_, key)) => crate::net::links_on(&store, key)?,
+            None => Vec::new(),
+        };
         // Nothing is written before the kernel work succeeds: the id is
         // taken in the final transaction (insert_link moves the counter), and
         // one whose pin a crashed attach left behind is skipped.
-        let mut link_id = store.peek_next_link_id()?;
-        while self.paths.link_pin(link_id).symlink_metadata().is_ok() {
-            link_id = LinkId(
-                link_id
-                    .get()
-                    .checked_add(1)
-                    .ok_or_else(|| ManagerError::internal("link ids are exhausted"))?,
-            );
-        }
         let links_dir = self.paths.links_dir();
-        let pin = self.paths.link_pin(link_id);
+        let pinned: BTreeSet<LinkId> = bpfman_kernel::fs::read_dir(&links_dir)?
+            .iter()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        let facts = AttachFacts {
+            next_link_id: store.peek_next_link_id()?,
+            pinned: &pinned,
+            links_dir_exists: links_dir.exists(),
+            hook_links: &hook_links,
+        };
+        let plan = plan_attach(&spec, facts, &self.paths)
+            .ok_or_else(|| ManagerError::internal("link ids are exhausted"))?;
+        let link_id = plan.link_id;
 
         let mut undo = UndoLog::default();
         let mut net: Option<crate::net::NetAttached> = None;
         let result = (|| -> Result<LinkRecord> {
-            if !links_dir.exists() {
-                create_dir(&links_dir)?;
-                undo.push(Undo::RemoveDir(links_dir.clone()));
+            if let Some(dir) = &plan.create_links_dir {
+                create_dir(dir)?;
+                undo.push(Undo::RemoveDir(dir.clone()));
             }
-            let (pin_path, kernel_link_id) = if crate::net::hook_of(&spec).is_some() {
-                let a = self.attach_net(&store, &prog, &spec, link_id)?;
-                let r = (a.pin_path.clone(), a.kernel_link_id);
-                net = Some(a);
-                r
-            } else {
-                let k = bpfman_kernel::attach(Path::new(&prog.pin_path), prog.kind, &spec, &pin)?;
-                undo.push(Undo::RemovePin(pin.clone()));
-                (path_str(&pin), k)
+            let prog_pin = Path::new(&prog.pin_path);
+            let (pin_path, kernel_link_id) = match (&plan.route, &target) {
+                (AttachRoute::Link { pin }, _) => {
+                    let k = bpfman_kernel::attach(prog_pin, prog.kind, &spec, pin)?;
+                    undo.push(Undo::RemovePin(pin.clone()));
+                    (path_str(pin), k)
+                }
+                (
+                    AttachRoute::Tcx {
+                        pin,
+                        priority,
+                        neighbours,
+                    },
+                    Some((iface, key)),
+                ) => {
+                    let direction = key
+                        .kind
+                        .direction()
+                        .ok_or_else(|| ManagerError::internal("TCX hook without a direction"))?;
+                    let k = bpfman_net::attach_tcx(
+                        iface, direction, prog_pin, *priority, neighbours, pin,
+                    )?;
+                    undo.push(Undo::RemovePin(pin.clone()));
+                    (path_str(pin), Some(k))
+                }
+                (AttachRoute::Dispatcher { kind }, Some((iface, _))) => {
+                    let a = self.attach_dispatched(&store, &prog, &spec, link_id, iface, *kind)?;
+                    let r = (a.pin_path.clone(), a.kernel_link_id);
+                    net = Some(a);
+                    r
+                }
+                _ => {
+                    return Err(ManagerError::internal(
+                        "network attach without an interface",
+                    ));
+                }
             };
             self.fault(FaultPoint::AttachAttached)?;
             let rec = LinkRecord {
@@ -66,8 +103,13 @@ impl Manager {
             };
             store.write(|tx| -> Result<()> {
                 tx.insert_link(&rec)?;
-                if let Some(a) = &net {
-                    tx.insert_net_link(&a.record)?;
+                if let (Some((_, key)), Some((_, iface, netns))) = (&target, spec.hook()) {
+                    tx.insert_net_link(&NetLinkRecord {
+                        link_id,
+                        hook: *key,
+                        iface: iface.to_string(),
+                        netns: netns.map(str::to_string),
+                    })?;
                 }
                 self.fault(FaultPoint::AttachBeforeCommit)
             })?;
@@ -82,7 +124,7 @@ impl Manager {
             Err(e) => {
                 undo.rollback();
                 if let Some(a) = &net {
-                    self.undo_attach_net(&store, a);
+                    self.undo_attach_dispatched(&store, link_id, a);
                 }
                 Err(e)
             }
@@ -96,16 +138,16 @@ impl Manager {
         let link = store
             .get_link(link_id)?
             .ok_or_else(|| ManagerError::not_found(format!("link {link_id} does not exist")))?;
-        let dispatcher = store
-            .net_link(link_id)?
-            .is_some_and(|n| n.hook.kind.uses_dispatcher());
+        let net: Vec<NetLinkRecord> = store.net_link(link_id)?.into_iter().collect();
+        let hooks = dispatcher_hooks(&[&link], &net);
         let mut undo = UndoLog::default();
-        let mut touched = Vec::new();
+        let mut detached = false;
         let result = (|| -> Result<()> {
-            if dispatcher {
-                touched = self.detach_net(&store, &[&link])?;
-            } else {
+            if hooks.is_empty() {
                 release_pin(Path::new(&link.pin_path), &mut undo)?;
+            } else {
+                self.detach_hooks(&store, &hooks, &BTreeSet::from([link_id]))?;
+                detached = true;
             }
             self.fault(FaultPoint::DetachUnpinnedLink)?;
             store.write(|tx| -> Result<()> {
@@ -113,8 +155,8 @@ impl Manager {
                 self.fault(FaultPoint::DetachBeforeCommit)
             })
         })();
-        if result.is_err() {
-            self.restore_hooks(&store, &touched);
+        if result.is_err() && detached {
+            self.restore_hooks(&store, &hooks);
         }
         finish(undo, result)?;
         tracing::info!(link = link_id.get(), "detached");
@@ -133,29 +175,18 @@ impl Manager {
         let owner = prog.map_owner_id;
         let map_users = store.programs_using_maps_of(owner)?;
         let owner_maps = store.maps_of(owner)?;
-        let mut dispatched = Vec::new();
+        let mut net = Vec::new();
         for l in &links {
-            if store
-                .net_link(l.id)?
-                .is_some_and(|n| n.hook.kind.uses_dispatcher())
-            {
-                dispatched.push(l);
-            }
+            net.extend(store.net_link(l.id)?);
         }
-        let dispatched_ids: Vec<LinkId> = dispatched.iter().map(|l| l.id).collect();
-        let plan = plan_unload(
-            &prog,
-            &links,
-            &dispatched_ids,
-            &map_users,
-            &owner_maps,
-            &self.paths,
-        );
+        let plan = plan_unload(&prog, &links, &net, &map_users, &owner_maps, &self.paths);
+        let skip: BTreeSet<LinkId> = links.iter().map(|l| l.id).collect();
 
         let mut undo = UndoLog::default();
-        let mut touched = Vec::new();
+        let mut detached = false;
         let result = (|| -> Result<()> {
-            touched = self.detach_net(&store, &dispatched)?;
+            self.detach_hooks(&store, &plan.hooks, &skip)?;
+            detached = true;
             for pin in &plan.link_pins {
                 release_pin(pin, &mut undo)?;
             }
@@ -177,8 +208,8 @@ impl Manager {
                 self.fault(FaultPoint::UnloadBeforeCommit)
             })
         })();
-        if result.is_err() {
-            self.restore_hooks(&store, &touched);
+        if result.is_err() && detached {
+            self.restore_hooks(&store, &plan.hooks);
         }
         finish(undo, result)?;
         tracing::info!(id = id.get(), name = %prog.name, "unloaded");

@@ -19,51 +19,6 @@ use sha2::{Digest, Sha256};
 use crate::error::{ManagerError, Result};
 use crate::{Manager, path_str};
 
-/// The hook an attach spec targets: kind, interface, namespace path
-/// (`None` for a TC/TCX spec not yet resolved, which has no direction).
-pub(crate) fn hook_of(spec: &AttachSpec) -> Option<(HookKind, &str, Option<&str>)> {
-    match spec {
-        AttachSpec::Xdp { iface, netns, .. } => Some((HookKind::Xdp, iface, netns.as_deref())),
-        AttachSpec::Tc {
-            iface,
-            direction,
-            netns,
-            ..
-        } => direction.map(|d| (HookKind::tc(d), iface.as_str(), netns.as_deref())),
-        AttachSpec::Tcx {
-            iface,
-            direction,
-            netns,
-            ..
-        } => direction.map(|d| (HookKind::tcx(d), iface.as_str(), netns.as_deref())),
-        _ => None,
-    }
-}
-
-fn priority_of(spec: &AttachSpec) -> (i32, Vec<i32>) {
-    match spec {
-        AttachSpec::Xdp {
-            priority,
-            proceed_on,
-            ..
-        }
-        | AttachSpec::Tc {
-            priority,
-            proceed_on,
-            ..
-        } => (*priority, proceed_on.clone()),
-        AttachSpec::Tcx { priority, .. } => (*priority, Vec::new()),
-        _ => (0, Vec::new()),
-    }
-}
-
-fn mode_of(spec: &AttachSpec) -> XdpMode {
-    match spec {
-        AttachSpec::Xdp { mode, .. } => *mode,
-        _ => XdpMode::Native,
-    }
-}
-
 /// sha256 hex of object bytes.
 pub(crate) fn digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -82,13 +37,28 @@ pub(crate) fn recorded_iface(n: &NetLinkRecord) -> Iface {
     }
 }
 
-/// What attaching a network program produced, for the link row.
+/// What attaching through a dispatcher produced, for the link row and undo.
 pub(crate) struct NetAttached {
-    pub(crate) record: NetLinkRecord,
+    /// The hook's pin directory (the link row's pin path).
     pub(crate) pin_path: String,
+    /// The XDP link that attaches the hook (XDP only).
     pub(crate) kernel_link_id: Option<KernelLinkId>,
+    kind: HookKind,
     iface: Iface,
     mode: XdpMode,
+}
+
+/// The recorded links on a hook.
+pub(crate) fn links_on(store: &Store, key: &HookKey) -> Result<Vec<LinkRecord>> {
+    store
+        .net_links_on(key)?
+        .into_iter()
+        .map(|n| {
+            store.get_link(n.link_id)?.ok_or_else(|| {
+                ManagerError::internal(format!("link {} has a hook but no row", n.link_id))
+            })
+        })
+        .collect()
 }
 
 impl Manager {
@@ -115,9 +85,8 @@ impl Manager {
             .into_iter()
             .map(|m| (m.name, PathBuf::from(m.pin_path)))
             .collect();
-        let (priority, proceed_on) = priority_of(spec);
         Ok(DesiredProgram {
-            link_id: link_id.get(),
+            link_id,
             program_pin: PathBuf::from(&prog.pin_path),
             extension: ExtensionSource {
                 // With section names aya reads as bpfman's table says (`tc`).
@@ -126,8 +95,8 @@ impl Manager {
                 maps,
                 globals: prog.global_data.clone(),
             },
-            priority,
-            proceed_on,
+            priority: spec.priority(),
+            proceed_on: spec.proceed_on().to_vec(),
             attached_seq: u64::from(link_id.get()),
         })
     }
@@ -142,15 +111,11 @@ impl Manager {
         extra: Option<DesiredProgram>,
         skip: &BTreeSet<LinkId>,
     ) -> Result<HookState> {
-        let key = iface.key(kind);
         let mut desired = Vec::new();
-        for n in store.net_links_on(&key)? {
-            if skip.contains(&n.link_id) {
+        for link in links_on(store, &iface.key(kind))? {
+            if skip.contains(&link.id) {
                 continue;
             }
-            let link = store.get_link(n.link_id)?.ok_or_else(|| {
-                ManagerError::internal(format!("link {} has a hook but no row", n.link_id))
-            })?;
             let prog = store.get_program(link.program_id)?.ok_or_else(|| {
                 ManagerError::internal(format!(
                     "link {} names missing program {}",
@@ -175,120 +140,76 @@ impl Manager {
         })
     }
 
-    /// Attaches a network program (kernel side only; the caller records it).
-    pub(crate) fn attach_net(
-        &self,
-        store: &Store,
-        prog: &ProgramRecord,
-        spec: &AttachSpec,
-        link_id: LinkId,
-    ) -> Result<NetAttached> {
-        let (kind, iface_name, netns) =
-            hook_of(spec).ok_or_else(|| ManagerError::internal("not a network attach"))?;
+    /// Resolves a network spec's interface (this reads its namespace): the
+    /// interface and the hook key, or `None` for a non-network spec.
+    pub(crate) fn net_target(&self, spec: &AttachSpec) -> Result<Option<(Iface, HookKey)>> {
+        let Some((kind, iface_name, netns)) = spec.hook() else {
+            return Ok(None);
+        };
         if let Some(ns) = netns {
             check_netns_path(ns)?;
         }
         let iface = Iface::resolve(netns.map(Path::new), iface_name)?;
         let key = iface.key(kind);
-        let record = NetLinkRecord {
-            link_id,
-            hook: key,
-            iface: iface_name.to_string(),
-            netns: netns.map(str::to_string),
-        };
-        let mode = mode_of(spec);
-        if let Some(direction) = kind.direction().filter(|_| !kind.uses_dispatcher()) {
-            // TCX: one kernel link per program, placed by priority among ours.
-            let mut others = Vec::new();
-            for n in store.net_links_on(&key)? {
-                if let Some(l) = store.get_link(n.link_id)?
-                    && let Some(k) = l.kernel_link_id
-                {
-                    others.push((priority_of(&l.spec).0, k));
-                }
-            }
-            let pin = self.paths.link_pin(link_id);
-            let (priority, _) = priority_of(spec);
-            let k = bpfman_net::attach_tcx(
-                &iface,
-                direction,
-                Path::new(&prog.pin_path),
-                priority,
-                &others,
-                &pin,
-            )?;
-            return Ok(NetAttached {
-                record,
-                pin_path: path_str(&pin),
-                kernel_link_id: Some(k),
-                iface,
-                mode,
-            });
-        }
+        Ok(Some((iface, key)))
+    }
+
+    /// Attaches a network program through its hook's dispatcher (kernel
+    /// side only; the caller records it).
+    pub(crate) fn attach_dispatched(
+        &self,
+        store: &Store,
+        prog: &ProgramRecord,
+        spec: &AttachSpec,
+        link_id: LinkId,
+        iface: &Iface,
+        kind: HookKind,
+    ) -> Result<NetAttached> {
         let new = self.desired(store, prog, link_id, spec)?;
-        let state = self.apply_hook(store, &iface, kind, mode, Some(new), &BTreeSet::new())?;
+        let mode = spec.xdp_mode();
+        let state = self.apply_hook(store, iface, kind, mode, Some(new), &BTreeSet::new())?;
         Ok(NetAttached {
-            record,
             pin_path: path_str(&state.pin_dir),
-            kernel_link_id: state.kernel_link_id.map(KernelLinkId),
-            iface,
+            kernel_link_id: state.kernel_link_id,
+            kind,
+            iface: iface.clone(),
             mode,
         })
     }
 
-    /// Undoes `attach_net` after a later step failed (the link is not recorded).
-    pub(crate) fn undo_attach_net(&self, store: &Store, a: &NetAttached) {
-        let r = if a.record.hook.kind.uses_dispatcher() {
-            self.apply_hook(
-                store,
-                &a.iface,
-                a.record.hook.kind,
-                a.mode,
-                None,
-                &BTreeSet::new(),
-            )
-            .map(|_| ())
-        } else {
-            bpfman_kernel::unpin(Path::new(&a.pin_path)).map_err(ManagerError::from)
-        };
+    /// Undoes `attach_dispatched` after a later step failed (the link is
+    /// not recorded): the hook runs its recorded set again.
+    pub(crate) fn undo_attach_dispatched(&self, store: &Store, link_id: LinkId, a: &NetAttached) {
+        let r = self.apply_hook(store, &a.iface, a.kind, a.mode, None, &BTreeSet::new());
         if let Err(e) = r {
             tracing::error!(
-                "undo of network attach {} failed: {e}; run `bpfman gc --prune`",
-                a.record.link_id
+                "undo of network attach {link_id} failed: {e}; run `bpfman gc --prune`"
             );
         }
     }
 
-    /// Removes dispatcher links from their hooks (kernel side): each touched
-    /// hook runs its recorded set minus `links`. Returns the hooks touched, so
-    /// a later failure can restore them with [`Manager::restore_hooks`].
-    pub(crate) fn detach_net(
+    /// Makes each of `hooks` run its recorded links minus `skip` (kernel side
+    /// of detaching dispatcher links). On failure the hooks already changed
+    /// run their recorded sets again; after a later failure the caller
+    /// restores them all with [`Manager::restore_hooks`].
+    pub(crate) fn detach_hooks(
         &self,
         store: &Store,
-        links: &[&LinkRecord],
-    ) -> Result<Vec<(NetLinkRecord, XdpMode)>> {
-        let skip: BTreeSet<LinkId> = links.iter().map(|l| l.id).collect();
-        let mut touched: Vec<(NetLinkRecord, XdpMode)> = Vec::new();
-        for l in links {
-            let Some(n) = store.net_link(l.id)? else {
-                continue;
-            };
-            if !n.hook.kind.uses_dispatcher() || touched.iter().any(|(t, _)| t.hook == n.hook) {
-                continue;
-            }
-            let mode = mode_of(&l.spec);
+        hooks: &[(NetLinkRecord, XdpMode)],
+        skip: &BTreeSet<LinkId>,
+    ) -> Result<()> {
+        for (done, (n, mode)) in hooks.iter().enumerate() {
             if let Err(e) =
-                self.apply_hook(store, &recorded_iface(&n), n.hook.kind, mode, None, &skip)
+                self.apply_hook(store, &recorded_iface(n), n.hook.kind, *mode, None, skip)
             {
-                self.restore_hooks(store, &touched);
+                self.restore_hooks(store, &hooks[..done]);
                 return Err(e);
             }
-            touched.push((n, mode));
         }
-        Ok(touched)
+        Ok(())
     }
 
-    /// Makes hooks run their recorded sets again (undo of `detach_net`).
+    /// Makes hooks run their recorded sets again (undo of `detach_hooks`).
     pub(crate) fn restore_hooks(&self, store: &Store, hooks: &[(NetLinkRecord, XdpMode)]) {
         for (n, mode) in hooks {
             if let Err(e) = self.apply_hook(
@@ -320,7 +241,7 @@ impl Manager {
             }
             let mode = store
                 .get_link(n.link_id)?
-                .map(|l| mode_of(&l.spec))
+                .map(|l| l.spec.xdp_mode())
                 .unwrap_or_default();
             match self.apply_hook(
                 &store,
