@@ -137,7 +137,7 @@ fn convert_prog_info(info: &bpf_prog_info, map_ids: Vec<u32>, memlock: u64) -> K
         } else {
             rfc3339_utc(boot_time() + Duration::from_nanos(info.load_time))
         },
-        tag: info.tag.iter().map(|b| format!("{b:02x}")).collect(),
+        tag: hex(&info.tag),
         gpl_compatible: info.gpl_compatible() != 0,
         map_ids: map_ids.into_iter().map(MapId).collect(),
         btf_id: info.btf_id,
@@ -226,12 +226,50 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    // By hand: `list --all` formats one per program, and format! costs ~3k
+    // instructions a call.
+    let mut out = String::with_capacity(20);
+    let parts = [
+        (y.max(0) as u64, 4, '-'),
+        (u64::from(m), 2, '-'),
+        (u64::from(d), 2, 'T'),
+        (rem / 3600, 2, ':'),
+        ((rem % 3600) / 60, 2, ':'),
+        (rem % 60, 2, 'Z'),
+    ];
+    for (v, width, sep) in parts {
+        push_padded(&mut out, v, width);
+        out.push(sep);
+    }
+    out
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits.
+fn push_padded(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = buf.len() - start;
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(len)));
+    out.extend(buf[start..].iter().map(|&c| char::from(c)));
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01
@@ -264,6 +302,12 @@ mod tests {
         assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
         assert_eq!(at(1_735_689_600), "2025-01-01T00:00:00Z");
         assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xd4, 0xff]), "000fd4ff");
+        assert_eq!(hex(&[]), "");
     }
 
     #[test]
