@@ -109,6 +109,8 @@ impl Manager {
         execute(&fx.map_steps, &mut loaded, &mut System, undo)?;
         self.fault(FaultPoint::LoadPinnedMaps)?;
 
+        // What `list` shows of each program, read once now: it never changes.
+        let facts = bpfman_kernel::programs_info(&answer.program_ids)?;
         // Dispatchers reload XDP/TC programs as extensions from the same bytes.
         let object_digest = (!fx.keep_object.is_empty()).then(|| crate::net::digest(bytes));
         store.write(|tx| -> Result<()> {
@@ -123,6 +125,9 @@ impl Manager {
             }
             for m in &fx.maps {
                 tx.insert_map(m)?;
+            }
+            for k in facts.iter().flatten() {
+                tx.put_kernel_info(k)?;
             }
             self.fault(FaultPoint::LoadBeforeCommit)
         })?;

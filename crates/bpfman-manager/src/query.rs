@@ -204,22 +204,32 @@ impl Manager {
         for p in everyone {
             users.entry(p.map_owner_id).or_default().push(p.id);
         }
-        // Kernel facts: of every program only when the unmanaged ones are
-        // listed too; else of the listed ones alone (a node may run hundreds
-        // of programs bpfman does not manage).
-        let kernel_all: BTreeMap<ProgramId, KernelProgramInfo> = if f.all {
-            bpfman_kernel::loaded_programs()?
-                .into_iter()
-                .map(|k| (k.id, k))
+        // Kernel facts: those recorded at load for the managed programs that
+        // still live (one id walk, no syscalls per program); the kernel is
+        // asked only for the rest: managed programs recorded before facts
+        // were kept, and with `all` the programs bpfman did not load (a node
+        // may run hundreds, so only when they are listed).
+        let recorded = store.kernel_infos()?;
+        let live = bpfman_kernel::live_program_ids()?;
+        let unknown: Vec<ProgramId> = if f.all {
+            live.iter()
+                .filter(|id| !recorded.contains_key(id))
+                .copied()
                 .collect()
         } else {
-            let ids: Vec<ProgramId> = records.iter().map(|p| p.id).collect();
-            bpfman_kernel::programs_info(&ids)?
+            records
+                .iter()
+                .map(|p| p.id)
+                .filter(|id| live.contains(id) && !recorded.contains_key(id))
+                .collect()
+        };
+        let mut kernel_all: BTreeMap<ProgramId, KernelProgramInfo> =
+            bpfman_kernel::programs_info(&unknown)?
                 .into_iter()
                 .flatten()
                 .map(|k| (k.id, k))
-                .collect()
-        };
+                .collect();
+        kernel_all.extend(recorded.into_iter().filter(|(id, _)| live.contains(id)));
         let mut out = Vec::new();
         let mut hooks = HookReads::new();
         for p in records {

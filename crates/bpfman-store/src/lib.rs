@@ -11,10 +11,12 @@
 //! readers run beside the writer, and writers queue behind a 30 s busy timeout.
 
 mod error;
+mod facts;
 mod net;
 mod queries;
 mod schema;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,8 @@ use bpfman_core::action::Action;
 use bpfman_core::dispatcher::HookKey;
 use bpfman_core::model::NetLinkRecord;
 use bpfman_core::{
-    LinkId, LinkRecord, MapRecord, ProgramId, ProgramKind, ProgramRecord, Selector, VolumeRecord,
+    KernelProgramInfo, LinkId, LinkRecord, MapRecord, ProgramId, ProgramKind, ProgramRecord,
+    Selector, VolumeRecord,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, FileControl, OpenFlags, Transaction, TransactionBehavior};
@@ -291,6 +294,12 @@ impl Store {
         net::object_of(&self.conn, program_id.get())
     }
 
+    /// The kernel facts recorded at load, by program id (programs loaded
+    /// before schema version 3 have none).
+    pub fn kernel_infos(&self) -> Result<BTreeMap<ProgramId, KernelProgramInfo>> {
+        facts::kernel_infos(&self.conn)
+    }
+
     /// Number of recorded programs.
     pub fn program_count(&self) -> Result<u64> {
         queries::program_count(&self.conn)
@@ -358,6 +367,11 @@ impl StoreTx<'_> {
     /// Records the network hook of a link (after the link row).
     pub fn insert_net_link(&self, n: &NetLinkRecord) -> Result<()> {
         net::insert_net_link(&self.tx, n)
+    }
+
+    /// Records the kernel facts of a program just loaded (after its row).
+    pub fn put_kernel_info(&self, info: &KernelProgramInfo) -> Result<()> {
+        facts::put_kernel_info(&self.tx, info)
     }
 
     /// Keeps the object bytes a program was loaded from (deduplicated by digest).

@@ -275,6 +275,7 @@ pub(crate) fn delete_program(conn: &Connection, id: u32) -> Result<bool> {
     conn.prepare_cached("DELETE FROM links WHERE program_id = ?1")?
         .execute([id])?;
     crate::net::forget_object(conn, id)?;
+    crate::facts::forget_kernel_info(conn, id)?;
     let n = conn
         .prepare_cached("DELETE FROM programs WHERE id = ?1")?
         .execute([id])?;

@@ -104,8 +104,17 @@ CREATE TABLE program_objects (
 CREATE INDEX program_objects_digest ON program_objects(digest);
 "#;
 
+/// Version 3: the kernel facts of each managed program as read at its load
+/// (JSON `KernelProgramInfo`), so `list` need not ask the kernel per program.
+const V3: &str = r#"
+CREATE TABLE program_kernel_info (
+    program_id INTEGER PRIMARY KEY REFERENCES programs(id) ON DELETE CASCADE,
+    info       TEXT    NOT NULL      -- JSON KernelProgramInfo
+) STRICT;
+"#;
+
 /// Every migration step, in order; step `i` takes the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

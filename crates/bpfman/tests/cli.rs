@@ -67,6 +67,14 @@ fn seed_flow(mode: Mode) {
     assert!(got["kernel"]["tag"].as_str().unwrap().len() == 16);
     assert!(got["kernel"]["verified_insns"].as_u64().unwrap() > 0);
     assert!(!got["kernel"]["map_ids"].as_array().unwrap().is_empty());
+    // list shows the facts recorded at load, get reads the kernel now: the
+    // same (the load time is rounded to seconds from two clock readings).
+    let (mut listed, mut live) = (list[0]["kernel"].clone(), got["kernel"].clone());
+    for k in [&mut listed, &mut live] {
+        let at = k.as_object_mut().unwrap().remove("loaded_at").unwrap();
+        assert!(at.as_str().unwrap().ends_with('Z'), "{at}");
+    }
+    assert_eq!(listed, live);
     let links = env.ok_json(&["list", "links"]);
     assert_eq!(links.as_array().unwrap().len(), 1);
     let gl = env.ok_json(&["get", "link", &link_id]);
