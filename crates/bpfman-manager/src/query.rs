@@ -245,7 +245,8 @@ impl Manager {
                 .map(|l| self.link_view_of(&store, l, &p.name, &mut hooks))
                 .collect::<Result<Vec<_>>>()?;
             let used = users.get(&p.map_owner_id).cloned().unwrap_or_default();
-            let k = kernel_all.get(&p.id).cloned();
+            // Each id is listed once: move the facts, the rest serve `all`.
+            let k = kernel_all.remove(&p.id);
             out.push(managed_view(p, links, used, k));
         }
         if f.all && f.selector.is_empty() {
