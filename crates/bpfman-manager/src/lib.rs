@@ -5,6 +5,8 @@
 //! store transaction; a failure anywhere unwinds the kernel effects.
 
 pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod fault;
 mod gc;
 pub mod image;

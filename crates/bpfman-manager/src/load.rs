@@ -215,54 +215,12 @@ pub(crate) fn read_object(path: &Path) -> Result<Vec<u8>> {
 mod tests {
     use bpfman_core::MapId;
     use std::cell::RefCell;
-    use std::collections::BTreeSet;
 
+    use super::*;
+    use crate::fake::{Fake, State};
     use bpfman_core::load::{LoadEffects, Loaded, ObjectProgram, plan_effects, plan_load};
     use bpfman_core::spec::ProgramRequest;
     use bpfman_core::{ProgramKind, RuntimePaths};
-    use bpfman_kernel::PinnedObject;
-
-    use super::*;
-
-    /// A file system of paths that fails the k-th forward effect and keeps
-    /// a journal of every effect done, forward and undo.
-    #[derive(Default)]
-    struct State {
-        live: BTreeSet<PathBuf>,
-        journal: Vec<(&'static str, PathBuf)>,
-        forward: usize,
-        fail_at: Option<usize>,
-    }
-
-    /// One handle on the shared state: the executor takes the pins and the
-    /// effects as two handles, as it takes the loaded object and the host.
-    struct Fake<'a>(&'a RefCell<State>);
-
-    impl Fake<'_> {
-        fn make(&mut self, what: &'static str, p: &Path) -> Result<()> {
-            let mut s = self.0.borrow_mut();
-            let k = s.forward;
-            s.forward += 1;
-            if s.fail_at == Some(k) {
-                return Err(ManagerError::internal(format!("fake failure at {what}")));
-            }
-            s.journal.push((what, p.to_path_buf()));
-            s.live.insert(p.to_path_buf());
-            Ok(())
-        }
-        fn remove(&mut self, what: &'static str, p: &Path) -> Result<()> {
-            let mut s = self.0.borrow_mut();
-            if what == "rmdir" && s.live.iter().any(|q| q.parent() == Some(p)) {
-                return Err(ManagerError::internal(format!(
-                    "{} is not empty",
-                    p.display()
-                )));
-            }
-            s.journal.push((what, p.to_path_buf()));
-            s.live.remove(p);
-            Ok(())
-        }
-    }
 
     impl LoadPins for Fake<'_> {
         fn pin_program(&mut self, _: &str, pin: &Path) -> Result<()> {
@@ -270,24 +228,6 @@ mod tests {
         }
         fn pin_map(&mut self, _: &str, pin: &Path) -> Result<()> {
             self.make("pin", pin)
-        }
-    }
-
-    impl Effects for Fake<'_> {
-        fn create_dir(&mut self, dir: &Path) -> Result<()> {
-            self.make("mkdir", dir)
-        }
-        fn remove_dir(&mut self, dir: &Path) -> Result<()> {
-            self.remove("rmdir", dir)
-        }
-        fn unpin(&mut self, pin: &Path) -> Result<()> {
-            self.remove("unpin", pin)
-        }
-        fn repin(&mut self, _: &PinnedObject, pin: &Path) -> Result<()> {
-            self.make("repin", pin)
-        }
-        fn unmount(&mut self, path: &Path) -> Result<()> {
-            self.remove("unmount", path)
         }
     }
 

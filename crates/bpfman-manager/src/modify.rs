@@ -6,12 +6,12 @@ use std::path::Path;
 use bpfman_core::attach::{AttachFacts, AttachRoute, dispatcher_hooks, plan_attach};
 use bpfman_core::metadata::{self, Metadata};
 use bpfman_core::model::{LinkRecord, LinkView, NetLinkRecord};
-use bpfman_core::unload::plan_unload;
+use bpfman_core::unload::{UnloadPlan, plan_unload};
 use bpfman_core::{AttachSpec, LinkId, ProgramId};
 
 use crate::error::{ManagerError, Result};
 use crate::fault::FaultPoint;
-use crate::undo::{Undo, UndoLog};
+use crate::undo::{Effects, System, Undo, UndoLog};
 use crate::{Manager, create_dir, now, path_str};
 
 impl Manager {
@@ -144,7 +144,7 @@ impl Manager {
         let mut detached = false;
         let result = (|| -> Result<()> {
             if hooks.is_empty() {
-                release_pin(Path::new(&link.pin_path), &mut undo)?;
+                release_pin(Path::new(&link.pin_path), &mut System, &mut undo)?;
             } else {
                 self.detach_hooks(&store, &hooks, &BTreeSet::from([link_id]))?;
                 detached = true;
@@ -187,19 +187,7 @@ impl Manager {
         let result = (|| -> Result<()> {
             self.detach_hooks(&store, &plan.hooks, &skip)?;
             detached = true;
-            for pin in &plan.link_pins {
-                release_pin(pin, &mut undo)?;
-            }
-            self.fault(FaultPoint::UnloadDetachedLinks)?;
-            release_pin(&plan.program_pin, &mut undo)?;
-            self.fault(FaultPoint::UnloadUnpinnedProgram)?;
-            for pin in &plan.map_pins {
-                release_pin(pin, &mut undo)?;
-            }
-            for dir in &plan.dirs {
-                remove_empty_dir(dir, &mut undo)?;
-            }
-            self.fault(FaultPoint::UnloadRemovedMaps)?;
+            execute_unload(&plan, &mut System, &mut undo, &|p| self.fault(p))?;
             store.write(|tx| -> Result<()> {
                 tx.delete_program(id)?;
                 if plan.remove_maps {
@@ -218,26 +206,37 @@ impl Manager {
 }
 
 /// Removes a pin while holding the object, so undo can restore the pin.
-fn release_pin(pin: &Path, undo: &mut UndoLog) -> Result<()> {
-    if !pin.exists() {
-        return Ok(());
+fn release_pin(pin: &Path, fx: &mut dyn Effects, undo: &mut UndoLog) -> Result<()> {
+    if let Some(held) = fx.release(pin)? {
+        undo.push(Undo::Repin(held, pin.to_path_buf()));
     }
-    let held = bpfman_kernel::open_pinned(pin)?;
-    bpfman_kernel::unpin(pin)?;
-    undo.push(Undo::Repin(held, pin.to_path_buf()));
     Ok(())
 }
 
-/// Removes a directory unless something else still lives in it.
-fn remove_empty_dir(dir: &Path, undo: &mut UndoLog) -> Result<()> {
-    match bpfman_kernel::fs::remove_dir(dir) {
-        Ok(true) => {
-            undo.push(Undo::CreateDir(dir.to_path_buf()));
-            Ok(())
-        }
-        Ok(false) | Err(bpfman_kernel::KernelError::DirectoryNotEmpty(_)) => Ok(()),
-        Err(e) => Err(e.into()),
+/// Performs an unload's bpffs steps in plan order, each registered for
+/// undo before the next, with a fault point after the links, the program
+/// pin, and the maps and directories.
+pub(crate) fn execute_unload(
+    plan: &UnloadPlan,
+    fx: &mut dyn Effects,
+    undo: &mut UndoLog,
+    fault: &dyn Fn(FaultPoint) -> Result<()>,
+) -> Result<()> {
+    for pin in &plan.link_pins {
+        release_pin(pin, fx, undo)?;
     }
+    fault(FaultPoint::UnloadDetachedLinks)?;
+    release_pin(&plan.program_pin, fx, undo)?;
+    fault(FaultPoint::UnloadUnpinnedProgram)?;
+    for pin in &plan.map_pins {
+        release_pin(pin, fx, undo)?;
+    }
+    for dir in &plan.dirs {
+        if fx.remove_dir_if_empty(dir)? {
+            undo.push(Undo::CreateDir(dir.clone()));
+        }
+    }
+    fault(FaultPoint::UnloadRemovedMaps)
 }
 
 fn finish(undo: UndoLog, result: Result<()>) -> Result<()> {
@@ -256,5 +255,139 @@ fn finish(undo: UndoLog, result: Result<()>) -> Result<()> {
             }
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+
+    use bpfman_core::{ProgramId, RuntimePaths, fixtures};
+
+    use super::*;
+    use crate::fake::{Fake, State};
+
+    const FS: &str = "/rt/fs";
+
+    /// The unload of program 1, the last user of its maps, with two links
+    /// pinned of their own.
+    fn plan() -> UnloadPlan {
+        plan_unload(
+            &fixtures::program(1, 1, FS),
+            &[fixtures::link(5, 1, FS), fixtures::link(7, 1, FS)],
+            &[],
+            &[ProgramId(1)],
+            &[fixtures::map_row(1, "m", FS)],
+            &RuntimePaths::new("/rt"),
+        )
+    }
+
+    /// What the host holds before the unload.
+    fn before() -> BTreeSet<PathBuf> {
+        ["links/5", "links/7", "1", "1/p", "1/m"]
+            .iter()
+            .map(|p| PathBuf::from(FS).join(p))
+            .collect()
+    }
+
+    fn host(fail_at: Option<usize>) -> RefCell<State> {
+        RefCell::new(State {
+            live: before(),
+            fail_at,
+            ..Default::default()
+        })
+    }
+
+    fn no_fault(_: FaultPoint) -> Result<()> {
+        Ok(())
+    }
+
+    fn journal(s: &State) -> Vec<String> {
+        s.journal
+            .iter()
+            .map(|(w, p)| format!("{w} {}", p.display()))
+            .collect()
+    }
+
+    #[test]
+    fn unload_removes_links_program_maps_then_the_directory() {
+        let state = host(None);
+        let mut undo = UndoLog::default();
+        execute_unload(&plan(), &mut Fake(&state), &mut undo, &no_fault).unwrap();
+        undo.commit();
+        let s = state.borrow();
+        assert!(s.live.is_empty(), "left: {:?}", s.live);
+        assert_eq!(
+            journal(&s),
+            [
+                "unpin /rt/fs/links/5",
+                "unpin /rt/fs/links/7",
+                "unpin /rt/fs/1/p",
+                "unpin /rt/fs/1/m",
+                "rmdir /rt/fs/1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_unload_step_is_undone_and_the_host_is_as_before() {
+        for k in 0..5 {
+            let state = host(Some(k));
+            let mut undo = UndoLog::default();
+            let r = execute_unload(&plan(), &mut Fake(&state), &mut undo, &no_fault);
+            assert!(r.is_err(), "step {k} must fail");
+            let done = state.borrow().journal.clone();
+            assert_eq!(done.len(), k, "steps done before failing at {k}");
+            let left = undo.rollback_with(&mut Fake(&state));
+            assert!(left.is_empty(), "undo failures at step {k}: {left:?}");
+            let s = state.borrow();
+            assert_eq!(s.live, before(), "host after undo at step {k}");
+            // Newest first: each pin is pinned again, the directory made again.
+            let expected: Vec<_> = done
+                .iter()
+                .rev()
+                .map(|(what, p)| (if *what == "rmdir" { "mkdir" } else { "repin" }, p.clone()))
+                .collect();
+            assert_eq!(s.journal[k..].to_vec(), expected, "undo at step {k}");
+        }
+    }
+
+    #[test]
+    fn a_fault_point_mid_unload_is_undone_too() {
+        for point in [
+            FaultPoint::UnloadDetachedLinks,
+            FaultPoint::UnloadUnpinnedProgram,
+            FaultPoint::UnloadRemovedMaps,
+        ] {
+            let state = host(None);
+            let mut undo = UndoLog::default();
+            let fault = |p: FaultPoint| -> Result<()> {
+                if p == point {
+                    Err(ManagerError::internal("injected"))
+                } else {
+                    Ok(())
+                }
+            };
+            assert!(execute_unload(&plan(), &mut Fake(&state), &mut undo, &fault).is_err());
+            assert!(undo.rollback_with(&mut Fake(&state)).is_empty());
+            assert_eq!(state.borrow().live, before(), "after {point:?}");
+        }
+    }
+
+    #[test]
+    fn a_directory_something_else_lives_in_stays() {
+        let state = host(None);
+        state
+            .borrow_mut()
+            .live
+            .insert(PathBuf::from("/rt/fs/1/other"));
+        let mut undo = UndoLog::default();
+        execute_unload(&plan(), &mut Fake(&state), &mut undo, &no_fault).unwrap();
+        let s = state.borrow();
+        let left: Vec<_> = s.live.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(left, ["/rt/fs/1", "/rt/fs/1/other"]);
+        assert!(!journal(&s).iter().any(|j| j.starts_with("rmdir")));
     }
 }

@@ -7,6 +7,16 @@ use bpfman_kernel::PinnedObject;
 
 use crate::error::Result;
 
+/// An object held while its pin is removed, so that undo can pin it again
+/// (the open descriptor keeps it alive with no pin at all).
+pub enum Held {
+    /// A real kernel object.
+    Object(PinnedObject),
+    /// What the recording fake of the tests holds.
+    #[cfg(test)]
+    Fake,
+}
+
 /// How to reverse one effect.
 pub enum Undo {
     /// A pin was created: remove it.
@@ -14,7 +24,7 @@ pub enum Undo {
     /// A directory was created: remove it (if still empty).
     RemoveDir(PathBuf),
     /// A pin was removed while we held the object: pin it again.
-    Repin(PinnedObject, PathBuf),
+    Repin(Held, PathBuf),
     /// A directory was removed: create it again.
     CreateDir(PathBuf),
     /// A mount was made: unmount it.
@@ -29,10 +39,15 @@ pub trait Effects {
     fn create_dir(&mut self, dir: &Path) -> Result<()>;
     /// Removes a directory; a missing one is fine, a non-empty one an error.
     fn remove_dir(&mut self, dir: &Path) -> Result<()>;
+    /// Removes a directory if it is empty; true when it was removed (a
+    /// missing or non-empty one is left as it is).
+    fn remove_dir_if_empty(&mut self, dir: &Path) -> Result<bool>;
     /// Removes a pin; a missing one is fine.
     fn unpin(&mut self, pin: &Path) -> Result<()>;
+    /// Removes a pin while holding its object; `None` when there is no pin.
+    fn release(&mut self, pin: &Path) -> Result<Option<Held>>;
     /// Pins a held object again.
-    fn repin(&mut self, obj: &PinnedObject, pin: &Path) -> Result<()>;
+    fn repin(&mut self, obj: &Held, pin: &Path) -> Result<()>;
     /// Unmounts a mount bpfman made.
     fn unmount(&mut self, path: &Path) -> Result<()>;
 }
@@ -48,11 +63,32 @@ impl Effects for System {
         bpfman_kernel::fs::remove_dir(dir)?;
         Ok(())
     }
+    fn remove_dir_if_empty(&mut self, dir: &Path) -> Result<bool> {
+        match bpfman_kernel::fs::remove_dir(dir) {
+            Ok(removed) => Ok(removed),
+            Err(bpfman_kernel::KernelError::DirectoryNotEmpty(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
     fn unpin(&mut self, pin: &Path) -> Result<()> {
         Ok(bpfman_kernel::unpin(pin)?)
     }
-    fn repin(&mut self, obj: &PinnedObject, pin: &Path) -> Result<()> {
-        Ok(obj.pin(pin)?)
+    fn release(&mut self, pin: &Path) -> Result<Option<Held>> {
+        if !pin.exists() {
+            return Ok(None);
+        }
+        let held = bpfman_kernel::open_pinned(pin)?;
+        bpfman_kernel::unpin(pin)?;
+        Ok(Some(Held::Object(held)))
+    }
+    fn repin(&mut self, obj: &Held, pin: &Path) -> Result<()> {
+        match obj {
+            Held::Object(o) => Ok(o.pin(pin)?),
+            #[cfg(test)]
+            Held::Fake => Err(crate::ManagerError::internal(
+                "a fake object on a real host",
+            )),
+        }
     }
     fn unmount(&mut self, path: &Path) -> Result<()> {
         Ok(bpfman_kernel::unmount(path)?)
