@@ -11,8 +11,7 @@ use bpfman_core::model::{MapRecord, ProgramRecord};
 use bpfman_core::section::{find_section, parse_section, unsupported_section};
 use bpfman_core::spec::{self, AttachSpec, BytecodeSource, LoadSpec};
 use bpfman_core::volume::plan_volume;
-use bpfman_core::{MapId, ProgramId};
-use bpfman_core::{ProgramKind, limits};
+use bpfman_core::{MapId, ProgramKind, fixtures, limits};
 use bpfman_fuzz::proptest::prelude::*;
 use bpfman_fuzz::{config, corpus, corpus_lines, mutated, mutated_str};
 
@@ -113,29 +112,15 @@ proptest! {
 
 fn programs() -> Vec<(ProgramRecord, Vec<MapRecord>)> {
     let prog = |id: u32, md: &[(&str, &str)]| ProgramRecord {
-        id: ProgramId(id),
         name: "count_sched_switch".into(),
-        kind: ProgramKind::Tracepoint,
         section: "tracepoint/sched/sched_switch".into(),
-        attach_fn: None,
-        source: BytecodeSource::File {
-            path: "/x.o".into(),
-        },
-        metadata: md
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        global_data: Default::default(),
-        map_owner_id: ProgramId(id),
-        map_pin_path: format!("/fs/{id}"),
+        metadata: fixtures::metadata(md),
         pin_path: format!("/fs/{id}/count"),
-        created_at: 0,
+        ..fixtures::program(id, id, "/fs")
     };
     let map = |owner: u32, name: &str| MapRecord {
-        owner_id: ProgramId(owner),
-        name: name.into(),
         kernel_id: MapId(owner * 10),
-        pin_path: format!("/fs/{owner}/{name}"),
+        ..fixtures::map_row(owner, name, "/fs")
     };
     vec![
         (
