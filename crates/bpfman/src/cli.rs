@@ -25,7 +25,7 @@ pub struct Cli {
     pub output: Output,
     /// Command.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: TopCommand,
 }
 
 /// Output formats.
@@ -37,8 +37,36 @@ pub enum Output {
     Json,
 }
 
-/// Top-level commands.
+/// Top-level commands: the deferred ones, then `health`.
+///
+/// Deferred (`defer = true`): clap builds a command's arguments only when
+/// the command line selects it, instead of every command's at each start
+/// (about a fifth of the instructions of `bpfman --version`). `health` stays
+/// outside because of how clap propagates globals: it copies `--socket`
+/// into each subcommand that has no argument of that id yet, which for a
+/// deferred one is every one, and `health`'s `--listen` has the id `socket`
+/// (so `health` takes no `--socket`; deferred, it would have both).
 #[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// The commands clap builds on demand.
+    #[command(flatten)]
+    Run(Command),
+    /// Check the daemon's health over its socket (exit 0 when serving).
+    Health {
+        /// Daemon socket.
+        #[arg(long = "listen", default_value = "/run/bpfman-sock/bpfman.sock")]
+        socket: PathBuf,
+    },
+}
+
+/// Top-level commands but `health`.
+///
+/// The `Args` structs of these commands (and those they flatten, and their
+/// nested subcommand enums) carry `//` comments, not doc comments: clap makes
+/// such a doc comment the command's about, and with deferral it would be
+/// applied after (and so replace) the variant's.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Load BPF programs.
     #[command(subcommand)]
@@ -73,16 +101,11 @@ pub enum Command {
     Top(TopArgs),
     /// Run the daemon: gRPC API and optionally the CSI node plugin.
     Serve(ServeArgs),
-    /// Check the daemon's health over its socket (exit 0 when serving).
-    Health {
-        /// Daemon socket.
-        #[arg(long = "listen", default_value = "/run/bpfman-sock/bpfman.sock")]
-        socket: PathBuf,
-    },
 }
 
 /// `load` subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum LoadCommand {
     /// Load from an ELF object file.
     File(LoadFileArgs),
@@ -90,7 +113,7 @@ pub enum LoadCommand {
     Image(LoadImageArgs),
 }
 
-/// Options shared by every load form.
+// Options shared by every load form.
 #[derive(Debug, Args)]
 pub struct LoadCommon {
     /// Metadata KEY=VALUE stored with every program (repeatable).
@@ -107,7 +130,7 @@ pub struct LoadCommon {
     pub map_owner_id: Option<u32>,
 }
 
-/// `load file`.
+// `load file`.
 #[derive(Debug, Args)]
 pub struct LoadFileArgs {
     /// Object file, then the programs to load (none = every program).
@@ -123,7 +146,7 @@ pub struct LoadFileArgs {
     pub common: LoadCommon,
 }
 
-/// `load image`.
+// `load image`.
 #[derive(Debug, Args)]
 pub struct LoadImageArgs {
     /// Image reference, e.g. quay.io/bpfman-bytecode/go-tracepoint-counter:latest.
@@ -142,7 +165,7 @@ pub struct LoadImageArgs {
     pub common: LoadCommon,
 }
 
-/// How to reach the registry.
+// How to reach the registry.
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// When to contact the registry: Always, IfNotPresent (default) or Never.
@@ -156,6 +179,7 @@ pub struct PullArgs {
 
 /// `image` subcommands: run in this process, even with --socket.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ImageCommand {
     /// Pull an image into the cache and verify it.
     Pull(ImageRefArgs),
@@ -171,7 +195,7 @@ pub enum ImageCommand {
     },
 }
 
-/// An image reference and how to pull it.
+// An image reference and how to pull it.
 #[derive(Debug, Args)]
 pub struct ImageRefArgs {
     /// Image reference.
@@ -184,7 +208,7 @@ pub struct ImageRefArgs {
     pub pull: PullArgs,
 }
 
-/// `image build`.
+// `image build`.
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("dest").required(true).args(["oci_layout", "push"]))]
 pub struct ImageBuildArgs {
@@ -221,7 +245,7 @@ pub struct ImageBuildArgs {
     pub platform: Option<String>,
 }
 
-/// `attach ID TYPE ...`.
+// `attach ID TYPE ...`.
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Program id.
@@ -277,7 +301,7 @@ fn program_kind_parser() -> impl clap::builder::TypedValueParser<Value = Program
         .try_map(|s| s.parse::<ProgramKind>())
 }
 
-/// `list`.
+// `list`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ListArgs {
@@ -295,8 +319,9 @@ pub struct ListArgs {
     pub selector: Vec<String>,
 }
 
-/// `list links`.
+// `list links`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ListSub {
     /// List links.
     Links {
@@ -306,7 +331,7 @@ pub enum ListSub {
     },
 }
 
-/// `get`.
+// `get`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct GetArgs {
@@ -317,8 +342,9 @@ pub struct GetArgs {
     pub id: Option<u32>,
 }
 
-/// `get link`.
+// `get link`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum GetSub {
     /// Show one link.
     Link {
@@ -327,7 +353,7 @@ pub enum GetSub {
     },
 }
 
-/// `serve`.
+// `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// gRPC socket to listen on.
@@ -363,7 +389,7 @@ pub struct ServeArgs {
     pub metrics_listen: Option<String>,
 }
 
-/// `top` options.
+// `top` options.
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// Seconds between samples.
@@ -372,4 +398,16 @@ pub struct TopArgs {
     /// Stop after this many refreshes (default: until q or Ctrl-C; `-o json`: 1).
     #[arg(long, short = 'n')]
     pub count: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks (unique ids, valid defaults...) over every command,
+    /// deferred ones included: a parse only builds the command it selects.
+    #[test]
+    fn clap_asserts_hold_for_every_command() {
+        super::Cli::command().debug_assert();
+    }
 }

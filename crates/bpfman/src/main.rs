@@ -18,12 +18,12 @@ use clap::Parser;
 
 use bpfman_manager::image;
 use bpfman_manager::{Config, ListFilter, Manager, ManagerError};
-use cli::{Cli, Command, GetSub, ImageCommand, ListSub, LoadCommand};
+use cli::{Cli, Command, GetSub, ImageCommand, ListSub, LoadCommand, TopCommand};
 use ops::Ops;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve(_)));
+    init_tracing(matches!(cli.command, TopCommand::Run(Command::Serve(_))));
     match run(cli) {
         Ok(out) => {
             print!("{out}");
@@ -58,12 +58,15 @@ fn bad(e: bpfman_core::CoreError) -> ManagerError {
 
 fn run(cli: Cli) -> Result<String, ManagerError> {
     let out = cli.output;
-    let backend: Box<dyn Ops> = match (&cli.command, &cli.socket) {
+    let command = match cli.command {
+        TopCommand::Health { socket } => return serve::health(&socket),
+        TopCommand::Run(c) => c,
+    };
+    let backend: Box<dyn Ops> = match (&command, &cli.socket) {
         (Command::Serve(a), _) => {
             serve::serve(&cli.runtime_dir, a)?;
             return Ok(String::new());
         }
-        (Command::Health { socket }, _) => return serve::health(socket),
         // Image commands touch only the registry and the cache: no daemon.
         (Command::Image(c), _) => return image_command(out, c),
         (_, Some(sock)) => Box::new(remote::Remote::connect(sock)?),
@@ -71,7 +74,7 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
     };
     let cwd = std::env::current_dir()
         .map_err(|e| ManagerError::internal(format!("cannot read the current directory: {e}")))?;
-    Ok(match cli.command {
+    Ok(match command {
         Command::Load(LoadCommand::File(a)) => {
             let spec = args::load_file_spec(&a, &cwd).map_err(bad)?;
             render::program_details(out, &backend.load(spec)?, false)
@@ -123,7 +126,7 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
         },
         Command::Gc { prune } => render::gc(out, &backend.gc(prune)?, prune),
         Command::Top(a) => top::run(out, backend.as_ref(), &a)?,
-        Command::Serve(_) | Command::Health { .. } | Command::Image(_) => {
+        Command::Serve(_) | Command::Image(_) => {
             unreachable!("handled above")
         }
     })
