@@ -3,6 +3,7 @@
 mod args;
 mod auth;
 mod cli;
+mod logging;
 mod metrics;
 mod ops;
 mod remote;
@@ -23,7 +24,7 @@ use ops::Ops;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, TopCommand::Run(Command::Serve(_))));
+    logging::init(matches!(cli.command, TopCommand::Run(Command::Serve(_))));
     match run(cli) {
         Ok(out) => {
             print!("{out}");
@@ -39,17 +40,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing(daemon: bool) {
-    let default = if daemon { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BPFMAN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 fn bad(e: bpfman_core::CoreError) -> ManagerError {
