@@ -62,6 +62,11 @@ impl RuntimePaths {
     pub fn lock(&self) -> PathBuf {
         self.root.join("lock")
     }
+    /// aya's kernel feature answers, kept for later processes of the same
+    /// boot: `<runtime>/aya-features`.
+    pub fn aya_features(&self) -> PathBuf {
+        self.root.join("aya-features")
+    }
 }
 
 #[cfg(test)]

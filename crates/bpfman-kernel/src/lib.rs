@@ -39,7 +39,7 @@ pub use bpffs::{
     mount_bpffs, unmount,
 };
 pub use error::KernelError;
-pub use features::{Features, features};
+pub use features::{Features, features, keep_aya_features, share_aya_features};
 pub use info::{
     link_id_by_pin, live_link_ids, live_map_ids, live_program_ids, loaded_programs,
     map_info_by_pin, program_id_by_pin, program_info, programs_info, rfc3339_utc,

@@ -108,6 +108,19 @@ impl Manager {
             .map_err(|_| ManagerError::internal("store mutex poisoned by an earlier panic"))
     }
 
+    /// Before the first aya load or attach of the process: lets aya reuse
+    /// the kernel feature answers of an earlier process of this boot
+    /// (see [`bpfman_kernel::share_aya_features`]).
+    fn share_aya_features(&self) {
+        bpfman_kernel::share_aya_features(&self.paths.aya_features());
+    }
+
+    /// After a load or attach succeeded: keeps aya's answers for later
+    /// processes if this one had to probe.
+    fn keep_aya_features(&self) {
+        bpfman_kernel::keep_aya_features(&self.paths.aya_features());
+    }
+
     fn fault(&self, point: fault::FaultPoint) -> Result<()> {
         fault::check(&self.fault, point)
     }

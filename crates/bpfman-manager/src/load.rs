@@ -60,6 +60,7 @@ impl Manager {
         match result {
             Ok(ids) => {
                 undo.commit();
+                self.keep_aya_features();
                 drop(store);
                 drop(_lock);
                 ids.into_iter().map(|id| self.get(id)).collect()
@@ -87,6 +88,7 @@ impl Manager {
         undo: &mut UndoLog,
         store: &mut bpfman_store::Store,
     ) -> Result<Vec<ProgramId>> {
+        self.share_aya_features();
         let mut loaded = bpfman_kernel::load(&LoadRequest {
             bytes,
             programs: &plan.programs,

@@ -47,6 +47,7 @@ impl Manager {
             .ok_or_else(|| ManagerError::internal("link ids are exhausted"))?;
         let link_id = plan.link_id;
 
+        self.share_aya_features();
         let mut undo = UndoLog::default();
         let mut net: Option<crate::net::NetAttached> = None;
         let result = (|| -> Result<LinkRecord> {
@@ -118,6 +119,7 @@ impl Manager {
         match result {
             Ok(rec) => {
                 undo.commit();
+                self.keep_aya_features();
                 tracing::info!(link = rec.id.get(), program = id.get(), at = %rec.spec.describe(), "attached");
                 self.link_view_of(&store, &rec, &prog.name, &mut Default::default())
             }

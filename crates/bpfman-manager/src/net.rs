@@ -125,6 +125,7 @@ impl Manager {
             desired.push(self.desired(store, &prog, link.id, &link.spec)?);
         }
         desired.extend(extra);
+        self.share_aya_features();
         let paths = self.net_paths();
         Ok(match kind {
             HookKind::Xdp => bpfman_net::apply_xdp(&paths, iface, mode, &desired)?,

@@ -4,7 +4,7 @@ use std::{
     fs, io, iter,
     os::fd::{AsFd as _, AsRawFd as _},
     path::{Path, PathBuf},
-    sync::{Arc, LazyLock},
+    sync::{Arc, LazyLock, OnceLock},
 };
 
 use aya_obj::{
@@ -59,7 +59,22 @@ unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
 
 pub use aya_obj::maps::{PinningType, bpf_map_def};
 
-pub(crate) static FEATURES: LazyLock<Features> = LazyLock::new(detect_features);
+pub(crate) static FEATURES: LazyLock<&'static Features> =
+    LazyLock::new(|| KNOWN_FEATURES.get_or_init(detect_features));
+
+/// bpfman patch: the features in use, probed on first use unless
+/// [`set_features`] gave them first.
+static KNOWN_FEATURES: OnceLock<Features> = OnceLock::new();
+
+/// Uses `features` instead of probing the kernel: returns `false` (and
+/// changes nothing) when the features were already probed or set.
+///
+/// bpfman patch: probing makes about 17 `bpf()` calls (each loads a tiny
+/// program, map or BTF blob), once per process; a program that runs once per
+/// command can keep the answer of an earlier process on the same boot.
+pub fn set_features(features: Features) -> bool {
+    KNOWN_FEATURES.set(features).is_ok()
+}
 
 fn detect_features() -> Features {
     let btf = is_btf_supported().then(|| {
