@@ -47,6 +47,8 @@ pub enum Output {
 /// deferred one is every one, and `health`'s `--listen` has the id `socket`
 /// (so `health` takes no `--socket`; deferred, it would have both).
 #[derive(Debug, Subcommand)]
+// One value per process, parsed once: boxing `Run` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum TopCommand {
     /// The commands clap builds on demand.
     #[command(flatten)]
