@@ -70,12 +70,19 @@ impl Manager {
     /// unless it already is one, opens and migrates the store.
     pub fn open(cfg: Config) -> Result<Manager> {
         let paths = RuntimePaths::new(&cfg.runtime_dir);
-        create_dir(paths.root())?;
-        create_dir(&paths.db_dir())?;
+        // Every call but the first finds the layout in place: one stat
+        // (the store's directory implies the runtime dir) instead of a
+        // mkdir and a stat per directory.
+        if !paths.db_dir().is_dir() {
+            create_dir(paths.root())?;
+            create_dir(&paths.db_dir())?;
+        }
         let lock = lock::RuntimeLock::open(&paths.lock())?;
         // The store first: a runtime dir where it cannot work gets no bpffs.
         let store = Store::open(&paths.db()).map_err(|e| store_open_error(&paths.db_dir(), e))?;
-        {
+        // Likewise one statfs when the bpffs is there; else, under the
+        // writer lock, create and mount it unless another process just did.
+        if !bpfman_kernel::is_bpffs(&paths.fs())? {
             let _g = lock.exclusive()?;
             if bpfman_kernel::ensure_bpffs(&paths.fs())? {
                 tracing::info!("mounted bpffs at {}", paths.fs().display());
