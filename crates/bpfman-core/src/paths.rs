@@ -62,10 +62,10 @@ impl RuntimePaths {
     pub fn lock(&self) -> PathBuf {
         self.root.join("lock")
     }
-    /// aya's kernel feature answers, kept for later processes of the same
-    /// boot: `<runtime>/aya-features`.
-    pub fn aya_features(&self) -> PathBuf {
-        self.root.join("aya-features")
+    /// The kernel's BPF feature answers, kept for later processes of the
+    /// same boot: `<runtime>/kernel-features`.
+    pub fn kernel_features(&self) -> PathBuf {
+        self.root.join("kernel-features")
     }
 }
 

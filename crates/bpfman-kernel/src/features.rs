@@ -100,7 +100,7 @@ fn boot_id() -> Option<String> {
 }
 
 /// First line of the cache file: what it is, and its format version.
-const AYA_FEATURES_HEADER: &str = "bpfman aya features v1";
+const AYA_FEATURES_HEADER: &str = "bpfman kernel features v1";
 
 /// The file: the header, `boot_id ID`, then one `name 0|1` line per answer
 /// (the BTF ones only when `btf` is 1).

@@ -119,13 +119,13 @@ impl Manager {
     /// the kernel feature answers of an earlier process of this boot
     /// (see [`bpfman_kernel::share_aya_features`]).
     fn share_aya_features(&self) {
-        bpfman_kernel::share_aya_features(&self.paths.aya_features());
+        bpfman_kernel::share_aya_features(&self.paths.kernel_features());
     }
 
     /// After a load or attach succeeded: keeps aya's answers for later
     /// processes if this one had to probe.
     fn keep_aya_features(&self) {
-        bpfman_kernel::keep_aya_features(&self.paths.aya_features());
+        bpfman_kernel::keep_aya_features(&self.paths.kernel_features());
     }
 
     fn fault(&self, point: fault::FaultPoint) -> Result<()> {
