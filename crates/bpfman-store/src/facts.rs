@@ -10,6 +10,7 @@ use bpfman_core::{KernelProgramInfo, MapId, ProgramId};
 use rusqlite::{Connection, Row, params};
 
 use crate::error::{Result, StoreError};
+use crate::queries::to_u32;
 
 /// Records (or replaces) the facts of one program.
 pub(crate) fn put_kernel_info(conn: &Connection, k: &KernelProgramInfo) -> Result<()> {
@@ -61,22 +62,19 @@ pub(crate) fn kernel_infos(conn: &Connection) -> Result<BTreeMap<ProgramId, Kern
 
 fn decode(r: &Row<'_>) -> Result<KernelProgramInfo> {
     let id: i64 = r.get(0)?;
-    let bad = |column: &str, v: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!(
-            "program_kernel_info row {id}: {column} {v} is out of range"
-        ))
-    };
-    let u32_at = |i: usize, column: &str| -> Result<u32> {
-        let v: i64 = r.get(i)?;
-        u32::try_from(v).map_err(|_| bad(column, &v))
-    };
+    let row = || format!("program_kernel_info row {id}");
+    let u32_at = |i: usize, column: &str| -> Result<u32> { to_u32(r.get(i)?, &row, column) };
     let map_ids: String = r.get(6)?;
     let map_ids = map_ids
         .split_ascii_whitespace()
-        .map(|m| m.parse().map(MapId).map_err(|_| bad("map id", &m)))
+        .map(|m| {
+            m.parse()
+                .map(MapId)
+                .map_err(|_| StoreError::Corrupt(format!("{}: map id {m} is not a number", row())))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(KernelProgramInfo {
-        id: ProgramId(u32::try_from(id).map_err(|_| bad("program_id", &id))?),
+        id: ProgramId(to_u32(id, &row, "program_id")?),
         name: r.get(1)?,
         program_type: u32_at(2, "program_type")?,
         loaded_at: r.get(3)?,

@@ -25,7 +25,7 @@ use bpfman_core::{LinkId, MapId, ProgramId};
 // ---------------------------------------------------------------- decoding
 
 /// Converts a stored integer to a u32 id, or says which row holds a bad one.
-fn to_u32(v: i64, row: &dyn Fn() -> String, column: &str) -> Result<u32> {
+pub(crate) fn to_u32(v: i64, row: &dyn Fn() -> String, column: &str) -> Result<u32> {
     u32::try_from(v)
         .map_err(|_| StoreError::Corrupt(format!("{}: {column} {v} is out of range", row())))
 }
