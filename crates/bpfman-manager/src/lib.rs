@@ -9,6 +9,7 @@ pub mod error;
 mod fake;
 pub mod fault;
 mod gc;
+mod host;
 pub mod image;
 mod load;
 pub mod lock;

@@ -3,16 +3,19 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use bpfman_core::attach::{AttachFacts, AttachRoute, dispatcher_hooks, plan_attach};
+use bpfman_core::attach::{AttachFacts, AttachPlan, AttachRoute, dispatcher_hooks, plan_attach};
+use bpfman_core::dispatcher::HookKey;
 use bpfman_core::metadata::{self, Metadata};
-use bpfman_core::model::{LinkRecord, LinkView, NetLinkRecord};
+use bpfman_core::model::{LinkRecord, LinkView, NetLinkRecord, ProgramRecord};
 use bpfman_core::unload::{UnloadPlan, plan_unload};
-use bpfman_core::{AttachSpec, LinkId, ProgramId};
+use bpfman_core::{AttachSpec, KernelLinkId, LinkId, ProgramId};
+use bpfman_net::Iface;
 
 use crate::error::{ManagerError, Result};
 use crate::fault::FaultPoint;
-use crate::undo::{Effects, System, Undo, UndoLog};
-use crate::{Manager, create_dir, now, path_str};
+use crate::host::Host;
+use crate::undo::{AttachEffects, Effects, Hook, System, TcxAttach, Undo, UndoLog};
+use crate::{Manager, now, path_str};
 
 impl Manager {
     /// Attaches a managed program; returns the new link.
@@ -48,57 +51,23 @@ impl Manager {
         let link_id = plan.link_id;
 
         self.share_aya_features();
+        let job = AttachJob {
+            plan: &plan,
+            prog: &prog,
+            spec: &spec,
+            target: target.as_ref(),
+        };
         let mut undo = UndoLog::default();
-        let mut net: Option<crate::net::NetAttached> = None;
         let result = (|| -> Result<LinkRecord> {
-            if let Some(dir) = &plan.create_links_dir {
-                create_dir(dir)?;
-                undo.push(Undo::RemoveDir(dir.clone()));
-            }
-            let prog_pin = Path::new(&prog.pin_path);
-            let (pin_path, kernel_link_id) = match (&plan.route, &target) {
-                (AttachRoute::Link { pin }, _) => {
-                    let k = bpfman_kernel::attach(prog_pin, prog.kind, &spec, pin)?;
-                    undo.push(Undo::RemovePin(pin.clone()));
-                    (path_str(pin), k)
-                }
-                (
-                    AttachRoute::Tcx {
-                        pin,
-                        priority,
-                        neighbours,
-                    },
-                    Some((iface, key)),
-                ) => {
-                    let direction = key
-                        .kind
-                        .direction()
-                        .ok_or_else(|| ManagerError::internal("TCX hook without a direction"))?;
-                    let k = bpfman_net::attach_tcx(
-                        iface, direction, prog_pin, *priority, neighbours, pin,
-                    )?;
-                    undo.push(Undo::RemovePin(pin.clone()));
-                    (path_str(pin), Some(k))
-                }
-                (AttachRoute::Dispatcher { kind }, Some((iface, _))) => {
-                    let a = self.attach_dispatched(&store, &prog, &spec, link_id, iface, *kind)?;
-                    let r = (a.pin_path.clone(), a.kernel_link_id);
-                    net = Some(a);
-                    r
-                }
-                _ => {
-                    return Err(ManagerError::internal(
-                        "network attach without an interface",
-                    ));
-                }
-            };
-            self.fault(FaultPoint::AttachAttached)?;
+            let attached = execute_attach(&job, &mut Host::new(self, &store), &mut undo, &|p| {
+                self.fault(p)
+            })?;
             let rec = LinkRecord {
                 id: link_id,
                 program_id: id,
                 spec: spec.clone(),
-                pin_path,
-                kernel_link_id,
+                pin_path: attached.pin_path,
+                kernel_link_id: attached.kernel_link_id,
                 metadata: md.clone(),
                 created_at: now(),
             };
@@ -124,10 +93,7 @@ impl Manager {
                 self.link_view_of(&store, &rec, &prog.name, &mut Default::default())
             }
             Err(e) => {
-                undo.rollback();
-                if let Some(a) = &net {
-                    self.undo_attach_dispatched(&store, link_id, a);
-                }
+                undo.rollback_with(&mut Host::new(self, &store));
                 Err(e)
             }
         }
@@ -205,6 +171,102 @@ impl Manager {
         tracing::info!(id = id.get(), name = %prog.name, "unloaded");
         Ok(())
     }
+}
+
+/// What one attach executes: the plan and what it acts on.
+pub(crate) struct AttachJob<'a> {
+    /// The plan of the core.
+    pub(crate) plan: &'a AttachPlan,
+    /// The program attached.
+    pub(crate) prog: &'a ProgramRecord,
+    /// The resolved spec.
+    pub(crate) spec: &'a AttachSpec,
+    /// The interface and hook of a network spec.
+    pub(crate) target: Option<&'a (Iface, HookKey)>,
+}
+
+/// The kernel side of a new link, for its row.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Attached {
+    /// The link's pin (a dispatcher link: the hook's pin directory).
+    pub(crate) pin_path: String,
+    /// The kernel link, when there is one.
+    pub(crate) kernel_link_id: Option<KernelLinkId>,
+}
+
+/// Performs an attach's kernel side: the links directory if the plan makes
+/// it, then the link by the plan's route, each registered for undo before
+/// the next, then the `AttachAttached` fault point. The store commit is the
+/// caller's.
+pub(crate) fn execute_attach(
+    job: &AttachJob<'_>,
+    fx: &mut dyn AttachEffects,
+    undo: &mut UndoLog,
+    fault: &dyn Fn(FaultPoint) -> Result<()>,
+) -> Result<Attached> {
+    if let Some(dir) = &job.plan.create_links_dir {
+        fx.create_dir(dir)?;
+        undo.push(Undo::RemoveDir(dir.clone()));
+    }
+    let prog_pin = Path::new(&job.prog.pin_path);
+    let attached = match (&job.plan.route, job.target) {
+        (AttachRoute::Link { pin }, _) => {
+            let k = fx.attach_link(prog_pin, job.prog.kind, job.spec, pin)?;
+            undo.push(Undo::RemovePin(pin.clone()));
+            Attached {
+                pin_path: path_str(pin),
+                kernel_link_id: k,
+            }
+        }
+        (
+            AttachRoute::Tcx {
+                pin,
+                priority,
+                neighbours,
+            },
+            Some((iface, key)),
+        ) => {
+            let direction = key
+                .kind
+                .direction()
+                .ok_or_else(|| ManagerError::internal("TCX hook without a direction"))?;
+            let k = fx.attach_tcx(&TcxAttach {
+                iface,
+                direction,
+                program_pin: prog_pin,
+                priority: *priority,
+                neighbours,
+                pin,
+            })?;
+            undo.push(Undo::RemovePin(pin.clone()));
+            Attached {
+                pin_path: path_str(pin),
+                kernel_link_id: Some(k),
+            }
+        }
+        (AttachRoute::Dispatcher { kind }, Some((iface, _))) => {
+            let hook = Hook {
+                iface: iface.clone(),
+                kind: *kind,
+                mode: job.spec.xdp_mode(),
+            };
+            let (dir, k) = fx.attach_dispatched(job.prog, job.spec, job.plan.link_id, &hook)?;
+            // The hook's undo is its recorded set, which lacks the new link
+            // until the commit.
+            undo.push(Undo::RestoreHook(hook));
+            Attached {
+                pin_path: path_str(&dir),
+                kernel_link_id: k,
+            }
+        }
+        _ => {
+            return Err(ManagerError::internal(
+                "network attach without an interface",
+            ));
+        }
+    };
+    fault(FaultPoint::AttachAttached)?;
+    Ok(attached)
 }
 
 /// Removes a pin while holding the object, so undo can restore the pin.
@@ -391,5 +453,324 @@ mod tests {
         let left: Vec<_> = s.live.iter().map(|p| p.display().to_string()).collect();
         assert_eq!(left, ["/rt/fs/1", "/rt/fs/1/other"]);
         assert!(!journal(&s).iter().any(|j| j.starts_with("rmdir")));
+    }
+}
+
+#[cfg(test)]
+mod attach_tests {
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+
+    use bpfman_core::dispatcher::HookKind;
+    use bpfman_core::spec::{Direction, XdpMode};
+    use bpfman_core::{RuntimePaths, fixtures};
+
+    use super::*;
+    use crate::fake::{FAKE_KERNEL_LINK, Fake, State};
+
+    const FS: &str = "/rt/fs";
+    /// The id the new link takes.
+    const NEW: LinkId = LinkId(3);
+    /// A link already recorded (and run) on every dispatcher hook.
+    const OLD: LinkId = LinkId(1);
+
+    fn eth0() -> Iface {
+        Iface {
+            netns: None,
+            name: "eth0".into(),
+            netns_ino: 7,
+            ifindex: 3,
+        }
+    }
+
+    /// One spec per route, named for the messages: a link of its own, TCX,
+    /// and the two dispatcher kinds.
+    fn specs() -> Vec<(&'static str, AttachSpec)> {
+        let iface = "eth0".to_string();
+        vec![
+            (
+                "tracepoint",
+                AttachSpec::Tracepoint {
+                    tracepoint: Some("a/b".into()),
+                },
+            ),
+            (
+                "tcx",
+                AttachSpec::Tcx {
+                    iface: iface.clone(),
+                    direction: Some(Direction::Ingress),
+                    priority: 5,
+                    netns: None,
+                },
+            ),
+            (
+                "xdp",
+                AttachSpec::Xdp {
+                    iface: iface.clone(),
+                    priority: 5,
+                    proceed_on: vec![2],
+                    netns: None,
+                    mode: XdpMode::Native,
+                },
+            ),
+            (
+                "tc",
+                AttachSpec::Tc {
+                    iface,
+                    direction: Some(Direction::Ingress),
+                    priority: 5,
+                    proceed_on: vec![],
+                    netns: None,
+                },
+            ),
+        ]
+    }
+
+    fn target(spec: &AttachSpec) -> Option<(Iface, HookKey)> {
+        spec.hook().map(|(kind, ..)| (eth0(), eth0().key(kind)))
+    }
+
+    /// The core's plan of `spec` as link 3, the links directory missing
+    /// unless `links_dir` says it is there.
+    fn plan(spec: &AttachSpec, links_dir: bool) -> AttachPlan {
+        let pinned = BTreeSet::new();
+        let facts = AttachFacts {
+            next_link_id: NEW,
+            pinned: &pinned,
+            links_dir_exists: links_dir,
+            hook_links: &[],
+        };
+        plan_attach(spec, facts, &RuntimePaths::new("/rt")).unwrap()
+    }
+
+    /// A host with program 1 pinned and link 1 on each dispatcher hook
+    /// (recorded and run); `links` are further pins.
+    fn host(fail_at: Option<usize>, links: &[&str]) -> RefCell<State> {
+        let dispatched: BTreeMap<HookKey, BTreeSet<LinkId>> =
+            [HookKind::Xdp, HookKind::TcIngress, HookKind::TcEgress]
+                .into_iter()
+                .map(|k| (eth0().key(k), BTreeSet::from([OLD])))
+                .collect();
+        let mut live: BTreeSet<PathBuf> = [format!("{FS}/1"), fixtures::program(1, 1, FS).pin_path]
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        live.extend(links.iter().map(|l| PathBuf::from(FS).join(l)));
+        RefCell::new(State {
+            live,
+            fail_at,
+            fs: PathBuf::from(FS),
+            recorded: dispatched.clone(),
+            hooks: dispatched,
+            ..Default::default()
+        })
+    }
+
+    /// What a test compares to tell the host is as it was.
+    fn snapshot(s: &State) -> (BTreeSet<PathBuf>, BTreeMap<HookKey, BTreeSet<LinkId>>) {
+        (s.live.clone(), s.hooks.clone())
+    }
+
+    fn journal(j: &[(&'static str, PathBuf)]) -> Vec<String> {
+        j.iter()
+            .map(|(w, p)| format!("{w} {}", p.display()))
+            .collect()
+    }
+
+    fn no_fault(_: FaultPoint) -> Result<()> {
+        Ok(())
+    }
+
+    /// Fails at `point`, passes elsewhere.
+    fn fault_at(point: FaultPoint) -> impl Fn(FaultPoint) -> Result<()> {
+        move |p| {
+            if p == point {
+                Err(ManagerError::internal("injected"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn run_attach(
+        spec: &AttachSpec,
+        links_dir: bool,
+        state: &RefCell<State>,
+        undo: &mut UndoLog,
+        fault: &dyn Fn(FaultPoint) -> Result<()>,
+    ) -> Result<Attached> {
+        let plan = plan(spec, links_dir);
+        let prog = fixtures::program(1, 1, FS);
+        let target = target(spec);
+        let job = AttachJob {
+            plan: &plan,
+            prog: &prog,
+            spec,
+            target: target.as_ref(),
+        };
+        execute_attach(&job, &mut Fake(state), undo, fault)
+    }
+
+    /// The undo of each forward effect of the fake, as it journals it.
+    fn undo_of(what: &str) -> &'static str {
+        match what {
+            "mkdir" => "rmdir",
+            "attach-link" | "attach-tcx" => "unpin",
+            "apply-hook" => "restore-hook",
+            "unpin" => "repin",
+            other => panic!("no undo known for {other}"),
+        }
+    }
+
+    /// Rolls `undo` back on the fake and checks it reversed the `k` forward
+    /// effects newest first and left the host as `before`.
+    fn assert_undone(
+        state: &RefCell<State>,
+        undo: UndoLog,
+        k: usize,
+        before: &(BTreeSet<PathBuf>, BTreeMap<HookKey, BTreeSet<LinkId>>),
+        what: &str,
+    ) {
+        let done = state.borrow().journal.clone();
+        assert_eq!(done.len(), k, "{what}: effects done");
+        let left = undo.rollback_with(&mut Fake(state));
+        assert!(left.is_empty(), "{what}: undo failures {left:?}");
+        let s = state.borrow();
+        assert_eq!(&snapshot(&s), before, "{what}: host after undo");
+        let expected: Vec<_> = done
+            .iter()
+            .rev()
+            .map(|(w, p)| (undo_of(w), p.clone()))
+            .collect();
+        assert_eq!(
+            s.journal[k..].to_vec(),
+            expected,
+            "{what}: undo, newest first"
+        );
+    }
+
+    #[test]
+    fn each_route_makes_exactly_its_pins_and_hook_change() {
+        let xdp_dir = "/rt/fs/dispatchers/xdp/7_3";
+        let tc_dir = "/rt/fs/dispatchers/tc/7_3/ingress";
+        let first = Some(KernelLinkId(FAKE_KERNEL_LINK + 1));
+        // (route, its forward effect, pin path, kernel link, new pin or hook)
+        let expected = [
+            (
+                "tracepoint",
+                "attach-link /rt/fs/links/3",
+                "/rt/fs/links/3",
+                first,
+            ),
+            ("tcx", "attach-tcx /rt/fs/links/3", "/rt/fs/links/3", first),
+            (
+                "xdp",
+                "apply-hook /rt/fs/dispatchers/xdp/7_3",
+                xdp_dir,
+                first,
+            ),
+            (
+                "tc",
+                "apply-hook /rt/fs/dispatchers/tc/7_3/ingress",
+                tc_dir,
+                None,
+            ),
+        ];
+        for ((name, spec), (route, effect, pin, kernel)) in specs().into_iter().zip(expected) {
+            assert_eq!(name, route);
+            let state = host(None, &[]);
+            let (live_before, hooks_before) = snapshot(&state.borrow());
+            let mut undo = UndoLog::default();
+            let got = run_attach(&spec, false, &state, &mut undo, &no_fault).unwrap();
+            undo.commit();
+            assert_eq!(
+                got,
+                Attached {
+                    pin_path: pin.into(),
+                    kernel_link_id: kernel
+                },
+                "{name}"
+            );
+            let s = state.borrow();
+            assert_eq!(
+                journal(&s.journal),
+                ["mkdir /rt/fs/links", effect],
+                "{name}"
+            );
+            let made: Vec<_> = s.live.difference(&live_before).cloned().collect();
+            let mut hooks = hooks_before.clone();
+            let mut expect_made = vec![PathBuf::from("/rt/fs/links")];
+            match spec.hook().map(|(k, ..)| k) {
+                Some(k) if k.uses_dispatcher() => {
+                    hooks.insert(eth0().key(k), BTreeSet::from([OLD, NEW]));
+                }
+                _ => expect_made.push(PathBuf::from("/rt/fs/links/3")),
+            }
+            assert_eq!(made, expect_made, "{name}: new pins");
+            assert!(live_before.is_subset(&s.live), "{name}: nothing removed");
+            assert_eq!(s.hooks, hooks, "{name}: hooks");
+        }
+    }
+
+    #[test]
+    fn an_existing_links_dir_is_not_made_again() {
+        let state = host(None, &["links"]);
+        let mut undo = UndoLog::default();
+        let spec = &specs()[0].1;
+        run_attach(spec, true, &state, &mut undo, &no_fault).unwrap();
+        assert_eq!(
+            journal(&state.borrow().journal),
+            ["attach-link /rt/fs/links/3"]
+        );
+    }
+
+    #[test]
+    fn a_failed_attach_step_is_undone_and_the_host_is_as_before() {
+        for (name, spec) in specs() {
+            for k in 0..2 {
+                let state = host(Some(k), &[]);
+                let before = snapshot(&state.borrow());
+                let mut undo = UndoLog::default();
+                let r = run_attach(&spec, false, &state, &mut undo, &no_fault);
+                assert!(r.is_err(), "{name}: step {k} must fail");
+                assert_undone(&state, undo, k, &before, &format!("{name} step {k}"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_attached_fault_point_is_undone_too() {
+        for (name, spec) in specs() {
+            let state = host(None, &[]);
+            let before = snapshot(&state.borrow());
+            let mut undo = UndoLog::default();
+            let fault = fault_at(FaultPoint::AttachAttached);
+            let r = run_attach(&spec, false, &state, &mut undo, &fault);
+            assert_eq!(r.map_err(|e| e.message), Err("injected".into()), "{name}");
+            assert_undone(&state, undo, 2, &before, name);
+        }
+    }
+
+    #[test]
+    fn a_network_route_without_an_interface_fails_and_undoes_the_links_dir() {
+        let state = host(None, &[]);
+        let before = snapshot(&state.borrow());
+        let spec = &specs()[1].1;
+        let plan = plan(spec, false);
+        let prog = fixtures::program(1, 1, FS);
+        let job = AttachJob {
+            plan: &plan,
+            prog: &prog,
+            spec,
+            target: None,
+        };
+        let mut undo = UndoLog::default();
+        let r = execute_attach(&job, &mut Fake(&state), &mut undo, &no_fault);
+        assert_eq!(
+            r.map_err(|e| e.message),
+            Err("network attach without an interface".into())
+        );
+        assert_undone(&state, undo, 1, &before, "no interface");
     }
 }

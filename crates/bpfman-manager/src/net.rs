@@ -8,16 +8,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bpfman_core::LinkId;
 use bpfman_core::dispatcher::{HookKey, HookKind};
 use bpfman_core::model::{LinkRecord, NetLinkRecord, ProgramRecord};
 use bpfman_core::spec::{AttachSpec, XdpMode};
-use bpfman_core::{KernelLinkId, LinkId};
 use bpfman_net::{DesiredProgram, ExtensionSource, HookState, Iface, NetPaths};
 use bpfman_store::Store;
 use sha2::{Digest, Sha256};
 
+use crate::Manager;
 use crate::error::{ManagerError, Result};
-use crate::{Manager, path_str};
+use crate::undo::Hook;
 
 /// sha256 hex of object bytes.
 pub(crate) fn digest(bytes: &[u8]) -> String {
@@ -35,17 +36,6 @@ pub(crate) fn recorded_iface(n: &NetLinkRecord) -> Iface {
         netns_ino: n.hook.netns_ino,
         ifindex: n.hook.ifindex,
     }
-}
-
-/// What attaching through a dispatcher produced, for the link row and undo.
-pub(crate) struct NetAttached {
-    /// The hook's pin directory (the link row's pin path).
-    pub(crate) pin_path: String,
-    /// The XDP link that attaches the hook (XDP only).
-    pub(crate) kernel_link_id: Option<KernelLinkId>,
-    kind: HookKind,
-    iface: Iface,
-    mode: XdpMode,
 }
 
 /// The recorded links on a hook.
@@ -102,7 +92,7 @@ impl Manager {
     }
 
     /// Makes a dispatcher hook run its recorded links minus `skip`, plus `extra`.
-    fn apply_hook(
+    pub(crate) fn apply_hook(
         &self,
         store: &Store,
         iface: &Iface,
@@ -163,30 +153,31 @@ impl Manager {
         prog: &ProgramRecord,
         spec: &AttachSpec,
         link_id: LinkId,
-        iface: &Iface,
-        kind: HookKind,
-    ) -> Result<NetAttached> {
+        hook: &Hook,
+    ) -> Result<HookState> {
         let new = self.desired(store, prog, link_id, spec)?;
-        let mode = spec.xdp_mode();
-        let state = self.apply_hook(store, iface, kind, mode, Some(new), &BTreeSet::new())?;
-        Ok(NetAttached {
-            pin_path: path_str(&state.pin_dir),
-            kernel_link_id: state.kernel_link_id,
-            kind,
-            iface: iface.clone(),
-            mode,
-        })
+        self.apply_hook(
+            store,
+            &hook.iface,
+            hook.kind,
+            hook.mode,
+            Some(new),
+            &BTreeSet::new(),
+        )
     }
 
-    /// Undoes `attach_dispatched` after a later step failed (the link is
-    /// not recorded): the hook runs its recorded set again.
-    pub(crate) fn undo_attach_dispatched(&self, store: &Store, link_id: LinkId, a: &NetAttached) {
-        let r = self.apply_hook(store, &a.iface, a.kind, a.mode, None, &BTreeSet::new());
-        if let Err(e) = r {
-            tracing::error!(
-                "undo of network attach {link_id} failed: {e}; run `bpfman gc --prune`"
-            );
-        }
+    /// Makes a hook run its recorded set again: the undo of
+    /// `attach_dispatched` (the link is not recorded) and of a detach.
+    pub(crate) fn restore_hook(&self, store: &Store, hook: &Hook) -> Result<()> {
+        self.apply_hook(
+            store,
+            &hook.iface,
+            hook.kind,
+            hook.mode,
+            None,
+            &BTreeSet::new(),
+        )?;
+        Ok(())
     }
 
     /// Makes each of `hooks` run its recorded links minus `skip` (kernel side

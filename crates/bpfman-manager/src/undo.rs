@@ -3,9 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use bpfman_core::dispatcher::{HookKey, HookKind};
+use bpfman_core::model::ProgramRecord;
+use bpfman_core::spec::{AttachSpec, Direction, XdpMode};
+use bpfman_core::{KernelLinkId, LinkId, ProgramKind};
 use bpfman_kernel::PinnedObject;
+use bpfman_net::Iface;
 
-use crate::error::Result;
+use crate::error::{ManagerError, Result};
 
 /// An object held while its pin is removed, so that undo can pin it again
 /// (the open descriptor keeps it alive with no pin at all).
@@ -29,11 +34,33 @@ pub enum Undo {
     CreateDir(PathBuf),
     /// A mount was made: unmount it.
     Unmount(PathBuf),
+    /// A dispatcher hook was changed: make it run its recorded set again.
+    RestoreHook(Hook),
 }
 
-/// The bpffs and file-system effects executors and the undo log perform.
-/// [`System`] does them for real through bpfman-kernel; tests put a
-/// recording fake in its place to check what a failure leaves behind.
+/// A dispatcher hook (XDP or TC) as the manager applies it: the interface,
+/// which hook on it, and the XDP mode to attach it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The interface (with its namespace).
+    pub iface: Iface,
+    /// Which hook of the interface.
+    pub kind: HookKind,
+    /// XDP attach mode (ignored by TC).
+    pub mode: XdpMode,
+}
+
+impl Hook {
+    /// The hook's key, as the store records it.
+    pub fn key(&self) -> HookKey {
+        self.iface.key(self.kind)
+    }
+}
+
+/// The bpffs and file-system effects executors and the undo log perform,
+/// and the restoring of a dispatcher hook. [`System`] does the former for
+/// real through bpfman-kernel (the manager's host adds the hooks); tests
+/// put a recording fake in its place to check what a failure leaves behind.
 pub trait Effects {
     /// Creates a directory (and its parents) with bpfman's mode.
     fn create_dir(&mut self, dir: &Path) -> Result<()>;
@@ -50,6 +77,51 @@ pub trait Effects {
     fn repin(&mut self, obj: &Held, pin: &Path) -> Result<()>;
     /// Unmounts a mount bpfman made.
     fn unmount(&mut self, path: &Path) -> Result<()>;
+    /// Makes a dispatcher hook run the links the store records on it (the
+    /// undo of an attach or detach through it).
+    fn restore_hook(&mut self, hook: &Hook) -> Result<()>;
+}
+
+/// A TCX attach: the program, where on the hook, and where to pin the link.
+pub(crate) struct TcxAttach<'a> {
+    /// The interface.
+    pub(crate) iface: &'a Iface,
+    /// Ingress or egress.
+    pub(crate) direction: Direction,
+    /// The program's pin.
+    pub(crate) program_pin: &'a Path,
+    /// The new link's priority.
+    pub(crate) priority: i32,
+    /// bpfman's links already on the hook: `(priority, kernel link id)`.
+    pub(crate) neighbours: &'a [(i32, KernelLinkId)],
+    /// Where the new link is pinned.
+    pub(crate) pin: &'a Path,
+}
+
+/// The kernel side of attach and detach, beyond the bpffs [`Effects`]:
+/// the host (`crate::host::Host`) calls the kernel, and the recording fake
+/// of the tests stands in for it.
+pub(crate) trait AttachEffects: Effects {
+    /// Attaches a program by a bpf_link of its own pinned at `pin`; the
+    /// kernel link id when the kernel has one.
+    fn attach_link(
+        &mut self,
+        program_pin: &Path,
+        kind: ProgramKind,
+        spec: &AttachSpec,
+        pin: &Path,
+    ) -> Result<Option<KernelLinkId>>;
+    /// Attaches a TCX link placed among its neighbours; its kernel link id.
+    fn attach_tcx(&mut self, tcx: &TcxAttach<'_>) -> Result<KernelLinkId>;
+    /// Makes a dispatcher hook run its recorded links plus `link_id` of
+    /// `prog`: the hook's pin directory and the XDP link that attaches it.
+    fn attach_dispatched(
+        &mut self,
+        prog: &ProgramRecord,
+        spec: &AttachSpec,
+        link_id: LinkId,
+        hook: &Hook,
+    ) -> Result<(PathBuf, Option<KernelLinkId>)>;
 }
 
 /// The real effects: bpffs, mounts and directories of this host.
@@ -93,6 +165,13 @@ impl Effects for System {
     fn unmount(&mut self, path: &Path) -> Result<()> {
         Ok(bpfman_kernel::unmount(path)?)
     }
+    fn restore_hook(&mut self, hook: &Hook) -> Result<()> {
+        // The recorded set is in the store, which only the manager's host holds.
+        Err(ManagerError::internal(format!(
+            "hook {} can be restored only through the manager",
+            hook.key()
+        )))
+    }
 }
 
 /// Effects done so far by one operation.
@@ -129,9 +208,16 @@ impl UndoLog {
                 Undo::Repin(obj, p) => fx.repin(obj, p),
                 Undo::Unmount(p) => fx.unmount(p),
                 Undo::CreateDir(p) => fx.create_dir(p),
+                Undo::RestoreHook(h) => fx.restore_hook(h),
             };
             if let Err(e) = r {
-                tracing::error!("undo failed: {e}");
+                match &step {
+                    Undo::RestoreHook(h) => tracing::error!(
+                        "restoring hook {} failed: {e}; run `bpfman gc --prune`",
+                        h.key()
+                    ),
+                    _ => tracing::error!("undo failed: {e}"),
+                }
                 failures.push(e.to_string());
             }
         }
