@@ -183,4 +183,9 @@ impl AttachEffects for Fake<'_> {
             .then_some(KernelLinkId(FAKE_KERNEL_LINK + k));
         Ok((dir, xdp))
     }
+    fn apply_hook(&mut self, hook: &Hook, skip: &BTreeSet<LinkId>) -> Result<()> {
+        self.step("apply-hook")?;
+        let links = self.recorded(hook).difference(skip).copied().collect();
+        self.set_hook("apply-hook", hook, links).map(drop)
+    }
 }

@@ -2,6 +2,7 @@
 //! kernel's attach calls, and the dispatcher hooks, whose recorded sets are
 //! read from the store.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use bpfman_core::model::ProgramRecord;
@@ -84,5 +85,10 @@ impl AttachEffects for Host<'_> {
             .manager
             .attach_dispatched(self.store, prog, spec, link_id, hook)?;
         Ok((state.pin_dir, state.kernel_link_id))
+    }
+    fn apply_hook(&mut self, hook: &Hook, skip: &BTreeSet<LinkId>) -> Result<()> {
+        self.manager
+            .apply_hook(self.store, &hook.iface, hook.kind, hook.mode, None, skip)?;
+        Ok(())
     }
 }

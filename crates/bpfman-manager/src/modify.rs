@@ -14,6 +14,7 @@ use bpfman_net::Iface;
 use crate::error::{ManagerError, Result};
 use crate::fault::FaultPoint;
 use crate::host::Host;
+use crate::net::recorded_iface;
 use crate::undo::{AttachEffects, Effects, Hook, System, TcxAttach, Undo, UndoLog};
 use crate::{Manager, now, path_str};
 
@@ -107,26 +108,30 @@ impl Manager {
             .get_link(link_id)?
             .ok_or_else(|| ManagerError::not_found(format!("link {link_id} does not exist")))?;
         let net: Vec<NetLinkRecord> = store.net_link(link_id)?.into_iter().collect();
-        let hooks = dispatcher_hooks(&[&link], &net);
+        let hooks: Vec<Hook> = dispatcher_hooks(&[&link], &net)
+            .into_iter()
+            .map(|(n, mode)| Hook {
+                iface: recorded_iface(&n),
+                kind: n.hook.kind,
+                mode,
+            })
+            .collect();
+        let job = DetachJob {
+            link_id,
+            pin: Path::new(&link.pin_path),
+            hooks: &hooks,
+        };
         let mut undo = UndoLog::default();
-        let mut detached = false;
         let result = (|| -> Result<()> {
-            if hooks.is_empty() {
-                release_pin(Path::new(&link.pin_path), &mut System, &mut undo)?;
-            } else {
-                self.detach_hooks(&store, &hooks, &BTreeSet::from([link_id]))?;
-                detached = true;
-            }
-            self.fault(FaultPoint::DetachUnpinnedLink)?;
+            execute_detach(&job, &mut Host::new(self, &store), &mut undo, &|p| {
+                self.fault(p)
+            })?;
             store.write(|tx| -> Result<()> {
                 tx.delete_link(link_id)?;
                 self.fault(FaultPoint::DetachBeforeCommit)
             })
         })();
-        if result.is_err() && detached {
-            self.restore_hooks(&store, &hooks);
-        }
-        finish(undo, result)?;
+        finish(undo, result, &mut Host::new(self, &store))?;
         tracing::info!(link = link_id.get(), "detached");
         Ok(())
     }
@@ -167,7 +172,7 @@ impl Manager {
         if result.is_err() && detached {
             self.restore_hooks(&store, &plan.hooks);
         }
-        finish(undo, result)?;
+        finish(undo, result, &mut System)?;
         tracing::info!(id = id.get(), name = %prog.name, "unloaded");
         Ok(())
     }
@@ -269,6 +274,37 @@ pub(crate) fn execute_attach(
     Ok(attached)
 }
 
+/// What one detach executes.
+pub(crate) struct DetachJob<'a> {
+    /// The link detached.
+    pub(crate) link_id: LinkId,
+    /// Its pin (unused when it runs through dispatcher hooks).
+    pub(crate) pin: &'a Path,
+    /// The dispatcher hooks it runs on; empty for a link of its own.
+    pub(crate) hooks: &'a [Hook],
+}
+
+/// Performs a detach's kernel side: unpins the link (held for undo) or
+/// makes its hooks run their recorded sets without it, each registered for
+/// undo before the next, then the `DetachUnpinnedLink` fault point.
+pub(crate) fn execute_detach(
+    job: &DetachJob<'_>,
+    fx: &mut dyn AttachEffects,
+    undo: &mut UndoLog,
+    fault: &dyn Fn(FaultPoint) -> Result<()>,
+) -> Result<()> {
+    if job.hooks.is_empty() {
+        release_pin(job.pin, fx, undo)?;
+    } else {
+        let skip = BTreeSet::from([job.link_id]);
+        for hook in job.hooks {
+            fx.apply_hook(hook, &skip)?;
+            undo.push(Undo::RestoreHook(hook.clone()));
+        }
+    }
+    fault(FaultPoint::DetachUnpinnedLink)
+}
+
 /// Removes a pin while holding the object, so undo can restore the pin.
 fn release_pin(pin: &Path, fx: &mut dyn Effects, undo: &mut UndoLog) -> Result<()> {
     if let Some(held) = fx.release(pin)? {
@@ -303,14 +339,14 @@ pub(crate) fn execute_unload(
     fault(FaultPoint::UnloadRemovedMaps)
 }
 
-fn finish(undo: UndoLog, result: Result<()>) -> Result<()> {
+fn finish(undo: UndoLog, result: Result<()>, fx: &mut dyn Effects) -> Result<()> {
     match result {
         Ok(()) => {
             undo.commit();
             Ok(())
         }
         Err(e) => {
-            let left = undo.rollback();
+            let left = undo.rollback_with(fx);
             if !left.is_empty() {
                 tracing::error!(
                     "rollback left {} item(s); run `bpfman gc --prune`",
@@ -481,6 +517,14 @@ mod attach_tests {
             name: "eth0".into(),
             netns_ino: 7,
             ifindex: 3,
+        }
+    }
+
+    fn hook(kind: HookKind) -> Hook {
+        Hook {
+            iface: eth0(),
+            kind,
+            mode: XdpMode::Native,
         }
     }
 
@@ -772,5 +816,93 @@ mod attach_tests {
             Err("network attach without an interface".into())
         );
         assert_undone(&state, undo, 1, &before, "no interface");
+    }
+
+    /// The detach of link 3: pinned of its own at links/3, or on `hooks`.
+    fn run_detach(
+        hooks: &[Hook],
+        state: &RefCell<State>,
+        undo: &mut UndoLog,
+        fault: &dyn Fn(FaultPoint) -> Result<()>,
+    ) -> Result<()> {
+        let pin = PathBuf::from("/rt/fs/links/3");
+        let job = DetachJob {
+            link_id: NEW,
+            pin: &pin,
+            hooks,
+        };
+        execute_detach(&job, &mut Fake(state), undo, fault)
+    }
+
+    /// A host where link 3 runs on the XDP and TC ingress hooks, besides
+    /// link 1, as recorded.
+    fn host_with_new_on_hooks(fail_at: Option<usize>) -> RefCell<State> {
+        let state = host(fail_at, &[]);
+        {
+            let s = &mut *state.borrow_mut();
+            for k in [HookKind::Xdp, HookKind::TcIngress] {
+                let key = eth0().key(k);
+                s.recorded.entry(key).or_default().insert(NEW);
+                s.hooks.entry(key).or_default().insert(NEW);
+            }
+        }
+        state
+    }
+
+    fn two_hooks() -> [Hook; 2] {
+        [hook(HookKind::Xdp), hook(HookKind::TcIngress)]
+    }
+
+    #[test]
+    fn detach_unpins_a_link_of_its_own_or_takes_it_off_its_hooks() {
+        let state = host(None, &["links", "links/3"]);
+        let mut undo = UndoLog::default();
+        run_detach(&[], &state, &mut undo, &no_fault).unwrap();
+        undo.commit();
+        let s = state.borrow();
+        assert_eq!(journal(&s.journal), ["unpin /rt/fs/links/3"]);
+        assert!(!s.live.contains(Path::new("/rt/fs/links/3")));
+
+        let state = host_with_new_on_hooks(None);
+        let mut undo = UndoLog::default();
+        run_detach(&two_hooks(), &state, &mut undo, &no_fault).unwrap();
+        undo.commit();
+        let s = state.borrow();
+        assert_eq!(
+            journal(&s.journal),
+            [
+                "apply-hook /rt/fs/dispatchers/xdp/7_3",
+                "apply-hook /rt/fs/dispatchers/tc/7_3/ingress"
+            ]
+        );
+        for h in two_hooks() {
+            assert_eq!(s.hooks[&h.key()], BTreeSet::from([OLD]), "{:?}", h.kind);
+        }
+    }
+
+    #[test]
+    fn a_failed_detach_step_or_fault_is_undone_and_the_host_is_as_before() {
+        // (what, hooks, host, steps before the fault point)
+        type Host = fn(Option<usize>) -> RefCell<State>;
+        let own: Host = |f| host(f, &["links", "links/3"]);
+        let cases: [(&str, Vec<Hook>, Host, usize); 2] = [
+            ("own pin", vec![], own, 1),
+            ("hooks", two_hooks().to_vec(), host_with_new_on_hooks, 2),
+        ];
+        for (what, hooks, make, steps) in cases {
+            for k in 0..steps {
+                let state = make(Some(k));
+                let before = snapshot(&state.borrow());
+                let mut undo = UndoLog::default();
+                assert!(run_detach(&hooks, &state, &mut undo, &no_fault).is_err());
+                assert_undone(&state, undo, k, &before, &format!("{what} step {k}"));
+            }
+            let state = make(None);
+            let before = snapshot(&state.borrow());
+            let mut undo = UndoLog::default();
+            let fault = fault_at(FaultPoint::DetachUnpinnedLink);
+            assert!(run_detach(&hooks, &state, &mut undo, &fault).is_err());
+            assert_undone(&state, undo, steps, &before, &format!("{what} fault"));
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Undo log for kernel and bpffs effects: each effect registers how to reverse
 //! it; a failed operation runs them newest first.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use bpfman_core::dispatcher::{HookKey, HookKind};
@@ -122,6 +123,8 @@ pub(crate) trait AttachEffects: Effects {
         link_id: LinkId,
         hook: &Hook,
     ) -> Result<(PathBuf, Option<KernelLinkId>)>;
+    /// Makes a dispatcher hook run its recorded links minus `skip`.
+    fn apply_hook(&mut self, hook: &Hook, skip: &BTreeSet<LinkId>) -> Result<()>;
 }
 
 /// The real effects: bpffs, mounts and directories of this host.
