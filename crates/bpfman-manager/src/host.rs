@@ -17,12 +17,12 @@ use crate::undo::{AttachEffects, Effects, Held, Hook, System, TcxAttach};
 /// This host, for one operation under the writer lock.
 pub(crate) struct Host<'a> {
     manager: &'a Manager,
-    store: &'a Store,
+    store: &'a mut Store,
 }
 
 impl<'a> Host<'a> {
     /// The host as `manager` sees it through `store`.
-    pub(crate) fn new(manager: &'a Manager, store: &'a Store) -> Self {
+    pub(crate) fn new(manager: &'a Manager, store: &'a mut Store) -> Self {
         Host { manager, store }
     }
 }

@@ -7,6 +7,7 @@ use bpfman_core::attach::{AttachFacts, AttachPlan, AttachRoute, dispatcher_hooks
 use bpfman_core::dispatcher::HookKey;
 use bpfman_core::metadata::{self, Metadata};
 use bpfman_core::model::{LinkRecord, LinkView, NetLinkRecord, ProgramRecord};
+use bpfman_core::spec::XdpMode;
 use bpfman_core::unload::{UnloadPlan, plan_unload};
 use bpfman_core::{AttachSpec, KernelLinkId, LinkId, ProgramId};
 use bpfman_net::Iface;
@@ -15,7 +16,7 @@ use crate::error::{ManagerError, Result};
 use crate::fault::FaultPoint;
 use crate::host::Host;
 use crate::net::recorded_iface;
-use crate::undo::{AttachEffects, Effects, Hook, System, TcxAttach, Undo, UndoLog};
+use crate::undo::{AttachEffects, Effects, Hook, TcxAttach, Undo, UndoLog};
 use crate::{Manager, now, path_str};
 
 impl Manager {
@@ -60,9 +61,10 @@ impl Manager {
         };
         let mut undo = UndoLog::default();
         let result = (|| -> Result<LinkRecord> {
-            let attached = execute_attach(&job, &mut Host::new(self, &store), &mut undo, &|p| {
-                self.fault(p)
-            })?;
+            let attached =
+                execute_attach(&job, &mut Host::new(self, &mut store), &mut undo, &|p| {
+                    self.fault(p)
+                })?;
             let rec = LinkRecord {
                 id: link_id,
                 program_id: id,
@@ -81,6 +83,10 @@ impl Manager {
                         iface: iface.to_string(),
                         netns: netns.map(str::to_string),
                     })?;
+                    if matches!(plan.route, AttachRoute::Dispatcher { .. }) {
+                        // The links already on the hook share its kernel link.
+                        tx.set_hook_kernel_link(key, rec.kernel_link_id)?;
+                    }
                 }
                 self.fault(FaultPoint::AttachBeforeCommit)
             })?;
@@ -94,7 +100,7 @@ impl Manager {
                 self.link_view_of(&store, &rec, &prog.name, &mut Default::default())
             }
             Err(e) => {
-                undo.rollback_with(&mut Host::new(self, &store));
+                undo.rollback_with(&mut Host::new(self, &mut store));
                 Err(e)
             }
         }
@@ -108,14 +114,7 @@ impl Manager {
             .get_link(link_id)?
             .ok_or_else(|| ManagerError::not_found(format!("link {link_id} does not exist")))?;
         let net: Vec<NetLinkRecord> = store.net_link(link_id)?.into_iter().collect();
-        let hooks: Vec<Hook> = dispatcher_hooks(&[&link], &net)
-            .into_iter()
-            .map(|(n, mode)| Hook {
-                iface: recorded_iface(&n),
-                kind: n.hook.kind,
-                mode,
-            })
-            .collect();
+        let hooks = manager_hooks(&dispatcher_hooks(&[&link], &net));
         let job = DetachJob {
             link_id,
             pin: Path::new(&link.pin_path),
@@ -123,7 +122,7 @@ impl Manager {
         };
         let mut undo = UndoLog::default();
         let result = (|| -> Result<()> {
-            execute_detach(&job, &mut Host::new(self, &store), &mut undo, &|p| {
+            execute_detach(&job, &mut Host::new(self, &mut store), &mut undo, &|p| {
                 self.fault(p)
             })?;
             store.write(|tx| -> Result<()> {
@@ -131,7 +130,7 @@ impl Manager {
                 self.fault(FaultPoint::DetachBeforeCommit)
             })
         })();
-        finish(undo, result, &mut Host::new(self, &store))?;
+        finish(undo, result, &mut Host::new(self, &mut store))?;
         tracing::info!(link = link_id.get(), "detached");
         Ok(())
     }
@@ -153,26 +152,26 @@ impl Manager {
             net.extend(store.net_link(l.id)?);
         }
         let plan = plan_unload(&prog, &links, &net, &map_users, &owner_maps, &self.paths);
-        let skip: BTreeSet<LinkId> = links.iter().map(|l| l.id).collect();
+        let job = UnloadJob {
+            hooks: manager_hooks(&plan.hooks),
+            skip: links.iter().map(|l| l.id).collect(),
+            plan,
+        };
 
         let mut undo = UndoLog::default();
-        let mut detached = false;
         let result = (|| -> Result<()> {
-            self.detach_hooks(&store, &plan.hooks, &skip)?;
-            detached = true;
-            execute_unload(&plan, &mut System, &mut undo, &|p| self.fault(p))?;
+            execute_unload(&job, &mut Host::new(self, &mut store), &mut undo, &|p| {
+                self.fault(p)
+            })?;
             store.write(|tx| -> Result<()> {
                 tx.delete_program(id)?;
-                if plan.remove_maps {
+                if job.plan.remove_maps {
                     tx.delete_maps(owner)?;
                 }
                 self.fault(FaultPoint::UnloadBeforeCommit)
             })
         })();
-        if result.is_err() && detached {
-            self.restore_hooks(&store, &plan.hooks);
-        }
-        finish(undo, result, &mut System)?;
+        finish(undo, result, &mut Host::new(self, &mut store))?;
         tracing::info!(id = id.get(), name = %prog.name, "unloaded");
         Ok(())
     }
@@ -296,13 +295,24 @@ pub(crate) fn execute_detach(
     if job.hooks.is_empty() {
         release_pin(job.pin, fx, undo)?;
     } else {
-        let skip = BTreeSet::from([job.link_id]);
-        for hook in job.hooks {
-            fx.apply_hook(hook, &skip)?;
-            undo.push(Undo::RestoreHook(hook.clone()));
-        }
+        off_hooks(job.hooks, &BTreeSet::from([job.link_id]), fx, undo)?;
     }
     fault(FaultPoint::DetachUnpinnedLink)
+}
+
+/// Makes each hook run its recorded links minus `skip`, registering its
+/// restore for undo before the next.
+fn off_hooks(
+    hooks: &[Hook],
+    skip: &BTreeSet<LinkId>,
+    fx: &mut dyn AttachEffects,
+    undo: &mut UndoLog,
+) -> Result<()> {
+    for hook in hooks {
+        fx.apply_hook(hook, skip)?;
+        undo.push(Undo::RestoreHook(hook.clone()));
+    }
+    Ok(())
 }
 
 /// Removes a pin while holding the object, so undo can restore the pin.
@@ -313,15 +323,41 @@ fn release_pin(pin: &Path, fx: &mut dyn Effects, undo: &mut UndoLog) -> Result<(
     Ok(())
 }
 
-/// Performs an unload's bpffs steps in plan order, each registered for
-/// undo before the next, with a fault point after the links, the program
-/// pin, and the maps and directories.
+/// The dispatcher hooks of recorded net links, as the host applies them.
+fn manager_hooks(hooks: &[(NetLinkRecord, XdpMode)]) -> Vec<Hook> {
+    hooks
+        .iter()
+        .map(|(n, mode)| Hook {
+            iface: recorded_iface(n),
+            kind: n.hook.kind,
+            mode: *mode,
+        })
+        .collect()
+}
+
+/// What one unload executes.
+pub(crate) struct UnloadJob {
+    /// The plan of the core.
+    pub(crate) plan: UnloadPlan,
+    /// The dispatcher hooks the program's links run on.
+    pub(crate) hooks: Vec<Hook>,
+    /// The program's links, which the hooks stop running.
+    pub(crate) skip: BTreeSet<LinkId>,
+}
+
+/// Performs an unload's kernel side in plan order, each step registered
+/// for undo before the next: the dispatcher hooks stop running the
+/// program's links, then the bpffs steps, with a fault point after the
+/// links, the program pin, and the maps and directories. Undo runs newest
+/// first, so the pins are back before a hook that needs them is restored.
 pub(crate) fn execute_unload(
-    plan: &UnloadPlan,
-    fx: &mut dyn Effects,
+    job: &UnloadJob,
+    fx: &mut dyn AttachEffects,
     undo: &mut UndoLog,
     fault: &dyn Fn(FaultPoint) -> Result<()>,
 ) -> Result<()> {
+    off_hooks(&job.hooks, &job.skip, fx, undo)?;
+    let plan = &job.plan;
     for pin in &plan.link_pins {
         release_pin(pin, fx, undo)?;
     }
@@ -373,15 +409,34 @@ mod tests {
 
     /// The unload of program 1, the last user of its maps, with two links
     /// pinned of their own.
-    fn plan() -> UnloadPlan {
-        plan_unload(
-            &fixtures::program(1, 1, FS),
-            &[fixtures::link(5, 1, FS), fixtures::link(7, 1, FS)],
-            &[],
-            &[ProgramId(1)],
-            &[fixtures::map_row(1, "m", FS)],
-            &RuntimePaths::new("/rt"),
-        )
+    fn plan() -> UnloadJob {
+        UnloadJob {
+            plan: plan_unload(
+                &fixtures::program(1, 1, FS),
+                &[fixtures::link(5, 1, FS), fixtures::link(7, 1, FS)],
+                &[],
+                &[ProgramId(1)],
+                &[fixtures::map_row(1, "m", FS)],
+                &RuntimePaths::new("/rt"),
+            ),
+            hooks: Vec::new(),
+            skip: BTreeSet::from([LinkId(5), LinkId(7)]),
+        }
+    }
+
+    /// The XDP hook of eth0, where program 1's link 9 runs beside link 4 of
+    /// another program.
+    fn xdp_hook() -> Hook {
+        Hook {
+            iface: bpfman_net::Iface {
+                netns: None,
+                name: "eth0".into(),
+                netns_ino: 7,
+                ifindex: 3,
+            },
+            kind: bpfman_core::dispatcher::HookKind::Xdp,
+            mode: XdpMode::Native,
+        }
     }
 
     /// What the host holds before the unload.
@@ -489,6 +544,62 @@ mod tests {
         let left: Vec<_> = s.live.iter().map(|p| p.display().to_string()).collect();
         assert_eq!(left, ["/rt/fs/1", "/rt/fs/1/other"]);
         assert!(!journal(&s).iter().any(|j| j.starts_with("rmdir")));
+    }
+
+    #[test]
+    fn a_failed_unload_restores_its_hooks_after_the_pins_they_need() {
+        // Restoring a hook reopens the programs it runs from their pins, so
+        // undo must put the pins back first: newest first does, as the hook
+        // was changed before any pin was removed.
+        let with_hook = || {
+            let state = host(None);
+            let set = BTreeSet::from([LinkId(4), LinkId(9)]);
+            {
+                let s = &mut *state.borrow_mut();
+                s.fs = PathBuf::from(FS);
+                s.recorded.insert(xdp_hook().key(), set.clone());
+                s.hooks.insert(xdp_hook().key(), set);
+            }
+            state
+        };
+        let mut job = plan();
+        job.hooks = vec![xdp_hook()];
+        job.skip.insert(LinkId(9));
+
+        let state = with_hook();
+        let mut undo = UndoLog::default();
+        execute_unload(&job, &mut Fake(&state), &mut undo, &no_fault).unwrap();
+        undo.commit();
+        assert_eq!(
+            state.borrow().hooks[&xdp_hook().key()],
+            BTreeSet::from([LinkId(4)])
+        );
+
+        let state = with_hook();
+        let mut undo = UndoLog::default();
+        let fault = |p: FaultPoint| -> Result<()> {
+            if p == FaultPoint::UnloadRemovedMaps {
+                Err(ManagerError::internal("injected"))
+            } else {
+                Ok(())
+            }
+        };
+        assert!(execute_unload(&job, &mut Fake(&state), &mut undo, &fault).is_err());
+        let done = state.borrow().journal.len();
+        assert!(undo.rollback_with(&mut Fake(&state)).is_empty());
+        let s = state.borrow();
+        assert_eq!(s.live, before());
+        assert_eq!(
+            s.hooks[&xdp_hook().key()],
+            BTreeSet::from([LinkId(4), LinkId(9)])
+        );
+        let undone = journal(&s);
+        assert_eq!(
+            undone[done..].last().map(String::as_str),
+            Some("restore-hook /rt/fs/dispatchers/xdp/7_3"),
+            "undo order: {:?}",
+            &undone[done..]
+        );
     }
 }
 

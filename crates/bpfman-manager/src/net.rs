@@ -38,6 +38,18 @@ pub(crate) fn recorded_iface(n: &NetLinkRecord) -> Iface {
     }
 }
 
+/// Records the kernel link that now attaches a hook in its links' rows: a
+/// hook put back after it was emptied (an undo, a start-up repair) is
+/// attached by a new link, and gc would otherwise take the old id's absence
+/// for a dead link.
+fn record_hook_link(store: &mut Store, key: &HookKey, state: &HookState) -> Result<()> {
+    let n = store.write(|tx| tx.set_hook_kernel_link(key, state.kernel_link_id))?;
+    if n > 0 {
+        tracing::info!(hook = %key, rows = n, "recorded the hook's new kernel link");
+    }
+    Ok(())
+}
+
 /// The recorded links on a hook.
 pub(crate) fn links_on(store: &Store, key: &HookKey) -> Result<Vec<LinkRecord>> {
     store
@@ -168,8 +180,8 @@ impl Manager {
 
     /// Makes a hook run its recorded set again: the undo of
     /// `attach_dispatched` (the link is not recorded) and of a detach.
-    pub(crate) fn restore_hook(&self, store: &Store, hook: &Hook) -> Result<()> {
-        self.apply_hook(
+    pub(crate) fn restore_hook(&self, store: &mut Store, hook: &Hook) -> Result<()> {
+        let state = self.apply_hook(
             store,
             &hook.iface,
             hook.kind,
@@ -177,54 +189,14 @@ impl Manager {
             None,
             &BTreeSet::new(),
         )?;
-        Ok(())
-    }
-
-    /// Makes each of `hooks` run its recorded links minus `skip` (kernel side
-    /// of detaching dispatcher links). On failure the hooks already changed
-    /// run their recorded sets again; after a later failure the caller
-    /// restores them all with [`Manager::restore_hooks`].
-    pub(crate) fn detach_hooks(
-        &self,
-        store: &Store,
-        hooks: &[(NetLinkRecord, XdpMode)],
-        skip: &BTreeSet<LinkId>,
-    ) -> Result<()> {
-        for (done, (n, mode)) in hooks.iter().enumerate() {
-            if let Err(e) =
-                self.apply_hook(store, &recorded_iface(n), n.hook.kind, *mode, None, skip)
-            {
-                self.restore_hooks(store, &hooks[..done]);
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes hooks run their recorded sets again (undo of `detach_hooks`).
-    pub(crate) fn restore_hooks(&self, store: &Store, hooks: &[(NetLinkRecord, XdpMode)]) {
-        for (n, mode) in hooks {
-            if let Err(e) = self.apply_hook(
-                store,
-                &recorded_iface(n),
-                n.hook.kind,
-                *mode,
-                None,
-                &BTreeSet::new(),
-            ) {
-                tracing::error!(
-                    "restoring hook {} failed: {e}; run `bpfman gc --prune`",
-                    n.hook
-                );
-            }
-        }
+        record_hook_link(store, &hook.key(), &state)
     }
 
     /// Start-up repair: every recorded dispatcher hook runs its recorded set
     /// (a no-op when the kernel already does). Returns what was repaired.
     pub fn reconcile_net(&self) -> Result<Vec<String>> {
         let _lock = self.lock.exclusive()?;
-        let store = self.store()?;
+        let mut store = self.store()?;
         let mut seen: BTreeSet<HookKey> = BTreeSet::new();
         let mut repaired = Vec::new();
         for n in store.list_net_links()? {
@@ -244,6 +216,7 @@ impl Manager {
                 &BTreeSet::new(),
             ) {
                 Ok(state) if state.changed => {
+                    record_hook_link(&mut store, &n.hook, &state)?;
                     repaired.push(format!("re-applied hook {} ({})", n.hook, n.iface))
                 }
                 Ok(_) => {}

@@ -24,8 +24,8 @@ use bpfman_core::action::Action;
 use bpfman_core::dispatcher::HookKey;
 use bpfman_core::model::NetLinkRecord;
 use bpfman_core::{
-    KernelProgramInfo, LinkId, LinkRecord, MapRecord, ProgramId, ProgramKind, ProgramRecord,
-    Selector, VolumeRecord,
+    KernelLinkId, KernelProgramInfo, LinkId, LinkRecord, MapRecord, ProgramId, ProgramKind,
+    ProgramRecord, Selector, VolumeRecord,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, FileControl, OpenFlags, Transaction, TransactionBehavior};
@@ -367,6 +367,18 @@ impl StoreTx<'_> {
     /// Records the network hook of a link (after the link row).
     pub fn insert_net_link(&self, n: &NetLinkRecord) -> Result<()> {
         net::insert_net_link(&self.tx, n)
+    }
+
+    /// Records the kernel link that attaches a dispatcher hook (XDP; `None`
+    /// for TC) in the rows of every link on it, which share it: a hook put
+    /// back after it was emptied is attached by a new link. Returns how many
+    /// rows changed.
+    pub fn set_hook_kernel_link(
+        &self,
+        hook: &HookKey,
+        kernel_link_id: Option<KernelLinkId>,
+    ) -> Result<usize> {
+        net::set_hook_kernel_link(&self.tx, hook, kernel_link_id.map(|k| k.get()))
     }
 
     /// Records the kernel facts of a program just loaded (after its row).

@@ -67,6 +67,24 @@ pub(crate) fn insert_net_link(conn: &Connection, n: &NetLinkRecord) -> Result<()
     Ok(())
 }
 
+pub(crate) fn set_hook_kernel_link(
+    conn: &Connection,
+    hook: &HookKey,
+    kernel_link_id: Option<u32>,
+) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE links SET kernel_link_id = ?4 WHERE kernel_link_id IS NOT ?4 AND id IN \
+             (SELECT link_id FROM net_links WHERE hook_kind = ?1 AND netns_ino = ?2 AND ifindex = ?3)",
+        )?
+        .execute(params![
+            hook.kind.as_str(),
+            hook.netns_ino as i64,
+            hook.ifindex,
+            kernel_link_id
+        ])?)
+}
+
 pub(crate) fn net_link(conn: &Connection, link_id: u32) -> Result<Option<NetLinkRecord>> {
     Ok(read(
         conn,

@@ -156,6 +156,65 @@ fn tc_attach_counts_traffic() {
     }
 }
 
+/// An unload that fails after its program and maps were unpinned puts the
+/// pins back before it puts the program back on its hook (which reopens the
+/// program from its pin): the hook runs it again, and it is still managed.
+#[test]
+fn a_failed_unload_leaves_its_hook_running() {
+    if !root_or_skip("a_failed_unload_leaves_its_hook_running") {
+        return;
+    }
+    for (kind, prog, pass, extra) in [
+        ("xdp", "xdp_test", 2, ["--mode", "skb"]),
+        ("tc", "tc_test", 0, ["--direction", "ingress"]),
+    ] {
+        let env = Env::new(Mode::Embedded);
+        let pair = NetPair::new();
+        let ns = pair.path_b().display().to_string();
+        let mut iface = vec!["--iface", "vb", "--netns", &ns];
+        iface.extend(extra);
+        let id = load(&env, prog, 1, pass, None);
+        let r = dispatcher_hook(&env, kind, id, &iface, "20");
+        assert!(r.ok, "{kind}: {}", r.stderr);
+        // The list minus the hook's kernel link, which a hook put back after
+        // it was emptied gets anew (gc below checks the new one is live).
+        let listed = || {
+            let mut l = env.ok_json(&["list"]);
+            for p in l.as_array_mut().unwrap() {
+                for link in p["links"].as_array_mut().unwrap() {
+                    link["kernel_link_id"] = serde_json::Value::Null;
+                }
+            }
+            l
+        };
+        for point in ["unload:unpinned_program", "unload:removed_maps"] {
+            let before = listed();
+            let r = env.run_embedded_env(&["unload", &id.to_string()], &[("BPFMAN_FAULT", point)]);
+            assert!(!r.ok, "{kind} {point}: unload should fail");
+            assert!(
+                !r.stderr.contains("gc --prune"),
+                "{kind} {point}: undo left work for gc: {}",
+                r.stderr
+            );
+            assert_eq!(listed(), before, "{kind} {point}");
+            let n = counts(&env, id, 1);
+            pair.send(0, 3);
+            eventually(&format!("{kind} {point}: the hook still runs it"), || {
+                counts(&env, id, 1) >= n + 3
+            });
+            let gc = env.ok_json(&["gc"]);
+            assert_eq!(
+                gc["items"].as_array().unwrap().len(),
+                0,
+                "{kind} {point}: {gc}"
+            );
+        }
+        env.ok_json(&["unload", &id.to_string()]);
+        no_dispatcher_pins(&env);
+        env.assert_empty();
+    }
+}
+
 /// libbpf's `SEC("tc")` loads as a TC program, attaches directly (the first
 /// program on a hook) and counts; `tc/ingress` and `tcx/egress` attach as TCX
 /// with the direction their section implies (no `--direction`).
