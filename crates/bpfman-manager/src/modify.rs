@@ -92,18 +92,10 @@ impl Manager {
             })?;
             Ok(rec)
         })();
-        match result {
-            Ok(rec) => {
-                undo.commit();
-                self.keep_aya_features();
-                tracing::info!(link = rec.id.get(), program = id.get(), at = %rec.spec.describe(), "attached");
-                self.link_view_of(&store, &rec, &prog.name, &mut Default::default())
-            }
-            Err(e) => {
-                undo.rollback_with(&mut Host::new(self, &mut store));
-                Err(e)
-            }
-        }
+        let rec = finish(undo, result, &mut Host::new(self, &mut store))?;
+        self.keep_aya_features();
+        tracing::info!(link = rec.id.get(), program = id.get(), at = %rec.spec.describe(), "attached");
+        self.link_view_of(&store, &rec, &prog.name, &mut Default::default())
     }
 
     /// Detaches one link.
@@ -375,11 +367,13 @@ pub(crate) fn execute_unload(
     fault(FaultPoint::UnloadRemovedMaps)
 }
 
-fn finish(undo: UndoLog, result: Result<()>, fx: &mut dyn Effects) -> Result<()> {
+/// Commits the undo log on success; on failure rolls it back through `fx`
+/// and says when something is left for gc.
+fn finish<T>(undo: UndoLog, result: Result<T>, fx: &mut dyn Effects) -> Result<T> {
     match result {
-        Ok(()) => {
+        Ok(v) => {
             undo.commit();
-            Ok(())
+            Ok(v)
         }
         Err(e) => {
             let left = undo.rollback_with(fx);

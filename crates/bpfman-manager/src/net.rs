@@ -216,8 +216,15 @@ impl Manager {
                 &BTreeSet::new(),
             ) {
                 Ok(state) if state.changed => {
-                    record_hook_link(&mut store, &n.hook, &state)?;
-                    repaired.push(format!("re-applied hook {} ({})", n.hook, n.iface))
+                    repaired.push(match record_hook_link(&mut store, &n.hook, &state) {
+                        Ok(()) => format!("re-applied hook {} ({})", n.hook, n.iface),
+                        // One hook's row update failing must not stop the
+                        // repair of the others.
+                        Err(e) => format!(
+                            "re-applied hook {} ({}), but recording its kernel link failed: {e}",
+                            n.hook, n.iface
+                        ),
+                    })
                 }
                 Ok(_) => {}
                 Err(e) => repaired.push(format!(
