@@ -13,10 +13,12 @@ mod server;
 mod top;
 mod trim;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+use bpfman_core::model::ProgramView;
 use bpfman_manager::image;
 use bpfman_manager::{Config, ListFilter, Manager, ManagerError};
 use cli::{Cli, Command, GetSub, ImageCommand, ListSub, LoadCommand, TopCommand};
@@ -26,10 +28,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(matches!(cli.command, TopCommand::Run(Command::Serve(_))));
     match run(cli) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
+        Ok(printed) => print(printed),
         Err(e) => {
             // One line to act on; any detail (a verifier log) follows, marked.
             let mut lines = e.message.lines();
@@ -42,29 +41,63 @@ fn main() -> ExitCode {
     }
 }
 
+/// What a command prints when it succeeds.
+enum Printed {
+    /// Text rendered in memory.
+    Text(String),
+    /// `list`: rendered by [`print`], which streams JSON to stdout.
+    Programs(cli::Output, Vec<ProgramView>),
+}
+
+/// Writes a command's output to stdout. A reader that has gone away (`| head`)
+/// ends the command quietly, as with other CLI tools; other write errors fail it.
+fn print(printed: Printed) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let res = match &printed {
+        Printed::Text(s) => stdout.write_all(s.as_bytes()),
+        Printed::Programs(cli::Output::Json, list) => {
+            let mut w = std::io::BufWriter::with_capacity(64 << 10, &mut stdout);
+            render::programs_json_to(list, &mut w).and_then(|()| w.flush())
+        }
+        Printed::Programs(out, list) => stdout.write_all(render::programs(*out, list).as_bytes()),
+    }
+    .and_then(|()| stdout.flush());
+    // The process ends next: freeing a thousand views one allocation at a
+    // time would cost about as much as rendering them did.
+    std::mem::forget(printed);
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn bad(e: bpfman_core::CoreError) -> ManagerError {
     ManagerError::from(e)
 }
 
-fn run(cli: Cli) -> Result<String, ManagerError> {
+fn run(cli: Cli) -> Result<Printed, ManagerError> {
     let out = cli.output;
     let command = match cli.command {
-        TopCommand::Health { socket } => return serve::health(&socket),
+        TopCommand::Health { socket } => return serve::health(&socket).map(Printed::Text),
         TopCommand::Run(c) => c,
     };
     let backend: Box<dyn Ops> = match (&command, &cli.socket) {
         (Command::Serve(a), _) => {
             serve::serve(&cli.runtime_dir, a)?;
-            return Ok(String::new());
+            return Ok(Printed::Text(String::new()));
         }
         // Image commands touch only the registry and the cache: no daemon.
-        (Command::Image(c), _) => return image_command(out, c),
+        (Command::Image(c), _) => return image_command(out, c).map(Printed::Text),
         (_, Some(sock)) => Box::new(remote::Remote::connect(sock)?),
         (_, None) => Box::new(Manager::open(Config::new(&cli.runtime_dir))?),
     };
     let cwd = std::env::current_dir()
         .map_err(|e| ManagerError::internal(format!("cannot read the current directory: {e}")))?;
-    Ok(match command {
+    Ok(Printed::Text(match command {
         Command::Load(LoadCommand::File(a)) => {
             let spec = args::load_file_spec(&a, &cwd).map_err(bad)?;
             render::program_details(out, &backend.load(spec)?, false)
@@ -102,7 +135,7 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
                     selector: args::selector(&l.selector).map_err(bad)?,
                     all: l.all,
                 };
-                render::programs(out, &backend.list(&f)?)
+                return Ok(Printed::Programs(out, backend.list(&f)?));
             }
         },
         Command::Get(g) => match (g.sub, g.id) {
@@ -119,7 +152,7 @@ fn run(cli: Cli) -> Result<String, ManagerError> {
         Command::Serve(_) | Command::Image(_) => {
             unreachable!("handled above")
         }
-    })
+    }))
 }
 
 /// `bpfman image ...`, with the settings and signing policy of bpfman.toml.

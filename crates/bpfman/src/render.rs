@@ -12,24 +12,16 @@ use crate::cli::Output;
 
 /// Renders a value as pretty JSON.
 pub fn json<T: Serialize>(v: &T) -> String {
-    json_sized(v, 0)
-}
-
-/// [`json`] into a buffer of `capacity` bytes up front: a list of a
-/// thousand programs is a megabyte, which grown by doubling is copied over
-/// and over and faulted in page by page.
-fn json_sized<T: Serialize>(v: &T, capacity: usize) -> String {
-    let mut buf = Vec::with_capacity(capacity);
     // Serialising our own plain structs cannot fail; fall back to an error object just in case.
-    match serde_json::to_writer_pretty(&mut buf, v) {
-        Ok(()) => String::from_utf8(buf).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
-        Err(e) => format!("{{\"error\":\"{e}\"}}"),
-    }
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-/// About what one program takes in JSON (the record, its kernel facts and
-/// a link or two): the buffer size [`programs`] starts from.
-const PROGRAM_JSON_BYTES: usize = 1536;
+/// `list -o json` written straight to `w`: the bytes [`programs`] returns,
+/// without holding them all first (a thousand programs are over a megabyte,
+/// which cost more to allocate and fault in than to format).
+pub fn programs_json_to(list: &[ProgramView], w: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(w, list).map_err(std::io::Error::from)
+}
 
 /// A simple left-aligned table.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -73,7 +65,7 @@ fn kv(pairs: &std::collections::BTreeMap<String, String>) -> String {
 /// `list`.
 pub fn programs(out: Output, list: &[ProgramView]) -> String {
     if out == Output::Json {
-        return json_sized(&list, list.len().saturating_mul(PROGRAM_JSON_BYTES));
+        return json(&list);
     }
     let rows: Vec<Vec<String>> = list
         .iter()

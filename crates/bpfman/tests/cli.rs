@@ -583,3 +583,44 @@ fn embedded_and_daemon_stay_consistent() {
     let r = env.run_embedded_env(&["-o", "json", "list"], &[]);
     assert!(r.ok && r.json().as_array().unwrap().is_empty());
 }
+
+/// Output into a pipe whose reader has gone (`bpfman list | head -1` once
+/// head has exited) ends the command quietly with success, as other CLI
+/// tools do, instead of a panic about a broken pipe.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    if !root_or_skip("output_to_a_closed_pipe_ends_quietly") {
+        return;
+    }
+    let env = Env::new(Mode::Embedded);
+    let id = env.load(&[&obj(STATS)])[0].to_string();
+    for args in [
+        &["list", "-o", "json"][..],
+        &["list"][..],
+        &["get", &id, "-o", "json"][..],
+    ] {
+        // No reader at all: every write gets EPIPE, whatever the timing.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = std::process::Command::new(common::bin())
+            .arg("--runtime-dir")
+            .arg(env.runtime())
+            .args(args)
+            .env_remove("BPFMAN_SOCKET")
+            .stdout(writer)
+            .output()
+            .expect("run bpfman");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "bpfman {args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(
+            stderr.is_empty(),
+            "bpfman {args:?} wrote to stderr: {stderr}"
+        );
+    }
+    env.ok_json(&["unload", &id]);
+    env.assert_empty();
+}
