@@ -64,7 +64,7 @@ fn one_shot_heap() {
 enum Printed {
     /// Text rendered in memory.
     Text(String),
-    /// `list`: rendered by [`print`], which streams JSON to stdout.
+    /// `list`: rendered by [`print`] straight to stdout.
     Programs(cli::Output, Vec<ProgramView>),
 }
 
@@ -74,11 +74,10 @@ fn print(printed: Printed) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let res = match &printed {
         Printed::Text(s) => stdout.write_all(s.as_bytes()),
-        Printed::Programs(cli::Output::Json, list) => {
+        Printed::Programs(out, list) => {
             let mut w = std::io::BufWriter::with_capacity(64 << 10, &mut stdout);
-            render::programs_json_to(list, &mut w).and_then(|()| w.flush())
+            render::programs_to(*out, list, &mut w).and_then(|()| w.flush())
         }
-        Printed::Programs(out, list) => stdout.write_all(render::programs(*out, list).as_bytes()),
     }
     .and_then(|()| stdout.flush());
     // The process ends next: freeing a thousand views one allocation at a

@@ -16,13 +16,6 @@ pub fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-/// `list -o json` written straight to `w`: the bytes [`programs`] returns,
-/// without holding them all first (a thousand programs are over a megabyte,
-/// which cost more to allocate and fault in than to format).
-pub fn programs_json_to(list: &[ProgramView], w: &mut impl std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(w, list).map_err(std::io::Error::from)
-}
-
 /// A simple left-aligned table.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -62,11 +55,21 @@ fn kv(pairs: &std::collections::BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// `list`.
-pub fn programs(out: Output, list: &[ProgramView]) -> String {
+/// `list`, written to `w`. JSON is streamed rather than held whole first (a
+/// thousand programs are over a megabyte, which cost more to allocate and
+/// fault in than to format); the table needs every row for its widths.
+pub fn programs_to(
+    out: Output,
+    list: &[ProgramView],
+    w: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     if out == Output::Json {
-        return json(&list);
+        return serde_json::to_writer_pretty(w, list).map_err(std::io::Error::from);
     }
+    w.write_all(programs_table(list).as_bytes())
+}
+
+fn programs_table(list: &[ProgramView]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|p| {
