@@ -28,10 +28,12 @@ pub fn program_info(id: ProgramId) -> Result<Option<KernelProgramInfo>, KernelEr
 /// program costs half a dozen syscalls, and `list` asks for all of them.
 pub fn programs_info(ids: &[ProgramId]) -> Result<Vec<Option<KernelProgramInfo>>, KernelError> {
     const PER_THREAD: usize = 128;
-    let threads = ids.len().div_ceil(PER_THREAD).min(parallelism());
-    if threads <= 1 {
+    // A short list (a load) is read here without asking how many CPUs
+    // there are first: that reads half a dozen cgroup files.
+    if ids.len() <= PER_THREAD || parallelism() == 1 {
         return ids.iter().map(|&id| program_info(id)).collect();
     }
+    let threads = ids.len().div_ceil(PER_THREAD).min(parallelism());
     let chunk = ids.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let parts: Vec<_> = ids
