@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::backend::run_command;
+use crate::backend::{Backend, Cli, STATS_PROGRAM, run_command};
 use crate::error::{BenchError, Result};
 use crate::sandbox::check_stop;
 use crate::stats::Samples;
@@ -176,5 +176,100 @@ impl Floor {
             cmd,
             samples: Samples::new(),
         }
+    }
+}
+
+/// How many rounds [`load_floor`] runs.
+pub const LOAD_FLOOR_REPS: usize = 200;
+
+/// What the load floor measured: three loads of the same object per round,
+/// interleaved, so a drift of the machine touches all three alike.
+#[derive(Debug, Default)]
+pub struct LoadFloor {
+    /// `bpftool prog load OBJ PIN`.
+    pub bpftool: Samples,
+    /// `bpfman-load-floor`: a store-backed load with nothing else (see its
+    /// source).
+    pub floor: Samples,
+    /// `bpfman load file` through the CLI, when the CLI mode runs.
+    pub cli: Samples,
+}
+
+/// The programs the load floor needs: bpftool, `bpfman-load-floor`, and the
+/// CLI (whose loads are unloaded again, untimed, after each round).
+pub struct LoadFloorSetup<'a> {
+    /// The bpftool binary.
+    pub bpftool: &'a Path,
+    /// The `bpfman-load-floor` binary.
+    pub floor_bin: &'a Path,
+    /// The stats object.
+    pub object: &'a Path,
+    /// A bpffs of the bench's own for the pins of bpftool and the floor.
+    pub fs: &'a Path,
+    /// A directory for the floor's store and feature cache.
+    pub work: &'a Path,
+}
+
+/// Runs [`LOAD_FLOOR_REPS`] rounds of: `bpftool prog load`, the floor, and
+/// (with `cli`) `bpfman load file`, each timed as one process. Every load is
+/// undone before the next round: bpftool's and the floor's pins are removed
+/// (which frees their programs and maps), the CLI's program is unloaded.
+pub fn load_floor(s: &LoadFloorSetup<'_>, mut cli: Option<&mut Cli>) -> Result<LoadFloor> {
+    let mut out = LoadFloor::default();
+    let store = s.work.join("floor.db");
+    let features = s.work.join("kernel-features");
+    let store_arg = store.to_string_lossy().into_owned();
+    let features_arg = features.to_string_lossy().into_owned();
+    // Warm-up, not recorded: creates the store and the feature cache, the
+    // way bpfman's first call does.
+    for i in 0..=LOAD_FLOOR_REPS {
+        check_stop()?;
+        let record = i > 0;
+        let pin = s.fs.join(format!("floor_bpftool_{i}"));
+        let mut cmd = Command::new(s.bpftool);
+        cmd.args(["prog", "load"])
+            .arg(s.object)
+            .arg(&pin)
+            .stdin(Stdio::null());
+        timed(record, &mut out.bpftool, || run_command(&mut cmd))?;
+        remove_file(&pin)?;
+
+        let dir = s.fs.join(format!("floor_{i}"));
+        let mut cmd = Command::new(s.floor_bin);
+        cmd.arg(&store_arg)
+            .arg(s.object)
+            .arg(STATS_PROGRAM)
+            .arg(&dir)
+            .arg(&features_arg)
+            .stdin(Stdio::null());
+        let res = timed(record, &mut out.floor, || run_command(&mut cmd));
+        remove_dir(&dir)?;
+        res?;
+
+        if let Some(c) = cli.as_deref_mut() {
+            let mut scratch = Samples::new();
+            let t = if record { &mut out.cli } else { &mut scratch };
+            let id = c.load(t, s.object)?;
+            c.unload(&mut Samples::new(), id)?;
+        }
+    }
+    Ok(out)
+}
+
+fn timed<T>(record: bool, s: &mut Samples, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if record { s.time(f) } else { f() }
+}
+
+fn remove_file(p: &Path) -> Result<()> {
+    std::fs::remove_file(p).map_err(|e| BenchError::io(format!("remove {}", p.display()), e))
+}
+
+/// Removes a floor's pin directory and its pins, if it made one.
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(BenchError::io(format!("remove {}", dir.display()), e))
+        }
+        _ => Ok(()),
     }
 }

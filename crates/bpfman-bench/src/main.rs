@@ -47,6 +47,10 @@ struct Args {
     /// The bpfman binary (default: `bpfman` next to this binary).
     #[arg(long)]
     bpfman: Option<PathBuf>,
+    /// The load floor binary (default: `bpfman-load-floor` next to this
+    /// binary); the load floor phase is skipped when it is missing.
+    #[arg(long)]
+    load_floor: Option<PathBuf>,
     /// The bpftool binary for the baseline.
     #[arg(long, default_value = "/usr/sbin/bpftool")]
     bpftool: PathBuf,
@@ -224,6 +228,32 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         (want_cli || want_grpc).then_some(bpfman.as_path()),
     )?;
     report.phases.push(("process floor".into(), t.elapsed()));
+
+    let t = Instant::now();
+    let floor_bin = match &args.load_floor {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| BenchError::io("find the bench binary", e))?
+            .with_file_name("bpfman-load-floor"),
+    };
+    match (&bpftool_fs, floor_bin.is_file()) {
+        (Some(fs), true) => {
+            progress("load floor");
+            let setup = baseline::LoadFloorSetup {
+                bpftool: &args.bpftool,
+                floor_bin: &floor_bin,
+                object: &object,
+                fs,
+                work: &sb.dir("load-floor")?,
+            };
+            report.load_floor = Some(baseline::load_floor(&setup, cli.as_mut())?);
+            report.phases.push(("load floor".into(), t.elapsed()));
+        }
+        (None, _) => report.load_floor_skipped = Some("no bpftool".into()),
+        (_, false) => {
+            report.load_floor_skipped = Some(format!("no {}", floor_bin.display()));
+        }
+    }
 
     // Interleave the modes per size, so a drift of the machine during the
     // run touches every mode alike and the ratios stay fair.

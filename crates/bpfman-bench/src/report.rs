@@ -56,6 +56,10 @@ pub struct Report {
     pub bpftool: Vec<(usize, Bpftool)>,
     /// Cost of a process that does nothing, per binary.
     pub floor: Vec<crate::baseline::Floor>,
+    /// bpftool, the load floor and the CLI loading the same object, interleaved.
+    pub load_floor: Option<crate::baseline::LoadFloor>,
+    /// Why the load floor was skipped.
+    pub load_floor_skipped: Option<String>,
     /// Why bpftool was skipped.
     pub bpftool_skipped: Option<String>,
     /// Why gRPC was skipped.
@@ -116,6 +120,7 @@ impl Report {
         self.render_drift(&mut s);
         self.render_baseline(&mut s);
         self.render_floor(&mut s);
+        self.render_load_floor(&mut s);
         self.render_grpc(&mut s);
         self.render_csi(&mut s);
         if !self.phases.is_empty() {
@@ -321,6 +326,47 @@ impl Report {
                 ms(x.p99),
                 r(version),
                 r(load)
+            );
+        }
+    }
+
+    fn render_load_floor(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n== Load floor: the same load by three processes, interleaved, same run ==\n\
+             (bpfman-load-floor opens a SQLite store, loads and pins the object with aya\n\
+             and records one row, nothing else: the least any store-backed load process\n\
+             costs here; ratios of p50)"
+        );
+        let Some(f) = &self.load_floor else {
+            let why = self.load_floor_skipped.as_deref().unwrap_or("not run");
+            let _ = writeln!(s, "skipped: {why}");
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "{:<22}{:>7} {:>9} {:>9} {:>9}{:>16}",
+            "command", "count", "mean", "p50", "p99", "/ bpftool load"
+        );
+        let base = f.bpftool.summary().map(|x| x.p50);
+        for (label, samples) in [
+            ("bpftool prog load", &f.bpftool),
+            ("bpfman-load-floor", &f.floor),
+            ("bpfman load (cli)", &f.cli),
+        ] {
+            let Some(x) = samples.summary() else {
+                continue;
+            };
+            let r = base.map_or_else(|| "-".into(), |b| ratio(x.p50, b));
+            let _ = writeln!(
+                s,
+                "{:<22}{:>7} {:>9} {:>9} {:>9}{:>16}",
+                label,
+                x.count,
+                ms(x.mean),
+                ms(x.p50),
+                ms(x.p99),
+                r
             );
         }
     }
