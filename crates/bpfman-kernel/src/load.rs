@@ -96,7 +96,6 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
     // Kernel BTF only where the load needs it: CO-RE relocations, or
     // programs that attach by BTF id.
     let core = parsed.has_btf_relocations();
-    drop(parsed);
     let vmlinux = if req.programs.iter().any(|p| p.kind.is_trampoline()) {
         Some(btf::vmlinux().map_err(|e| {
             KernelError::Unsupported(format!("fentry/fexit programs need the kernel's BTF: {e}"))
@@ -113,7 +112,8 @@ pub fn load(req: &LoadRequest<'_>) -> Result<LoadedObject, KernelError> {
     for (name, path) in &reused {
         loader.map_pin_path(name.as_str(), path.as_path());
     }
-    let mut ebpf = aya_guard(|| loader.load(aya_bytes).map_err(ebpf_error))?;
+    // The object parsed above, not the bytes: one parse per load.
+    let mut ebpf = aya_guard(|| loader.load_parsed(parsed).map_err(ebpf_error))?;
 
     let mut loaded = BTreeMap::new();
     for p in req.programs {

@@ -445,6 +445,15 @@ impl<'a> EbpfLoader<'a> {
     /// # Ok::<(), aya::EbpfError>(())
     /// ```
     pub fn load(&mut self, data: &[u8]) -> Result<Ebpf, EbpfError> {
+        self.load_parsed(Object::parse(data)?)
+    }
+
+    /// Loads an object the caller has already parsed with [`Object::parse`].
+    ///
+    /// bpfman patch: a caller that reads the object's maps and relocations
+    /// before loading (to decide on kernel BTF and map sharing) would
+    /// otherwise have every load parse the ELF twice.
+    pub fn load_parsed(&mut self, mut obj: Object) -> Result<Ebpf, EbpfError> {
         let Self {
             btf,
             default_map_pin_directory,
@@ -455,7 +464,6 @@ impl<'a> EbpfLoader<'a> {
             allow_unsupported_maps,
             map_pin_path_by_name,
         } = self;
-        let mut obj = Object::parse(data)?;
         obj.patch_map_data(globals.clone())?;
 
         let btf_fd = if let Some(features) = &FEATURES.btf() {
