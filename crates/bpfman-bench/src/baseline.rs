@@ -220,10 +220,10 @@ pub fn load_floor(s: &LoadFloorSetup<'_>, mut cli: Option<&mut Cli>) -> Result<L
     let features = s.work.join("kernel-features");
     let store_arg = store.to_string_lossy().into_owned();
     let features_arg = features.to_string_lossy().into_owned();
-    // Warm-up, not recorded: creates the store and the feature cache, the
-    // way bpfman's first call does.
     for i in 0..=LOAD_FLOOR_REPS {
         check_stop()?;
+        // Round 0 is a warm-up, not recorded: it creates the floor's store
+        // and feature cache, as bpfman's first call in a runtime dir does.
         let record = i > 0;
         let pin = s.fs.join(format!("floor_bpftool_{i}"));
         let mut cmd = Command::new(s.bpftool);
