@@ -30,10 +30,15 @@ pub fn programs_info(ids: &[ProgramId]) -> Result<Vec<Option<KernelProgramInfo>>
     const PER_THREAD: usize = 128;
     // A short list (a load) is read here without asking how many CPUs
     // there are first: that reads half a dozen cgroup files.
-    if ids.len() <= PER_THREAD || parallelism() == 1 {
+    let cpus = if ids.len() <= PER_THREAD {
+        1
+    } else {
+        parallelism()
+    };
+    let threads = ids.len().div_ceil(PER_THREAD).min(cpus);
+    if threads <= 1 {
         return ids.iter().map(|&id| program_info(id)).collect();
     }
-    let threads = ids.len().div_ceil(PER_THREAD).min(parallelism());
     let chunk = ids.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let parts: Vec<_> = ids
