@@ -52,7 +52,8 @@ fn the_load_floor_pins_records_and_frees() {
     want.sort_unstable();
     assert_eq!(rows, want);
 
-    // An existing directory is refused, before anything is pinned there.
+    // An existing directory is refused, and what is in it stays: the
+    // failure path removes only a directory the call made itself.
     let out = Command::new(floor)
         .arg(&store)
         .arg(&object)
@@ -61,7 +62,30 @@ fn the_load_floor_pins_records_and_frees() {
         .arg(&features)
         .output()
         .expect("run bpfman-load-floor");
-    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an existing directory was accepted");
+    assert!(stderr.contains("File exists"), "unexpected error: {stderr}");
+    assert!(ids[0].1.join("count_sched_switch").exists());
+    assert!(ids[0].1.join("stats_map").exists());
+    assert!(kernel_has_program(ids[0].0));
+
+    // A pin that fails (a directory outside any bpffs) takes the directory
+    // it made with it.
+    let off_bpffs = rt.path().join("not-bpffs");
+    let out = Command::new(floor)
+        .arg(&store)
+        .arg(&object)
+        .arg("count_sched_switch")
+        .arg(&off_bpffs)
+        .arg(&features)
+        .output()
+        .expect("run bpfman-load-floor");
+    assert!(!out.status.success(), "a pin outside bpffs succeeded");
+    assert!(
+        !off_bpffs.exists(),
+        "the failed load left {}",
+        off_bpffs.display()
+    );
 
     for (id, dir) in ids {
         std::fs::remove_dir_all(&dir).expect("remove the pins");

@@ -72,7 +72,33 @@ fn load(
         .ok_or_else(|| format!("no program {program} in {}", object.display()))?
         .try_into()?;
     prog.load()?;
+    // A directory that exists is refused before anything is pinned in it.
     std::fs::create_dir(dir)?;
+    // From here a failure removes the directory and the pins made in it,
+    // which frees the program and its map, as a failed bpfman load does.
+    let recorded = pin_and_record(&mut ebpf, program, dir, &mut db, store);
+    if recorded.is_err() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let id = recorded?;
+    bpfman_kernel::keep_aya_features(features);
+    Ok(id)
+}
+
+/// Pins the loaded `program` and every map in `dir`, then records the
+/// program in one transaction; checkpoints the WAL past the bound bpfman's
+/// store uses.
+fn pin_and_record(
+    ebpf: &mut aya::Ebpf,
+    program: &str,
+    dir: &Path,
+    db: &mut rusqlite::Connection,
+    store: &Path,
+) -> Result<u32, Error> {
+    let prog: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| format!("no program {program}"))?
+        .try_into()?;
     let pin = dir.join(program);
     prog.pin(&pin)?;
     let id = prog.info()?.id();
@@ -86,9 +112,8 @@ fn load(
     )?;
     tx.commit()?;
     let wal = std::path::PathBuf::from(format!("{}-wal", store.display()));
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 256 << 10) {
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > bpfman_store::WAL_CHECKPOINT_BYTES) {
         db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     }
-    bpfman_kernel::keep_aya_features(features);
     Ok(id)
 }
