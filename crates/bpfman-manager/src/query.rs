@@ -185,6 +185,31 @@ impl Manager {
     /// Programs, managed first (by id), then with `all` the kernel's others.
     pub fn list(&self, f: &ListFilter) -> Result<Vec<ProgramView>> {
         let _lock = self.lock.shared()?;
+        // The kernel's id walk is one syscall per live program (about 1 ms
+        // for a thousand) and needs nothing from the store: it runs on its
+        // own thread while the store is read. Without a thread it runs here.
+        std::thread::scope(|s| {
+            let walk = std::thread::Builder::new()
+                .name("bpfman-ids".into())
+                .spawn_scoped(s, bpfman_kernel::live_program_ids)
+                .ok();
+            self.list_views(f, move || match walk {
+                Some(w) => w
+                    .join()
+                    .map_err(|_| ManagerError::internal("the program id walk panicked"))?
+                    .map_err(Into::into),
+                None => bpfman_kernel::live_program_ids().map_err(Into::into),
+            })
+        })
+    }
+
+    /// [`Manager::list`] under its lock; `live` gives the ids of the
+    /// programs the kernel runs, asked for once the store has been read.
+    fn list_views(
+        &self,
+        f: &ListFilter,
+        live: impl FnOnce() -> Result<std::collections::BTreeSet<ProgramId>>,
+    ) -> Result<Vec<ProgramView>> {
         let store = self.store()?;
         let records = store.list_programs(f.kind, &f.selector)?;
         let mut links_by_prog: BTreeMap<ProgramId, Vec<LinkRecord>> = BTreeMap::new();
@@ -210,7 +235,7 @@ impl Manager {
         // were kept, and with `all` the programs bpfman did not load (a node
         // may run hundreds, so only when they are listed).
         let recorded = store.kernel_infos()?;
-        let live = bpfman_kernel::live_program_ids()?;
+        let live = live()?;
         let unknown: Vec<ProgramId> = if f.all {
             live.iter()
                 .filter(|id| !recorded.contains_key(id))
@@ -230,7 +255,7 @@ impl Manager {
                 .map(|k| (k.id, k))
                 .collect();
         kernel_all.extend(recorded.into_iter().filter(|(id, _)| live.contains(id)));
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(records.len());
         let mut hooks = HookReads::new();
         for p in records {
             if f.kernel_type
