@@ -540,6 +540,48 @@ fn list_all_marks_unmanaged() {
     env.assert_empty();
 }
 
+/// `list` shows the kernel facts recorded at load only for programs the
+/// kernel still runs: a program whose pins were removed behind bpfman's back
+/// stays listed (gc repairs it) but without facts, and the others keep theirs.
+#[test]
+fn list_drops_the_facts_of_a_program_gone_from_the_kernel() {
+    if !root_or_skip("list_drops_the_facts_of_a_program_gone_from_the_kernel") {
+        return;
+    }
+    let env = Env::new(Mode::Embedded);
+    let gone = env.load(&[&obj(STATS)])[0];
+    let kept = env.load(&[&obj(STATS)])[0];
+    let by_id = |list: &serde_json::Value, id: u32| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("program {id} not listed: {list}"))
+    };
+    let list = env.ok_json(&["list"]);
+    assert_eq!(by_id(&list, gone)["kernel"]["id"], gone);
+    let dir = by_id(&list, gone)["record"]["map_pin_path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Its pins held the last references: removing them frees the program.
+    std::fs::remove_dir_all(&dir).unwrap();
+    eventually("the program is freed", || !kernel_has_program(gone));
+
+    let list = env.ok_json(&["list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(by_id(&list, gone)["kernel"].is_null(), "{list}");
+    assert_eq!(by_id(&list, kept)["kernel"]["id"], kept);
+    assert!(by_id(&list, kept)["kernel"]["tag"].as_str().unwrap().len() == 16);
+
+    env.ok_json(&["gc", "--prune"]);
+    let list = env.ok_json(&["list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    env.ok_json(&["unload", &kept.to_string()]);
+    env.assert_empty();
+}
+
 /// The daemon and embedded CLIs on one runtime dir at the same time: the
 /// shared writer lock keeps store, kernel and bpffs in agreement.
 #[test]
