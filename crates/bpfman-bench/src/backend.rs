@@ -13,7 +13,7 @@ use bpfman_api::v1::{
 };
 /// Program ids as the bench passes them between backends: the bare number
 /// every client sees (the in-process backend converts at the manager).
-type ProgramId = u32;
+pub(crate) type ProgramId = u32;
 use bpfman_core::spec::{BytecodeSource, LoadSpec, ProgramRequest};
 use bpfman_manager::{ListFilter, Manager};
 use tonic::transport::Channel;

@@ -22,9 +22,9 @@ use std::time::Instant;
 
 use clap::Parser;
 
-use backend::{Backend, Cli, Grpc, InProcess};
+use backend::{Backend, Cli, Grpc, InProcess, ProgramId};
 use error::{BenchError, Result};
-use report::{Batch, CLI, GRPC, IN_PROCESS, Report};
+use report::{Batch, CLI, DRIFT_MIN_N, DRIFT_PCT, GRPC, IN_PROCESS, Report};
 use sandbox::{Sandbox, check_stop};
 
 /// Benchmark bpfman against bpftool on this machine (run as root).
@@ -164,13 +164,21 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         None
     };
     let mut inproc = InProcess::open(&sb.dir("inproc-runtime")?)?;
-    let mut cli = if want_cli {
-        Some(Cli::new(&bpfman, &sb.dir("cli-runtime")?))
+    // Each mode's second instance, on a store of its own: the
+    // reference of the drift tables (see report::Reference).
+    let mut inproc_ref = InProcess::open(&sb.dir("inproc-ref-runtime")?)?;
+    let (mut cli, mut cli_ref) = if want_cli {
+        (
+            Some(Cli::new(&bpfman, &sb.dir("cli-runtime")?)),
+            Some(Cli::new(&bpfman, &sb.dir("cli-ref-runtime")?)),
+        )
     } else {
-        None
+        (None, None)
     };
     let mut daemon = None;
     let mut grpc = None;
+    let mut daemon_ref = None;
+    let mut grpc_ref = None;
     if want_grpc {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -193,6 +201,7 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
                     .push(("idle, anonymous (RssAnon)".into(), d.anon_kib()?));
                 grpc = Some(Grpc::connect(rt, &d.socket)?);
                 daemon = Some(d);
+                (daemon_ref, grpc_ref) = start_reference_daemon(sb, &bpfman)?;
             }
             daemon::Started::Unavailable(why) => {
                 progress(&format!("gRPC: skipped (daemon not available): {why}"));
@@ -210,10 +219,11 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
     // object; none of it is recorded.
     let t = Instant::now();
     warm_up(&mut inproc, &object)?;
-    if let Some(c) = cli.as_mut() {
+    warm_up(&mut inproc_ref, &object)?;
+    for c in [cli.as_mut(), cli_ref.as_mut()].into_iter().flatten() {
         warm_up(c, &object)?;
     }
-    if let Some(g) = grpc.as_mut() {
+    for g in [grpc.as_mut(), grpc_ref.as_mut()].into_iter().flatten() {
         warm_up(g, &object)?;
     }
     if let Some(fs) = &bpftool_fs {
@@ -268,7 +278,14 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         }
         let t = Instant::now();
         progress(&format!("{IN_PROCESS} N={n}"));
-        let b = run_batch(&mut inproc, IN_PROCESS, &object, n, args, &mut || Ok(()))?;
+        let b = run_batch(
+            (&mut inproc, Some(&mut inproc_ref)),
+            IN_PROCESS,
+            &object,
+            n,
+            args,
+            &mut || Ok(()),
+        )?;
         report.batches.push(b);
         report
             .phases
@@ -277,7 +294,8 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         if let Some(c) = cli.as_mut().filter(|_| n <= args.cli_max) {
             let t = Instant::now();
             progress(&format!("{CLI} N={n}"));
-            let b = run_batch(c, CLI, &object, n, args, &mut || Ok(()))?;
+            let r = cli_ref.as_mut().map(|r| r as &mut dyn Backend);
+            let b = run_batch((c, r), CLI, &object, n, args, &mut || Ok(()))?;
             report.batches.push(b);
             report.phases.push((format!("{CLI} N={n}"), t.elapsed()));
         }
@@ -286,7 +304,8 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
             let t = Instant::now();
             progress(&format!("{GRPC} N={n}"));
             let mut peak = None;
-            let b = run_batch(g, GRPC, &object, n, args, &mut || {
+            let r = grpc_ref.as_mut().map(|r| r as &mut dyn Backend);
+            let b = run_batch((g, r), GRPC, &object, n, args, &mut || {
                 peak = Some((d.rss_kib()?, d.anon_kib()?));
                 Ok(())
             })?;
@@ -317,8 +336,11 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
         drop(grpc);
         report.daemon_stop = Some(d.stop());
     }
+    drop(grpc_ref);
+    drop(daemon_ref);
     drop(daemon);
     drop(inproc);
+    drop(inproc_ref);
 
     if args.no_csi {
         report.csi_skipped = Some("--no-csi".into());
@@ -395,11 +417,129 @@ fn warm_up(b: &mut dyn Backend, object: &Path) -> Result<()> {
     b.unload(t, id)
 }
 
+/// Starts the gRPC mode's reference daemon (a second `bpfman serve` with its
+/// own runtime dir and socket). The drift tables go without a gRPC reference
+/// when it does not come up; the run goes on.
+fn start_reference_daemon(
+    sb: &Sandbox,
+    bpfman: &Path,
+) -> Result<(Option<daemon::Daemon>, Option<Grpc>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::io("start a tokio runtime", e))?;
+    match daemon::start(
+        &rt,
+        bpfman,
+        &sb.dir("grpc-ref-runtime")?,
+        &sb.dir("sock-ref")?.join("bpfman.sock"),
+        &sb.root().join("daemon-ref.log"),
+    )? {
+        daemon::Started::Up(d) => {
+            let g = Grpc::connect(rt, &d.socket)?;
+            Ok((Some(d), Some(g)))
+        }
+        daemon::Started::Unavailable(why) => {
+            progress(&format!("gRPC reference daemon not available: {why}"));
+            Ok((None, None))
+        }
+    }
+}
+
+/// Which drift window call `i` of `n` falls in, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    First,
+    Last,
+}
+
+fn window(i: usize, n: usize) -> Option<Window> {
+    if n < DRIFT_MIN_N {
+        return None;
+    }
+    let w = stats::part(n, DRIFT_PCT);
+    if i < w {
+        Some(Window::First)
+    } else if i >= n - w {
+        Some(Window::Last)
+    } else {
+        None
+    }
+}
+
+/// Which half of a probe a drift table reads.
+#[derive(Debug, Clone, Copy)]
+enum Half {
+    Load,
+    Unload,
+}
+
+/// The reference instance of a batch and the one program it holds between
+/// probes. A probe loads a new program and unloads the one from the probe
+/// before, so each unload removes a program that has sat in the store while
+/// the batch went on, like the batch's own unloads do (an unload right after
+/// its load finds everything in cache and runs faster).
+struct RefStore<'a> {
+    backend: &'a mut dyn Backend,
+    resident: ProgramId,
+}
+
+impl<'a> RefStore<'a> {
+    /// Loads the first resident program (not timed).
+    fn open(backend: &'a mut dyn Backend, object: &Path) -> Result<RefStore<'a>> {
+        let resident = backend.load(&mut stats::Samples::new(), object)?;
+        Ok(RefStore { backend, resident })
+    }
+
+    /// One probe when the call beside it is in window `w`: the `half` that
+    /// the tables read is recorded in `batch.reference`, the other half only
+    /// keeps the store at one program.
+    fn probe(
+        &mut self,
+        w: Option<Window>,
+        half: Half,
+        object: &Path,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let Some(w) = w else { return Ok(()) };
+        let refs = &mut batch.reference;
+        let slot = match (half, w) {
+            (Half::Load, Window::First) => &mut refs.load_first,
+            (Half::Load, Window::Last) => &mut refs.load_last,
+            (Half::Unload, Window::First) => &mut refs.unload_first,
+            (Half::Unload, Window::Last) => &mut refs.unload_last,
+        };
+        let mut unused = stats::Samples::new();
+        let (load, unload) = match half {
+            Half::Load => (slot, &mut unused),
+            Half::Unload => (&mut unused, slot),
+        };
+        let id = self.backend.load(load, object)?;
+        self.backend.unload(unload, self.resident)?;
+        self.resident = id;
+        Ok(())
+    }
+
+    /// Unloads the resident program and checks the store is empty.
+    fn close(self, mode: &str) -> Result<()> {
+        let t = &mut stats::Samples::new();
+        self.backend.unload(t, self.resident)?;
+        let left = self.backend.list(t)?;
+        if left != 0 {
+            return Err(BenchError::Check(format!(
+                "{mode}: the reference store holds {left} programs after its probes"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Loads `n` programs, lists `list_reps` times, gets up to `gets` of them,
 /// calls `at_peak` (still loaded), then unloads them all and checks the
-/// store is empty again.
+/// store is empty again. Beside each load and unload of a drift window, a
+/// probe runs on the reference instance when there is one (see [`RefStore`]).
 fn run_batch(
-    b: &mut dyn Backend,
+    (b, reference): (&mut dyn Backend, Option<&mut dyn Backend>),
     mode: &'static str,
     object: &Path,
     n: usize,
@@ -408,9 +548,25 @@ fn run_batch(
 ) -> Result<Batch> {
     let mut batch = Batch::new(mode, n);
     let mut ids = Vec::with_capacity(n);
-    for _ in 0..n {
+    let mut reference = match reference.filter(|_| n >= DRIFT_MIN_N) {
+        Some(r) => Some(RefStore::open(r, object)?),
+        None => None,
+    };
+    // Beside a call in a window, one probe: before the call and after it in
+    // turns, so that neither side always runs first.
+    let beside = |reference: &mut Option<RefStore>, i, half, batch: &mut Batch| match reference {
+        Some(r) => r.probe(window(i, n), half, object, batch),
+        None => Ok(()),
+    };
+    for i in 0..n {
         check_stop()?;
-        ids.push(b.load(&mut batch.load, object)?);
+        if i % 2 == 1 {
+            beside(&mut reference, i, Half::Load, &mut batch)?;
+            ids.push(b.load(&mut batch.load, object)?);
+        } else {
+            ids.push(b.load(&mut batch.load, object)?);
+            beside(&mut reference, i, Half::Load, &mut batch)?;
+        }
     }
     for _ in 0..args.list_reps {
         check_stop()?;
@@ -426,15 +582,24 @@ fn run_batch(
         b.get(&mut batch.get, id)?;
     }
     at_peak()?;
-    for &id in &ids {
+    for (i, &id) in ids.iter().enumerate() {
         check_stop()?;
-        b.unload(&mut batch.unload, id)?;
+        if i % 2 == 1 {
+            beside(&mut reference, i, Half::Unload, &mut batch)?;
+            b.unload(&mut batch.unload, id)?;
+        } else {
+            b.unload(&mut batch.unload, id)?;
+            beside(&mut reference, i, Half::Unload, &mut batch)?;
+        }
     }
     let left = b.list(&mut stats::Samples::new())?;
     if left != 0 {
         return Err(BenchError::Check(format!(
             "{mode}: list shows {left} programs after unloading all"
         )));
+    }
+    if let Some(r) = reference {
+        r.close(mode)?;
     }
     Ok(batch)
 }
@@ -449,7 +614,7 @@ pub(crate) fn spread<T: Copy>(ids: &[T], k: usize) -> Vec<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::spread;
+    use super::{Window, spread, window};
 
     #[test]
     fn spread_picks_evenly() {
@@ -457,5 +622,24 @@ mod tests {
         assert_eq!(spread(&ids, 20), ids);
         assert_eq!(spread(&ids, 5), vec![0, 2, 4, 6, 8]);
         assert!(spread(&ids, 0).is_empty());
+    }
+
+    #[test]
+    fn drift_windows_match_the_tables_head_and_tail() {
+        // Below the minimum: no windows, no probes.
+        assert!((0..9).all(|i| window(i, 9).is_none()));
+        // 100 calls: 10 first, 10 last, none in between.
+        let w: Vec<_> = (0..100).map(|i| window(i, 100)).collect();
+        assert!(w[..10].iter().all(|x| *x == Some(Window::First)));
+        assert!(w[10..90].iter().all(Option::is_none));
+        assert!(w[90..].iter().all(|x| *x == Some(Window::Last)));
+        // 15 calls: ceil(1.5) = 2 each, as Samples::head_pct takes them.
+        let first = (0..15)
+            .filter(|&i| window(i, 15) == Some(Window::First))
+            .count();
+        let last = (0..15)
+            .filter(|&i| window(i, 15) == Some(Window::Last))
+            .count();
+        assert_eq!((first, last), (2, 2));
     }
 }

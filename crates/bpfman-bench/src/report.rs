@@ -29,6 +29,32 @@ pub struct Batch {
     pub get: Samples,
     /// Unload latencies.
     pub unload: Samples,
+    /// The same operations on a reference store, beside the drift windows.
+    pub reference: Reference,
+}
+
+/// Percent of a batch's loads (and unloads) in each drift window: the first
+/// and the last this much are compared.
+pub const DRIFT_PCT: usize = 10;
+/// Batches smaller than this have no drift windows.
+pub const DRIFT_MIN_N: usize = 10;
+
+/// Calls on a second instance of the batch's mode with its own store, which
+/// holds one program: one load and one unload beside each call in a drift
+/// window, taking turns with it, so that a drift of the machine touches the
+/// window and its reference alike. Their ratio is the cost of the store's
+/// size alone, which the time-apart first and last windows cannot tell from
+/// a machine that got slower in between.
+#[derive(Debug, Default)]
+pub struct Reference {
+    /// Loads into the one-program store beside the first window of loads.
+    pub load_first: Samples,
+    /// Loads into the one-program store beside the last window of loads.
+    pub load_last: Samples,
+    /// Unloads from the two-program store beside the first window of unloads.
+    pub unload_first: Samples,
+    /// Unloads from the two-program store beside the last window of unloads.
+    pub unload_last: Samples,
 }
 
 impl Batch {
@@ -41,6 +67,7 @@ impl Batch {
             list: Samples::new(),
             get: Samples::new(),
             unload: Samples::new(),
+            reference: Reference::default(),
         }
     }
 }
@@ -93,6 +120,32 @@ fn sum_line(s: &mut String, label: &str, x: Option<Summary>) {
             let _ = writeln!(s, "{label}{:>7} {:>9}", 0, "-");
         }
     }
+}
+
+/// Which way a drift table's store moves during the batch.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    /// Loads: the first window runs on a small store, the last at N.
+    Grows,
+    /// Unloads: the first window runs at N, the last on a small store.
+    Shrinks,
+}
+
+/// The cost at N over the cost at a small store, divided by the same ratio
+/// of the reference, which ran at one size all along beside both windows:
+/// what is left is the store size's own effect. None when a median is zero.
+pub fn size_effect(
+    big: Duration,
+    small: Duration,
+    ref_big: Duration,
+    ref_small: Duration,
+) -> Option<f64> {
+    if small.is_zero() || ref_big.is_zero() || ref_small.is_zero() {
+        return None;
+    }
+    let main = big.as_secs_f64() / small.as_secs_f64();
+    let drift = ref_big.as_secs_f64() / ref_small.as_secs_f64();
+    Some(main / drift)
 }
 
 impl Report {
@@ -162,56 +215,107 @@ impl Report {
     fn render_drift(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "\n== Load cost as the store grows: first 10% vs last 10% of each batch (ms) ==\n\
-             (the Nth load should cost about what the 1st did: no full scans per load)"
+            "\n== Load cost as the store grows: first {DRIFT_PCT}% vs last {DRIFT_PCT}% of each batch (ms) ==\n\
+             (the Nth load should cost about what the 1st did: no full scans per load;\n\
+             small = the first loads of the batch, N = the last ones)"
         );
-        self.render_drift_of(s, |b| &b.load, |b| &b.load);
+        self.render_drift_of(s, Direction::Grows);
         let _ = writeln!(
             s,
-            "\n== Unload cost as the store shrinks: first 10% vs last 10% of each batch (ms) ==\n\
-             (unloads run from the oldest program on; bpftool = `rm PIN`)"
+            "\n== Unload cost as the store shrinks: first {DRIFT_PCT}% vs last {DRIFT_PCT}% of each batch (ms) ==\n\
+             (unloads run from the oldest program on, bpftool's are `rm PIN`;\n\
+             N = the first unloads of the batch, small = the last ones)"
         );
-        self.render_drift_of(s, |b| &b.unload, |b| &b.unpin);
+        self.render_drift_of(s, Direction::Shrinks);
+        let _ = writeln!(
+            s,
+            "\nref: a second instance of the same mode with a store of its own, which holds\n\
+             one program. Beside each load or unload of a window it loads a program and\n\
+             unloads the one it loaded before, taking turns with the window's call, so\n\
+             its loads and unloads run at a constant store size and drift with the\n\
+             machine only. size effect = (N / small) / (ref N / ref small): the cost at N\n\
+             over the cost at small with the machine's drift between the two windows\n\
+             taken out. Medians; window = calls in each window (and ref calls beside\n\
+             them); batches with N < {DRIFT_MIN_N} are left out; bpftool has no ref."
+        );
     }
 
-    fn render_drift_of(
-        &self,
-        s: &mut String,
-        op: fn(&Batch) -> &Samples,
-        base: fn(&Bpftool) -> &Samples,
-    ) {
+    fn render_drift_of(&self, s: &mut String, dir: Direction) {
         let _ = writeln!(
             s,
-            "{:<11}{:>6}  {:>6} {:>10} {:>10}   {:>6} {:>10} {:>10}   {:>10}",
-            "mode", "N", "first", "mean", "p50", "last", "mean", "p50", "last/first"
+            "{:<11}{:>6} {:>6} {:>10} {:>10} {:>9} {:>10} {:>10} {:>10} {:>12}",
+            "mode",
+            "N",
+            "window",
+            "small p50",
+            "N p50",
+            "N/small",
+            "ref small",
+            "ref N",
+            "ref N/sm",
+            "size effect"
         );
-        let mut rows: Vec<(&str, usize, &Samples)> =
-            self.batches.iter().map(|b| (b.mode, b.n, op(b))).collect();
-        rows.extend(self.bpftool.iter().map(|(n, x)| ("bpftool", *n, base(x))));
-        for (mode, n, x) in rows {
-            if n < 10 {
+        let none = Samples::new();
+        // (mode, N, calls in order, ref beside the first window, ref beside the last)
+        let mut rows: Vec<(&str, usize, &Samples, &Samples, &Samples)> = self
+            .batches
+            .iter()
+            .map(|b| {
+                let r = &b.reference;
+                match dir {
+                    Direction::Grows => (b.mode, b.n, &b.load, &r.load_first, &r.load_last),
+                    Direction::Shrinks => (b.mode, b.n, &b.unload, &r.unload_first, &r.unload_last),
+                }
+            })
+            .collect();
+        rows.extend(self.bpftool.iter().map(|(n, x)| {
+            let calls = match dir {
+                Direction::Grows => &x.load,
+                Direction::Shrinks => &x.unpin,
+            };
+            ("bpftool", *n, calls, &none, &none)
+        }));
+        let p50 = |x: &Samples| x.summary().map(|x| x.p50);
+        let cell = |x: Option<Duration>| x.map_or_else(|| "-".into(), ms);
+        let r = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => ratio(a, b),
+            _ => "-".into(),
+        };
+        for (mode, n, calls, ref_first, ref_last) in rows {
+            if n < DRIFT_MIN_N {
                 continue;
             }
-            if let (Some(h), Some(t)) = (x.head_pct(10), x.tail_pct(10)) {
-                let _ = writeln!(
-                    s,
-                    "{:<11}{:>6}  {:>6} {:>10} {:>10}   {:>6} {:>10} {:>10}   {:>10}",
-                    mode,
-                    n,
-                    h.count,
-                    ms(h.mean),
-                    ms(h.p50),
-                    t.count,
-                    ms(t.mean),
-                    ms(t.p50),
-                    ratio(t.p50, h.p50)
-                );
-            }
+            let (Some(first), Some(last)) = (
+                calls.head_pct(DRIFT_PCT).map(|x| x.p50),
+                calls.tail_pct(DRIFT_PCT).map(|x| x.p50),
+            ) else {
+                continue;
+            };
+            let (ref_first, ref_last) = (p50(ref_first), p50(ref_last));
+            let (small, big, ref_small, ref_big) = match dir {
+                Direction::Grows => (first, last, ref_first, ref_last),
+                Direction::Shrinks => (last, first, ref_last, ref_first),
+            };
+            let effect = match (ref_big, ref_small) {
+                (Some(rb), Some(rs)) => size_effect(big, small, rb, rs)
+                    .map_or_else(|| "-".into(), |x| format!("{x:.2}x")),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<11}{:>6} {:>6} {:>10} {:>10} {:>9} {:>10} {:>10} {:>10} {:>12}",
+                mode,
+                n,
+                calls.head_pct(DRIFT_PCT).map_or(0, |x| x.count),
+                ms(small),
+                ms(big),
+                ratio(big, small),
+                cell(ref_small),
+                cell(ref_big),
+                r(ref_big, ref_small),
+                effect
+            );
         }
-        let _ = writeln!(
-            s,
-            "(last/first compares medians; batches with N < 10 are left out)"
-        );
     }
 
     fn render_baseline(&self, s: &mut String) {
@@ -448,5 +552,31 @@ impl Report {
         );
         sum_line(s, &format!("{:<12}", "publish"), c.publish.summary());
         sum_line(s, &format!("{:<12}", "unpublish"), c.unpublish.summary());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::size_effect;
+
+    fn ms(x: u64) -> Duration {
+        Duration::from_millis(x)
+    }
+
+    #[test]
+    fn size_effect_takes_out_the_drift_the_reference_saw() {
+        // The machine got 1.5x slower between the windows; the store did nothing.
+        let e = size_effect(ms(15), ms(10), ms(6), ms(4)).unwrap();
+        assert!((e - 1.0).abs() < 1e-9, "{e}");
+        // A steady machine and a store that doubles the cost.
+        let e = size_effect(ms(20), ms(10), ms(4), ms(4)).unwrap();
+        assert!((e - 2.0).abs() < 1e-9, "{e}");
+        // Both at once.
+        let e = size_effect(ms(30), ms(10), ms(6), ms(4)).unwrap();
+        assert!((e - 2.0).abs() < 1e-9, "{e}");
+        assert!(size_effect(ms(1), Duration::ZERO, ms(1), ms(1)).is_none());
+        assert!(size_effect(ms(1), ms(1), ms(1), Duration::ZERO).is_none());
     }
 }

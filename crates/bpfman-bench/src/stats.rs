@@ -59,8 +59,9 @@ impl Samples {
     }
 }
 
-/// How many of `len` samples make `pct` percent (at least one when any).
-fn part(len: usize, pct: usize) -> usize {
+/// How many of `len` samples make `pct` percent (at least one when any): the
+/// size of the windows [`Samples::head_pct`] and [`Samples::tail_pct`] take.
+pub fn part(len: usize, pct: usize) -> usize {
     (len * pct).div_ceil(100).min(len)
 }
 
