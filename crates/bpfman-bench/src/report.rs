@@ -33,6 +33,13 @@ pub struct Batch {
     pub reference: Reference,
 }
 
+/// Daemon RSS label: just started, before any request.
+pub const RSS_IDLE: &str = "idle (just started)";
+/// Daemon RSS label: idle again after the warm-up (one call of each kind).
+pub const RSS_IDLE_WARM: &str = "idle after the warm-up calls";
+/// Daemon RSS label: idle again after every batch.
+pub const RSS_AFTER: &str = "1 s after unloading everything";
+
 /// Percent of a batch's loads (and unloads) in each drift window: the first
 /// and the last this much are compared.
 pub const DRIFT_PCT: usize = 10;
@@ -522,7 +529,21 @@ impl Report {
         if !self.rss.is_empty() {
             let _ = writeln!(s, "\nDaemon RSS (VmRSS):");
             for (when, kib) in &self.rss {
-                let _ = writeln!(s, "  {when:<34} {:>8.1} MiB", *kib as f64 / 1024.0);
+                let _ = writeln!(s, "  {when:<40} {:>8.1} MiB", *kib as f64 / 1024.0);
+            }
+            let kib = |label: &str| {
+                self.rss
+                    .iter()
+                    .find(|(when, _)| when == label)
+                    .map(|(_, k)| *k)
+            };
+            if let Some(after) = kib(RSS_AFTER) {
+                for idle in [RSS_IDLE, RSS_IDLE_WARM] {
+                    if let Some(i) = kib(idle).filter(|&i| i > 0) {
+                        let _ =
+                            writeln!(s, "  {RSS_AFTER} / {idle}: {:.2}x", after as f64 / i as f64);
+                    }
+                }
             }
         }
         if let Some(stop) = &self.daemon_stop {
