@@ -49,9 +49,10 @@ pub const DRIFT_MIN_N: usize = 10;
 /// Calls on a second instance of the batch's mode with its own store, which
 /// holds one program: one load and one unload beside each call in a drift
 /// window, taking turns with it, so that a drift of the machine touches the
-/// window and its reference alike. Their ratio is the cost of the store's
-/// size alone, which the time-apart first and last windows cannot tell from
-/// a machine that got slower in between.
+/// window and its reference alike. The reference's ratio between the two
+/// windows is the machine's drift alone, which [`size_effect`] takes out of
+/// the batch's: the time-apart windows cannot tell a store that grew from a
+/// machine that got slower in between.
 #[derive(Debug, Default)]
 pub struct Reference {
     /// Loads into the one-program store beside the first window of loads.
