@@ -293,12 +293,11 @@ impl Report {
             if n < DRIFT_MIN_N {
                 continue;
             }
-            let (Some(first), Some(last)) = (
-                calls.head_pct(DRIFT_PCT).map(|x| x.p50),
-                calls.tail_pct(DRIFT_PCT).map(|x| x.p50),
-            ) else {
+            let (Some(head), Some(tail)) = (calls.head_pct(DRIFT_PCT), calls.tail_pct(DRIFT_PCT))
+            else {
                 continue;
             };
+            let (first, last) = (head.p50, tail.p50);
             let (ref_first, ref_last) = (p50(ref_first), p50(ref_last));
             let (small, big, ref_small, ref_big) = match dir {
                 Direction::Grows => (first, last, ref_first, ref_last),
@@ -314,7 +313,7 @@ impl Report {
                 "{:<11}{:>6} {:>6} {:>10} {:>10} {:>9} {:>10} {:>10} {:>10} {:>12}",
                 mode,
                 n,
-                calls.head_pct(DRIFT_PCT).map_or(0, |x| x.count),
+                head.count,
                 ms(small),
                 ms(big),
                 ratio(big, small),
