@@ -187,28 +187,25 @@ fn run(args: &Args, sb: &Sandbox, report: &mut Report) -> Result<()> {
     let mut daemon_ref = None;
     let mut grpc_ref = None;
     if want_grpc {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| BenchError::io("start a tokio runtime", e))?;
-        let sock = sb.dir("sock")?.join("bpfman.sock");
-        match daemon::start(
-            &rt,
-            &bpfman,
-            &sb.dir("grpc-runtime")?,
-            &sock,
-            &sb.root().join("daemon.log"),
-        )? {
-            daemon::Started::Up(d) => {
+        match start_daemon(sb, &bpfman, "grpc")? {
+            Ok((d, rt)) => {
                 report.rss.push((RSS_IDLE.into(), d.rss_kib()?));
                 report
                     .rss
                     .push(("idle, anonymous (RssAnon)".into(), d.anon_kib()?));
                 grpc = Some(Grpc::connect(rt, &d.socket)?);
                 daemon = Some(d);
-                (daemon_ref, grpc_ref) = start_reference_daemon(sb, &bpfman)?;
+                // The reference of the drift tables; they go without a gRPC
+                // reference when it does not come up, and the run goes on.
+                match start_daemon(sb, &bpfman, "grpc-ref")? {
+                    Ok((d, rt)) => {
+                        grpc_ref = Some(Grpc::connect(rt, &d.socket)?);
+                        daemon_ref = Some(d);
+                    }
+                    Err(why) => progress(&format!("gRPC reference daemon not available: {why}")),
+                }
             }
-            daemon::Started::Unavailable(why) => {
+            Err(why) => {
                 progress(&format!("gRPC: skipped (daemon not available): {why}"));
                 report.grpc_skipped = Some(why);
             }
@@ -430,33 +427,29 @@ fn warm_up(b: &mut dyn Backend, object: &Path) -> Result<()> {
     b.unload(t, id)
 }
 
-/// Starts the gRPC mode's reference daemon (a second `bpfman serve` with its
-/// own runtime dir and socket). The drift tables go without a gRPC reference
-/// when it does not come up; the run goes on.
-fn start_reference_daemon(
+/// Starts a `bpfman serve` named `name` in the sandbox (runtime dir
+/// `<name>-runtime`, socket in `<name>-sock`, log `<name>.log`) with the
+/// runtime its client will use; `Err(why)` when it is not available.
+fn start_daemon(
     sb: &Sandbox,
     bpfman: &Path,
-) -> Result<(Option<daemon::Daemon>, Option<Grpc>)> {
+    name: &str,
+) -> Result<std::result::Result<(daemon::Daemon, tokio::runtime::Runtime), String>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| BenchError::io("start a tokio runtime", e))?;
-    match daemon::start(
+    let started = daemon::start(
         &rt,
         bpfman,
-        &sb.dir("grpc-ref-runtime")?,
-        &sb.dir("sock-ref")?.join("bpfman.sock"),
-        &sb.root().join("daemon-ref.log"),
-    )? {
-        daemon::Started::Up(d) => {
-            let g = Grpc::connect(rt, &d.socket)?;
-            Ok((Some(d), Some(g)))
-        }
-        daemon::Started::Unavailable(why) => {
-            progress(&format!("gRPC reference daemon not available: {why}"));
-            Ok((None, None))
-        }
-    }
+        &sb.dir(&format!("{name}-runtime"))?,
+        &sb.dir(&format!("{name}-sock"))?.join("bpfman.sock"),
+        &sb.root().join(format!("{name}.log")),
+    )?;
+    Ok(match started {
+        daemon::Started::Up(d) => Ok((d, rt)),
+        daemon::Started::Unavailable(why) => Err(why),
+    })
 }
 
 /// Which drift window call `i` of `n` falls in, if any.
