@@ -6,6 +6,7 @@ mod cli;
 mod logging;
 mod metrics;
 mod ops;
+mod pretty;
 mod remote;
 mod render;
 mod serve;

@@ -13,7 +13,7 @@ use crate::cli::Output;
 /// Renders a value as pretty JSON.
 pub fn json<T: Serialize>(v: &T) -> String {
     // Serialising our own plain structs cannot fail; fall back to an error object just in case.
-    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    crate::pretty::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 /// A simple left-aligned table.
@@ -64,7 +64,7 @@ pub fn programs_to(
     w: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
     if out == Output::Json {
-        return serde_json::to_writer_pretty(w, list).map_err(std::io::Error::from);
+        return crate::pretty::to_writer(w, list).map_err(std::io::Error::from);
     }
     w.write_all(programs_table(list).as_bytes())
 }

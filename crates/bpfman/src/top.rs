@@ -41,7 +41,7 @@ pub fn run(out: Output, backend: &dyn Ops, a: &TopArgs) -> Result<String, Manage
         std::thread::sleep(interval);
         let cur = mark(backend.stats()?);
         let t = top(&prev, &cur, taken.elapsed().as_nanos() as u64);
-        return serde_json::to_string_pretty(&t)
+        return crate::pretty::to_string(&t)
             .map(|s| s + "\n")
             .map_err(|e| ManagerError::internal(format!("cannot encode JSON: {e}")));
     }
