@@ -32,11 +32,16 @@ pub struct BpfmanService {
 }
 
 impl BpfmanService {
-    /// Services over `mgr` (on a tokio runtime: it starts the heap trimmer),
-    /// counting operations into `metrics` when given.
-    pub fn new(mgr: Arc<Manager>, metrics: Option<Arc<Metrics>>, stats_enabled: bool) -> Self {
+    /// Services over `mgr` that poke `trim` after each request, counting
+    /// operations into `metrics` when given.
+    pub fn new(
+        mgr: Arc<Manager>,
+        trim: Trimmer,
+        metrics: Option<Arc<Metrics>>,
+        stats_enabled: bool,
+    ) -> Self {
         BpfmanService {
-            trim: Trimmer::spawn(Arc::clone(&mgr)),
+            trim,
             mgr,
             metrics,
             stats_enabled,
@@ -345,12 +350,13 @@ impl ext::bpfman_ext_server::BpfmanExt for BpfmanService {
 /// The CSI node plugin's volume work, done by the manager.
 pub struct ManagerVolumes {
     mgr: Arc<Manager>,
+    trim: Trimmer,
 }
 
 impl ManagerVolumes {
-    /// A CSI backend over `mgr`.
-    pub fn new(mgr: Arc<Manager>) -> Self {
-        ManagerVolumes { mgr }
+    /// A CSI backend over `mgr` that pokes `trim` after each request.
+    pub fn new(mgr: Arc<Manager>, trim: Trimmer) -> Self {
+        ManagerVolumes { mgr, trim }
     }
 }
 
@@ -371,10 +377,9 @@ fn volume_error(e: ManagerError) -> bpfman_csi::VolumeError {
 impl bpfman_csi::VolumeBackend for ManagerVolumes {
     fn publish(&self, req: &bpfman_csi::PublishRequest) -> Result<(), bpfman_csi::VolumeError> {
         // One request type (bpfman_core::volume) serves both sides.
-        self.mgr
-            .publish_volume(req)
-            .map(|_| ())
-            .map_err(volume_error)
+        let r = self.mgr.publish_volume(req);
+        self.trim.poke();
+        r.map(|_| ()).map_err(volume_error)
     }
 
     fn unpublish(
@@ -382,9 +387,9 @@ impl bpfman_csi::VolumeBackend for ManagerVolumes {
         volume_id: &str,
         target_path: &Path,
     ) -> Result<(), bpfman_csi::VolumeError> {
-        self.mgr
-            .unpublish_volume(volume_id, target_path)
-            .map_err(volume_error)
+        let r = self.mgr.unpublish_volume(volume_id, target_path);
+        self.trim.poke();
+        r.map_err(volume_error)
     }
 
     fn ready(&self) -> Result<(), bpfman_csi::VolumeError> {
