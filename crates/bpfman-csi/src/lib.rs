@@ -35,7 +35,7 @@ mod validate;
 pub use backend::{PublishRequest, VolumeBackend, VolumeError};
 pub use config::{CsiConfig, DEFAULT_DRIVER_NAME, DEFAULT_ENDPOINT, DEFAULT_PODS_DIR};
 pub use error::CsiError;
-pub use server::{SOCKET_MODE, connect, endpoint_path, serve, serve_observed};
+pub use server::{CsiListener, SOCKET_MODE, connect, endpoint_path, serve, serve_observed};
 pub use service::CsiNode;
 
 /// Generated csi.v1 messages, servers (`identity_server`, `node_server`) and

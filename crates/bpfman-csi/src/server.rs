@@ -48,19 +48,46 @@ pub async fn serve<B: VolumeBackend>(
     backend: Arc<B>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CsiError> {
-    serve_observed(endpoint, cfg, backend, None, shutdown).await
+    cfg.validate()?;
+    let listener = CsiListener::bind(endpoint).await?;
+    serve_observed(listener, cfg, backend, None, shutdown).await
 }
 
-/// [`serve`], telling `observer` of every request (for metrics).
+/// The plugin's socket, bound and with its mode set but not yet served, so
+/// that a daemon can refuse to start, or report itself ready, only once the
+/// socket is there. Dropping it removes the socket file.
+#[derive(Debug)]
+pub struct CsiListener {
+    listener: UnixListener,
+    socket: SocketFile,
+}
+
+impl CsiListener {
+    /// Binds `endpoint` as [`serve`] describes.
+    pub async fn bind(endpoint: &Path) -> Result<CsiListener, CsiError> {
+        let (listener, socket) = bind(endpoint).await?;
+        Ok(CsiListener { listener, socket })
+    }
+
+    /// The socket's path.
+    pub fn endpoint(&self) -> &Path {
+        &self.socket.path
+    }
+}
+
+/// [`serve`] on a socket bound beforehand, telling `observer` of every
+/// request (for metrics).
 pub async fn serve_observed<B: VolumeBackend>(
-    endpoint: &Path,
+    listener: CsiListener,
     cfg: CsiConfig,
     backend: Arc<B>,
     observer: Option<bpfman_uds::observe::Observer>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CsiError> {
+    // An invalid config drops `listener`, which removes the socket file.
     cfg.validate()?;
-    let (listener, socket) = bind(endpoint).await?;
+    let CsiListener { listener, socket } = listener;
+    let endpoint = socket.path.clone();
     info!(
         endpoint = %endpoint.display(),
         driver = %cfg.driver_name,
@@ -147,6 +174,7 @@ async fn bind(endpoint: &Path) -> Result<(UnixListener, SocketFile), CsiError> {
 
 /// The socket file this server created. Removing it leaves alone a file that
 /// another process has put in its place since.
+#[derive(Debug)]
 struct SocketFile {
     path: PathBuf,
     dev: u64,

@@ -100,8 +100,20 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
         policy.source
     );
 
+    // The CSI socket is bound here too, like the gRPC one above: health
+    // reports serving only once both exist, and a taken CSI socket refuses
+    // to start instead of stopping a daemon that has reported healthy.
     let csi = if args.csi_support {
-        Some(csi_config(args)?)
+        let (endpoint, cfg) = csi_config(args)?;
+        let listener = bpfman_csi::CsiListener::bind(&endpoint)
+            .await
+            .map_err(|e| {
+                ManagerError::new(
+                    Code::FailedPrecondition,
+                    format!("CSI node plugin on {}: {e}", endpoint.display()),
+                )
+            })?;
+        Some((listener, cfg))
     } else {
         None
     };
@@ -203,13 +215,14 @@ async fn run(runtime_dir: PathBuf, args: &ServeArgs) -> Result<(), ManagerError>
     };
 
     let csi = async {
-        let Some((endpoint, cfg)) = csi else {
+        let Some((listener, cfg)) = csi else {
             return Ok(());
         };
+        let endpoint = listener.endpoint().to_path_buf();
         let backend = Arc::new(ManagerVolumes::new(Arc::clone(&mgr), trim));
         let observer = crate::metrics::observer(metrics_handle.clone(), "csi");
         let r = bpfman_csi::serve_observed(
-            &endpoint,
+            listener,
             cfg,
             backend,
             observer,

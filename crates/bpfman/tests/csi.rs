@@ -291,3 +291,57 @@ async fn kubelet_publishes_maps_to_an_unprivileged_reader() {
     env.ok_json(&["unload", &id.to_string()]);
     env.assert_empty();
 }
+
+/// Health reports serving only once the CSI socket is there too: a kubelet
+/// (or a test) that waits for health can connect to the plugin at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_csi_socket_is_there_once_the_daemon_reports_serving() {
+    if !root_or_skip("the_csi_socket_is_there_once_the_daemon_reports_serving") {
+        return;
+    }
+    let env = Env::with_csi();
+    let ch = bpfman_csi::connect(&env.csi_socket())
+        .await
+        .unwrap_or_else(|e| panic!("CSI socket not served once healthy: {e}"));
+    let info = IdentityClient::new(ch)
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.name, bpfman_csi::DEFAULT_DRIVER_NAME);
+}
+
+/// A CSI endpoint that is taken refuses to start with one line naming it,
+/// before the store opens, and leaves nothing behind (nor the file there).
+#[test]
+fn a_taken_csi_endpoint_refuses_to_start_before_the_store_opens() {
+    if !root_or_skip("a_taken_csi_endpoint_refuses_to_start_before_the_store_opens") {
+        return;
+    }
+    let dir = bpfman_testkit::RuntimeDir::new("bpfman-test-");
+    let endpoint = dir.path().join("csi-plugin/csi.sock");
+    std::fs::create_dir_all(endpoint.parent().unwrap()).unwrap();
+    std::fs::write(&endpoint, "not a socket").unwrap();
+    let socket = dir.path().join("sock/bpfman.sock");
+    let out = bpfman_testkit::Daemon::builder(Path::new(common::bin()), dir.path(), &socket)
+        .csi(&endpoint, &dir.path().join("pods"), "test-node")
+        .into_command()
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("Error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!("CSI node plugin on {}", endpoint.display()))
+            && errors[0].contains("is not a socket"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("db/store.db").exists(),
+        "the store was opened"
+    );
+    assert!(!socket.exists(), "the gRPC socket was left behind");
+    assert_eq!(std::fs::read_to_string(&endpoint).unwrap(), "not a socket");
+}
