@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod logging;
 mod metrics;
+mod nolibs;
 mod ops;
 mod pretty;
 mod remote;
