@@ -346,17 +346,26 @@ const PULL_IF_NOT_PRESENT: i32 = 1;
 /// `map_used_by` holds decimal ids; `links` holds link ids; `map_owner_id` is
 /// set only when the program shares another program's maps; image
 /// credentials are present but empty.
-pub fn program_view_to_v1(view: &ProgramView) -> (Option<v1::ProgramInfo>, v1::KernelProgramInfo) {
+///
+/// Takes the view by value: its strings and maps move into the message, so a
+/// list of a thousand programs copies and frees none of them.
+pub fn program_view_to_v1(view: ProgramView) -> (Option<v1::ProgramInfo>, v1::KernelProgramInfo) {
+    let ProgramView {
+        id,
+        name,
+        record,
+        map_used_by,
+        links,
+        kernel,
+        ..
+    } = view;
     // Without kernel facts (program gone) the view's id and name still identify it.
-    let k = view
-        .kernel
-        .clone()
-        .unwrap_or_else(|| bpfman_core::KernelProgramInfo {
-            name: view.name.clone(),
-            ..Default::default()
-        });
+    let k = kernel.unwrap_or_else(|| bpfman_core::KernelProgramInfo {
+        name,
+        ..Default::default()
+    });
     let mut kernel = v1::KernelProgramInfo {
-        id: view.id.get(),
+        id: id.get(),
         name: k.name,
         program_type: k.program_type,
         loaded_at: k.loaded_at,
@@ -370,40 +379,41 @@ pub fn program_view_to_v1(view: &ProgramView) -> (Option<v1::ProgramInfo>, v1::K
         bytes_memlock: k.bytes_memlock,
         verified_insns: k.verified_insns,
     };
-    let info = view.record.as_ref().map(|r| {
+    let info = record.map(|r| {
         // Dispatcher-attached programs look like EXT to the kernel; clients
         // filter on the logical type, so report that (as upstream does).
         kernel.program_type = r.kind.kernel_prog_type();
-        let location = match &r.source {
-            BytecodeSource::File { path } => Location::File(path.clone()),
+        let map_owner_id = r.shares_maps().then_some(r.map_owner_id.get());
+        let location = match r.source {
+            BytecodeSource::File { path } => Location::File(path),
             BytecodeSource::Image { url, .. } => Location::Image(v1::BytecodeImage {
-                url: url.clone(),
+                url,
                 image_pull_policy: PULL_IF_NOT_PRESENT,
                 username: Some(String::new()),
                 password: Some(String::new()),
             }),
         };
         v1::ProgramInfo {
-            name: r.name.clone(),
+            name: r.name,
             bytecode: Some(v1::BytecodeLocation {
                 location: Some(location),
             }),
-            links: view.links.iter().map(|l| l.id.get()).collect(),
-            global_data: r.global_data.clone(),
-            map_owner_id: r.shares_maps().then_some(r.map_owner_id.get()),
-            map_pin_path: r.map_pin_path.clone(),
-            map_used_by: view.map_used_by.iter().map(ProgramId::to_string).collect(),
-            metadata: r.metadata.clone(),
+            links: links.iter().map(|l| l.id.get()).collect(),
+            global_data: r.global_data,
+            map_owner_id,
+            map_pin_path: r.map_pin_path,
+            map_used_by: map_used_by.iter().map(ProgramId::to_string).collect(),
+            metadata: r.metadata,
         }
     });
     (info, kernel)
 }
 
 /// One `LoadResponse` entry per loaded program.
-pub fn load_response_from_views(views: &[ProgramView]) -> v1::LoadResponse {
+pub fn load_response_from_views(views: Vec<ProgramView>) -> v1::LoadResponse {
     v1::LoadResponse {
         programs: views
-            .iter()
+            .into_iter()
             .map(|v| {
                 let (info, kernel) = program_view_to_v1(v);
                 v1::LoadResponseInfo {
@@ -416,10 +426,10 @@ pub fn load_response_from_views(views: &[ProgramView]) -> v1::LoadResponse {
 }
 
 /// `ListResponse` from program views (already filtered by the caller).
-pub fn list_response_from_views(views: &[ProgramView]) -> v1::ListResponse {
+pub fn list_response_from_views(views: Vec<ProgramView>) -> v1::ListResponse {
     v1::ListResponse {
         results: views
-            .iter()
+            .into_iter()
             .map(|v| {
                 let (info, kernel) = program_view_to_v1(v);
                 v1::list_response::ListResult {
@@ -432,7 +442,7 @@ pub fn list_response_from_views(views: &[ProgramView]) -> v1::ListResponse {
 }
 
 /// `GetResponse` from one program view.
-pub fn get_response_from_view(view: &ProgramView) -> v1::GetResponse {
+pub fn get_response_from_view(view: ProgramView) -> v1::GetResponse {
     let (info, kernel) = program_view_to_v1(view);
     v1::GetResponse {
         info,

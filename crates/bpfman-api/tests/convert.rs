@@ -605,7 +605,7 @@ fn managed_program_view() {
             path: "/opt/x.o".into(),
         },
     );
-    let (info, k) = program_view_to_v1(&view);
+    let (info, k) = program_view_to_v1(view.clone());
     let info = info.unwrap();
     assert_eq!(info.name, "xdp_pass_long_name");
     assert_eq!(
@@ -645,7 +645,7 @@ fn managed_program_view() {
             digest: Some("sha256:00".into()),
         },
     );
-    let (info, k) = program_view_to_v1(&view);
+    let (info, k) = program_view_to_v1(view.clone());
     let info = info.unwrap();
     assert_eq!(info.map_owner_id, Some(12));
     assert_eq!(info.map_used_by, ["12", "21"]);
@@ -663,16 +663,16 @@ fn managed_program_view() {
 
     // Helpers wrap the same pair.
     let views = vec![view.clone()];
-    let l = list_response_from_views(&views);
+    let l = list_response_from_views(views.clone());
     assert_eq!(l.results.len(), 1);
     assert_eq!(l.results[0].kernel_info.as_ref().unwrap().id, 21);
     assert!(l.results[0].info.is_some());
-    let lr = load_response_from_views(&views);
+    let lr = load_response_from_views(views);
     assert_eq!(
         lr.programs[0].info.as_ref().unwrap().name,
         "xdp_pass_long_name"
     );
-    let g = get_response_from_view(&view);
+    let g = get_response_from_view(view);
     assert_eq!(g.kernel_info.unwrap().program_type, 6);
 }
 
@@ -690,7 +690,7 @@ fn unmanaged_and_gone_program_views() {
         kernel: Some(kernel(99, "sd_fw_egress", 8)),
         owned_by: None,
     };
-    let (info, k) = program_view_to_v1(&view);
+    let (info, k) = program_view_to_v1(view.clone());
     assert!(info.is_none());
     assert_eq!(
         (k.id, k.name.as_str(), k.program_type),
@@ -706,7 +706,7 @@ fn unmanaged_and_gone_program_views() {
         },
     );
     gone.kernel = None;
-    let (info, k) = program_view_to_v1(&gone);
+    let (info, k) = program_view_to_v1(gone);
     assert!(info.is_some());
     assert_eq!(
         (k.id, k.name.as_str(), k.program_type),

@@ -147,7 +147,7 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
     ) -> Result<Response<v1::LoadResponse>, Status> {
         let spec = convert::load_spec_from_v1(r.into_inner())?;
         let views = self.load_views(spec).await?;
-        Ok(Response::new(convert::load_response_from_views(&views)))
+        Ok(Response::new(convert::load_response_from_views(views)))
     }
 
     async fn unload(
@@ -206,7 +206,7 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
             all: !r.bpfman_programs_only.unwrap_or(false),
         };
         let views = self.run(move |m| m.list(&f)).await?;
-        Ok(Response::new(convert::list_response_from_views(&views)))
+        Ok(Response::new(convert::list_response_from_views(views)))
     }
 
     async fn pull_bytecode(
@@ -229,7 +229,7 @@ impl v1::bpfman_server::Bpfman for BpfmanService {
     async fn get(&self, r: Request<v1::GetRequest>) -> Result<Response<v1::GetResponse>, Status> {
         let id = r.into_inner().id;
         let view = self.run(move |m| m.get(ProgramId(id))).await?;
-        Ok(Response::new(convert::get_response_from_view(&view)))
+        Ok(Response::new(convert::get_response_from_view(view)))
     }
 }
 
