@@ -156,9 +156,11 @@ impl IdentityRule {
     }
 }
 
-/// `re` compiled to match a whole value, not a part of it.
-fn anchored(re: &str) -> Result<regex::Regex, regex::Error> {
-    regex::Regex::new(&format!("^(?:{re})$"))
+/// `re` compiled to match a whole value, not a part of it. The syntax is
+/// regex-lite's: that of the `regex` crate and RE2 without Unicode classes
+/// (`\p{..}` is refused); `(?i)`, `\w`, `\d` and `\s` are ASCII.
+fn anchored(re: &str) -> Result<regex_lite::Regex, regex_lite::Error> {
+    regex_lite::Regex::new(&format!("^(?:{re})$"))
 }
 
 impl SignaturePolicy {
@@ -480,6 +482,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("does not compile"), "{e}");
+        // Unicode classes are refused when the config is read, not when a
+        // signature is checked.
+        let e = parse_config(
+            "[signing]\nverify = true\n[signing.keyless]\ntrust_root = \"/r\"\n\
+             identity_regexp = \"\\\\p{L}+@example\\\\.com\"\nissuer = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("does not compile") && e.contains("p{L}"), "{e}");
         let e = parse_config("[images]\ncerts_dir = \"certs.d\"\n")
             .unwrap_err()
             .to_string();
@@ -537,6 +548,40 @@ mod tests {
         assert_eq!(
             k.identities[1].matches(&wf, "https://token.actions.githubusercontent.com.evil"),
             None
+        );
+    }
+
+    /// The regexp features a signer rule may use: case-insensitive groups
+    /// and classes (ASCII), alternation, repetition, non-ASCII literals.
+    #[test]
+    fn identity_regexp_syntax() {
+        let rule = |re: &str| IdentityRule {
+            identity_regexp: Some(re.to_string()),
+            issuer: Some("iss".to_string()),
+            ..Default::default()
+        };
+        let one = |s: &str| vec![s.to_string()];
+        let r = rule(r"(?i)release@Example\.COM");
+        r.validate(1).unwrap();
+        assert!(r.matches(&one("RELEASE@example.com"), "iss").is_some());
+        assert!(r.matches(&one("release@example.co"), "iss").is_none());
+        let r = rule(r"\w+-(ci|cd)\d{2}@exampl[eé]\.org");
+        r.validate(1).unwrap();
+        assert!(
+            r.matches(&one("bot_1-cd07@exampl\u{e9}.org"), "iss")
+                .is_some()
+        );
+        assert!(r.matches(&one("bot-qa07@example.org"), "iss").is_none());
+        // An issuer regexp is anchored like an identity one.
+        let r = IdentityRule {
+            identity: Some("a@b".to_string()),
+            issuer_regexp: Some(r"https://[a-z]+\.example\.com".to_string()),
+            ..Default::default()
+        };
+        assert!(r.matches(&one("a@b"), "https://idp.example.com").is_some());
+        assert!(
+            r.matches(&one("a@b"), "https://idp.example.com/x")
+                .is_none()
         );
     }
 
