@@ -126,8 +126,34 @@ CREATE TABLE program_kernel_info (
 ) STRICT;
 "#;
 
+/// Version 4: the eight numeric kernel facts in one column. SQLite and
+/// rusqlite spend about the same on each column read whatever it holds, and
+/// `list` reads these for every program: with a thousand programs, the eight
+/// integer columns cost more than parsing the same numbers from one text.
+const V4: &str = r#"
+CREATE TABLE program_kernel_info_v4 (
+    program_id INTEGER PRIMARY KEY REFERENCES programs(id) ON DELETE CASCADE,
+    name       TEXT    NOT NULL,
+    loaded_at  TEXT    NOT NULL,
+    tag        TEXT    NOT NULL,
+    map_ids    TEXT    NOT NULL,  -- space-separated kernel map ids
+    numbers    TEXT    NOT NULL   -- space-separated, in this order: program_type
+                                  -- gpl_compatible btf_id bytes_xlated jited
+                                  -- bytes_jited bytes_memlock verified_insns
+                                  -- (booleans as 0/1)
+) STRICT;
+INSERT INTO program_kernel_info_v4 (program_id, name, loaded_at, tag, map_ids, numbers)
+    SELECT program_id, name, loaded_at, tag, map_ids,
+           program_type || ' ' || gpl_compatible || ' ' || btf_id || ' ' || bytes_xlated
+             || ' ' || jited || ' ' || bytes_jited || ' ' || bytes_memlock
+             || ' ' || verified_insns
+    FROM program_kernel_info;
+DROP TABLE program_kernel_info;
+ALTER TABLE program_kernel_info_v4 RENAME TO program_kernel_info;
+"#;
+
 /// Every migration step, in order; step `i` takes the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -172,4 +198,56 @@ fn check_not_newer(current: u32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store at version 3 with kernel facts keeps them through the step to 4.
+    #[test]
+    fn kernel_facts_survive_the_step_to_one_numbers_column() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO programs (id, name, kind, section, attach_fn, source, global_data, \
+               map_owner_id, map_pin_path, pin_path, created_at) \
+             VALUES (7, 'p', 'tracepoint', 'tracepoint/a/b', NULL, '{}', '{}', 7, '/m', '/p', 1); \
+             INSERT INTO program_kernel_info VALUES \
+               (7, 'count_sched_swi', 5, '2026-12-07T01:43:20Z', 'd4d950593910dd42', 1, \
+                '107 108', 33, 144, 0, 91, 4096, 11);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let got = crate::facts::kernel_infos(&conn).unwrap();
+        let k = &got[&bpfman_core::ProgramId(7)];
+        assert_eq!(
+            (k.program_type, k.gpl_compatible, k.btf_id, k.bytes_xlated),
+            (5, true, 33, 144)
+        );
+        assert_eq!(
+            (k.jited, k.bytes_jited, k.bytes_memlock, k.verified_insns),
+            (false, 91, 4096, 11)
+        );
+        assert_eq!(
+            (k.name.as_str(), k.loaded_at.as_str(), k.tag.as_str()),
+            (
+                "count_sched_swi",
+                "2026-12-07T01:43:20Z",
+                "d4d950593910dd42"
+            )
+        );
+        assert_eq!(
+            k.map_ids,
+            [bpfman_core::MapId(107), bpfman_core::MapId(108)]
+        );
+        // Still tied to its program.
+        conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM programs WHERE id = 7;")
+            .unwrap();
+        assert!(crate::facts::kernel_infos(&conn).unwrap().is_empty());
+    }
 }
