@@ -406,7 +406,7 @@ fn header(
         }
     ));
     h.push(format!(
-        "sandbox {} (private mount namespace, own bpffs per mode)",
+        "sandbox {} (a tmpfs, as /run is on a node; private mount namespace, own bpffs per mode)",
         root.display()
     ));
 }

@@ -2,6 +2,11 @@
 //! runtime dir, bpffs mount and CSI target it creates, and the guarantee that
 //! all of it is unmounted and removed at the end, on error and on Ctrl-C.
 //!
+//! The directory is a tmpfs of its own: a node's runtime dir is /run/bpfman,
+//! and /run is a tmpfs, so the stores the benchmark measures live where they
+//! do in production (and the disk's writeback stalls of the machine it runs
+//! on, hundreds of milliseconds seen here, stay out of the figures).
+//!
 //! Two layers make cleanup reliable:
 //! - the process first moves into its own mount namespace (private
 //!   propagation), so its mounts never appear on the host and die with the
@@ -87,8 +92,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Creates a fresh `/tmp/bpfman-bench.<pid>.<nanos>` (never reuses one),
-    /// after removing what an earlier run killed by SIGKILL left behind.
+    /// Creates a fresh `/tmp/bpfman-bench.<pid>.<nanos>` (never reuses one)
+    /// with a tmpfs mounted on it, after removing what an earlier run killed
+    /// by SIGKILL left behind. Call it inside the private mount namespace.
     pub fn create() -> Result<Sandbox> {
         sweep_stale();
         let nanos = SystemTime::now()
@@ -99,10 +105,25 @@ impl Sandbox {
             std::env::temp_dir().join(format!("bpfman-bench.{}.{nanos:09}", std::process::id()));
         std::fs::create_dir(&root)
             .map_err(|e| BenchError::io(format!("create {}", root.display()), e))?;
-        Ok(Sandbox {
+        // Owned from here: a failed mount still removes the directory.
+        let sb = Sandbox {
             root,
             cleaned: false,
-        })
+        };
+        mount(
+            Some("tmpfs"),
+            &sb.root,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+        )
+        .map_err(|e| {
+            BenchError::Setup(format!(
+                "cannot mount a tmpfs at {}: {e}",
+                sb.root.display()
+            ))
+        })?;
+        Ok(sb)
     }
 
     /// The root directory.
