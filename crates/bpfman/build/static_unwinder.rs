@@ -27,6 +27,12 @@ pub fn link() {
     if os != "linux" || env != "gnu" || features.split(',').any(|f| f == "crt-static") {
         return;
     }
+    // `cc` is the host's compiler: its libgcc_eh.a is for the host, so a
+    // cross build keeps the target toolchain's libgcc_s.
+    if std::env::var("TARGET").ok() != std::env::var("HOST").ok() {
+        println!("cargo:warning=cross build: linking libgcc_s");
+        return;
+    }
     let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
         return;
     };
