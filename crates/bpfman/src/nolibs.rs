@@ -1,16 +1,18 @@
-//! What keeps libm.so.6 out of the process (libgcc_s: see build.rs).
+//! What keeps libm.so.6 out of the process (libgcc_s: see
+//! build/static_unwinder.rs).
 //!
 //! The binary calls one libm function, `pow` (tokio's scheduler statistics),
 //! and for that one symbol every `bpfman` process made the dynamic loader
 //! map and relocate libm.so.6: about 0.1 ms of each CLI call on this
 //! project's VMs. Defined here, the symbol resolves inside the binary and the
-//! linker (`--as-needed`) drops libm.so.6. A test in tests/cli.rs checks what
-//! the binary needs.
+//! linker (`--as-needed`) drops libm.so.6. tests/startup.rs checks what the
+//! binary needs.
 
-/// C's `pow(x, y)`, for the calls `f64::powf` compiles to; the pure-Rust
-/// port of musl's implementation (the `libm` crate), accurate to within one
-/// ulp like glibc's. Not exported for dynamic linking: an executable's
-/// symbols are not, unless a shared library refers to them.
+/// C's `pow(x, y)`, for the calls `f64::powf` compiles to: the `libm` crate's
+/// port of musl's implementation, within one ulp (glibc's is correctly
+/// rounded; tokio computes a decay factor with it). Not exported for dynamic
+/// linking: an executable's symbols are not, unless a shared library refers
+/// to them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[unsafe(no_mangle)]
 pub extern "C" fn pow(x: f64, y: f64) -> f64 {
