@@ -141,12 +141,7 @@ mod tests {
     fn a_bad_numbers_column_is_corrupt_not_a_panic() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::schema::migrate(&mut conn).unwrap();
-        conn.execute_batch(
-            "INSERT INTO programs (id, name, kind, section, attach_fn, source, global_data, \
-               map_owner_id, map_pin_path, pin_path, created_at) \
-             VALUES (7, 'p', 'tracepoint', 'tracepoint/a/b', NULL, '{}', '{}', 7, '/m', '/p', 1);",
-        )
-        .unwrap();
+        conn.execute_batch(crate::test_rows::PROGRAM_7).unwrap();
         for (numbers, what) in [
             ("5 1 33 144 0 91 4096", "fewer than 8"),
             ("5 1 33 144 0 91 4096 11 12", "more than 8"),

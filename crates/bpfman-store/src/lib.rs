@@ -453,3 +453,12 @@ impl StoreTx<'_> {
         queries::program_count(&self.tx)
     }
 }
+
+/// Rows the unit tests of several modules insert.
+#[cfg(test)]
+mod test_rows {
+    /// Program 7, a tracepoint, in the `programs` table (unchanged since V1).
+    pub(crate) const PROGRAM_7: &str = "INSERT INTO programs (id, name, kind, section, \
+        attach_fn, source, global_data, map_owner_id, map_pin_path, pin_path, created_at) \
+        VALUES (7, 'p', 'tracepoint', 'tracepoint/a/b', NULL, '{}', '{}', 7, '/m', '/p', 1);";
+}

@@ -212,11 +212,9 @@ mod tests {
             conn.execute_batch(step).unwrap();
         }
         conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(crate::test_rows::PROGRAM_7).unwrap();
         conn.execute_batch(
-            "INSERT INTO programs (id, name, kind, section, attach_fn, source, global_data, \
-               map_owner_id, map_pin_path, pin_path, created_at) \
-             VALUES (7, 'p', 'tracepoint', 'tracepoint/a/b', NULL, '{}', '{}', 7, '/m', '/p', 1); \
-             INSERT INTO program_kernel_info VALUES \
+            "INSERT INTO program_kernel_info VALUES \
                (7, 'count_sched_swi', 5, '2026-12-07T01:43:20Z', 'd4d950593910dd42', 1, \
                 '107 108', 33, 144, 0, 91, 4096, 11);",
         )
